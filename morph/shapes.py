@@ -425,7 +425,7 @@ def enumerate_shapes(
     d_model_min: int = 64,
     d_model_max: int = 16384,
     n_layers_max: int = 256,
-    n_heads: int | None = 16,
+    n_heads: int | None = None,
     head_dim: int | None = None,
     vocab: int = VOCAB_SIZE,
 ) -> ShapeGrid:
@@ -444,8 +444,8 @@ def enumerate_shapes(
     n_layers_max : int
         Deepest shape considered (blocks).
     n_heads : int, optional
-        Fixed number of query heads (the paper kept 16 at 1B); widths it does
-        not divide are skipped.
+        Fixed number of query heads; widths it does not divide are skipped.
+        Defaults to 16, as the paper kept at 1B, unless ``head_dim`` is given.
     head_dim : int, optional
         Instead of a fixed head count, a fixed head width: ``n_heads = d_model /
         head_dim`` and widths it does not divide are skipped.
@@ -468,8 +468,12 @@ def enumerate_shapes(
         )
     if d_model_step < 1 or d_model_min < 1 or d_model_max < d_model_min or n_layers_max < 1:
         raise ShapeError("width grid and depth limit must be positive with d_model_min <= d_model_max")
-    if (n_heads is None) == (head_dim is None):
-        raise ShapeError("give exactly one of n_heads or head_dim")
+    if n_heads is not None and head_dim is not None:
+        raise ShapeError("give n_heads or head_dim, not both")
+    if n_heads is None and head_dim is None:
+        n_heads = 16
+    if (n_heads is not None and n_heads < 1) or (head_dim is not None and head_dim < 1):
+        raise ShapeError("n_heads and head_dim must be positive")
     start = -(-d_model_min // d_model_step) * d_model_step
     widths = np.arange(start, d_model_max + 1, d_model_step, dtype=np.int64)
     if n_heads is not None:
