@@ -161,7 +161,19 @@ def read_table(source: Source, name: str | None = None) -> pd.DataFrame:
                 f"{label}: row {i} has {len(row)} fields but the header has {len(header)} "
                 f"(is the delimiter {sep!r} right?)"
             )
-    return pd.DataFrame([[c.strip() for c in r] for r in body], columns=header, dtype=str)
+    frame = pd.DataFrame([[c.strip() for c in r] for r in body], columns=header, dtype=str)
+    return _numeric_where_possible(frame)
+
+
+def _numeric_where_possible(frame: pd.DataFrame) -> pd.DataFrame:
+    # Columns whose every cell is a number become numbers (flags, labels of
+    # shape), so users can filter the table as they would any DataFrame; the
+    # rest stay text and the validators report their first bad cell.
+    for column in frame.columns:
+        converted = pd.to_numeric(frame[column], errors="coerce")
+        if converted.notna().all():
+            frame[column] = converted
+    return frame
 
 
 def to_numeric(values: pd.Series, column: str, label: str = "the table", positive: bool = True) -> np.ndarray:
@@ -197,14 +209,17 @@ def to_numeric(values: pd.Series, column: str, label: str = "the table", positiv
     return numbers
 
 
-def _find_column(frame: pd.DataFrame, canonical: str) -> str | None:
+def _find_columns(frame: pd.DataFrame, canonical: str) -> list[str]:
+    # N and D must match exactly (a column "n" or "d" could mean anything);
+    # the longer aliases match regardless of case.
     lower = {c.lower(): c for c in frame.columns}
+    found = []
     for alias in _ALIASES[canonical]:
         if alias in frame.columns:
-            return alias
-        if alias.lower() in lower and len(alias) > 1:
-            return lower[alias.lower()]
-    return None
+            found.append(alias)
+        elif len(alias) > 1 and alias.lower() in lower:
+            found.append(lower[alias.lower()])
+    return found
 
 
 def validate_runs(frame: pd.DataFrame, label: str = "the table", require_aspect_ratio: bool = False) -> pd.DataFrame:
@@ -221,13 +236,13 @@ def validate_runs(frame: pd.DataFrame, label: str = "the table", require_aspect_
     frame = frame.copy()
     missing = []
     for canonical in ("N", "D", "loss"):
-        found = _find_column(frame, canonical)
-        if found is None:
+        found = _find_columns(frame, canonical)
+        if not found:
             missing.append(" or ".join(_ALIASES[canonical][:2]) if canonical != "loss" else "loss")
-        elif found != canonical:
-            if canonical in frame.columns:
-                raise DataError(f"{label} has both {canonical!r} and its alias {found!r}; keep one")
-            frame = frame.rename(columns={found: canonical})
+        elif len(found) > 1:
+            raise DataError(f"{label} has both {found[0]!r} and its alias {found[1]!r}; keep one")
+        elif found[0] != canonical:
+            frame = frame.rename(columns={found[0]: canonical})
     if missing:
         raise DataError(f"{label} is missing the column(s) {', '.join(missing)}")
     for column in ("N", "D", "loss"):
