@@ -384,6 +384,20 @@ def _validate_fit(fit: Sequence[str], fixed: Mapping[str, float]) -> tuple[str, 
     return names
 
 
+_RANGES = {"c_fixed_s": (0.0, False, math.inf), "c_layer_s": (0.0, False, math.inf), "eta_bw": (0.0, True, 1.0),
+           "eta_flops": (0.0, True, 1.0), "overlap_p": (1.0, False, math.inf)}
+"""Physical range of each coefficient: (low, low excluded, high)."""
+
+
+def _check_fixed(values: Mapping[str, float]) -> None:
+    for name, value in values.items():
+        low, open_low, high = _RANGES[name]
+        inside = math.isfinite(value) and (value > low if open_low else value >= low) and value <= high
+        if not inside:
+            interval = f"{'(' if open_low else '['}{low:g}, {high:g}{']' if math.isfinite(high) else ')'}"
+            raise LatencyError(f"fixed {name} = {value:g} is outside its physical range {interval}")
+
+
 def _coefficient_set(names: Sequence[str], x: np.ndarray, fixed: Mapping[str, float]) -> Calibration:
     values = dict(fixed)
     values.update({name: float(v) * _SCALE[name] for name, v in zip(names, x)})
@@ -509,7 +523,7 @@ def calibrate(
         raise LatencyError(f"{len(names)} coefficients cannot be fitted to {len(frame)} measurement(s)")
     prior = priors(device)
     held = {k: float(fixed.get(k, prior[k])) for k in COEFFICIENTS if k not in names}
-    Calibration(name="check", hardware=device.name, **{**prior, **held})  # validates the fixed values
+    _check_fixed(held)
     work = _workload_for(frame, device)
     measured = frame["latency_s"].to_numpy(dtype=np.float64)
     result = _fit(work, measured, names, held, prior)
@@ -603,9 +617,9 @@ def leave_one_out(
     frame = _as_measurements(measurements)
     device = _hardware_for(frame, hardware)
     names = _validate_fit(tuple(fit), dict(fixed or {}))
-    if len(frame) - 1 <= len(names) - 1 or len(frame) < 2:
+    if len(frame) <= len(names):
         raise LatencyError(
-            f"leave-one-out needs more measurements than coefficients to fit plus one "
+            f"leave-one-out needs more measurements than coefficients to fit "
             f"({len(frame)} measurement(s), {len(names)} coefficient(s))"
         )
     predictions = np.empty(len(frame))

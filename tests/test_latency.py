@@ -182,6 +182,8 @@ def test_overlap_combines_host_and_device_time():
     values = overlap(np.array([1e-3, 1e-3]), np.array([1e-4, 2e-3]), 8)
     assert values[0] == pytest.approx(1e-3 * (1 + 0.1**8) ** (1 / 8))
     assert values[1] == pytest.approx(2e-3 * (1 + 0.5**8) ** (1 / 8))
+    with pytest.raises(LatencyError, match="p must be >= 1"):
+        overlap(1.0, 1.0, 0.5)
 
 
 def test_streamed_parameters_are_morphs_parameter_count_without_the_input_embedding():
@@ -499,7 +501,9 @@ def test_leave_one_out_needs_spare_rows():
 @pytest.mark.parametrize(
     "kwargs, message",
     [({"fit": ("speed",)}, "unknown coefficient"), ({"fit": ("eta_bw",), "fixed": {"eta_bw": 0.5}}, "both fitted"),
-     ({"fit": ("c_fixed_s",), "fixed": {"eta_bw": 2.0}}, "eta_bw"), ({"fit": ()}, "at least one")],
+     ({"fit": ("c_fixed_s",), "fixed": {"eta_bw": 2.0}}, r"fixed eta_bw = 2 is outside its physical range \(0, 1\]"),
+     ({"fit": ("c_fixed_s",), "fixed": {"overlap_p": 0.5}}, r"overlap_p = 0.5 is outside"),
+     ({"fit": ()}, "at least one")],
 )
 def test_calibrate_rejects_bad_requests(kwargs, message):
     with pytest.raises(LatencyError, match=message):
