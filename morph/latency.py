@@ -68,7 +68,7 @@ The roofline floor (:func:`roofline_latency`) is the same call with ``eta = 1``
 and no host time: a lower bound no prediction goes below.
 
 Everything is vectorised: shapes, batch and token counts broadcast as numpy
-arrays, and 100,000 shapes take about 5 ms (float32 arithmetic, see
+arrays, and 100,000 shapes take 5-7 ms on two cores (float32 arithmetic, see
 :data:`PRECISION`).
 """
 

@@ -406,6 +406,8 @@ def test_shipped_a100_calibration_is_made_from_the_two_published_timings():
     shipped = load_calibration(A100_CALIBRATION)
     rebuilt = calibrate_published_a100()
     assert rebuilt.calibration.coefficients == pytest.approx(shipped.coefficients, rel=1e-9)
+    for text in ("name", "hardware", "framework", "protocol", "source", "notes", "provenance", "fitted"):
+        assert getattr(rebuilt.calibration, text) == getattr(shipped, text), text
     assert shipped.fitted == ("c_fixed_s", "c_layer_s")
     assert (shipped.eta_bw, shipped.eta_flops, shipped.overlap_p) == (0.7, 0.5, 8.0)
     assert shipped.n_measurements == 2 and shipped.fit_max_error < 1e-9
