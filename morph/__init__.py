@@ -8,12 +8,16 @@ The package is a set of pure functions over numpy arrays, one concept per module
 - :mod:`morph.fitting` (with :mod:`morph.robust`): fitting laws to runs, the paper's method
   and a robust Huber fit;
 - :mod:`morph.metrics`: MSE, R^2, relative error, rank correlation;
-- :mod:`morph.data`: the shipped datasets and validation of user tables.
+- :mod:`morph.data`: the shipped datasets and validation of user tables;
+- :mod:`morph.latency` (with :mod:`morph.hardware` and :mod:`morph.calibration`): generation
+  latency per shape from host overhead and the roofline, hardware presets, calibration from timings.
 """
 
+from .calibration import calibrate, leave_one_out, load_measurements
 from .data import load_candidates, load_models_1b, load_runs, load_sweep_shapes
 from .errors import DataError, FitError, LatencyError, MorphError, SelectionError, ShapeError
 from .fitting import FitResult, fit
+from .hardware import Hardware, get_hardware, hardware_presets
 from .laws import (
     PRESETS,
     ChinchillaLaw,
@@ -23,6 +27,7 @@ from .laws import (
     UShapedLaw,
     preset,
 )
+from .latency import Calibration, LatencyPrediction, load_calibration, predict_latency, roofline_latency
 from .metrics import Metrics, evaluate
 from .shapes import (
     Shape,
@@ -37,13 +42,16 @@ from .shapes import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Calibration",
     "ChinchillaLaw",
     "ComputeOptimal",
     "DataError",
     "FitError",
     "FitResult",
+    "Hardware",
     "InferenceEfficientLaw",
     "LatencyError",
+    "LatencyPrediction",
     "Metrics",
     "MorphError",
     "PRESETS",
@@ -54,15 +62,23 @@ __all__ = [
     "ShapeGrid",
     "UShapedLaw",
     "aspect_ratio",
+    "calibrate",
     "enumerate_shapes",
     "evaluate",
     "fit",
+    "get_hardware",
+    "hardware_presets",
     "inference_flops_per_token",
+    "leave_one_out",
+    "load_calibration",
     "load_candidates",
+    "load_measurements",
     "load_models_1b",
     "load_runs",
     "load_sweep_shapes",
     "parameter_count",
+    "predict_latency",
     "preset",
+    "roofline_latency",
     "training_flops",
 ]

@@ -14,12 +14,12 @@ import sys
 from typing import Sequence
 
 from ..errors import MorphError
-from . import fit
+from . import fit, latency
 
 __all__ = ["main", "build_parser"]
 
 #: Subcommand modules, in the order ``morph --help`` lists them.
-COMMANDS = [fit]
+COMMANDS = [fit, latency]
 
 
 def build_parser() -> argparse.ArgumentParser:

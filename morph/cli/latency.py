@@ -1,0 +1,252 @@
+"""``morph latency``: predicted generation time per shape, calibration from timings, the CPU probe.
+
+Three forms::
+
+    morph latency --shape 24x2048 --shape 12x3072 [--hardware a100-40gb] [--json]
+    morph latency calibrate MEASUREMENTS.csv [--hardware cpu] [--save NAME] [--json]
+    morph latency probe-cpu
+
+The first is the default (no subcommand word); ``calibrate`` and
+``probe-cpu`` are optional subcommands of ``latency``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..calibration import DEFAULT_FIT, calibrate, leave_one_out, load_measurements
+from ..errors import LatencyError
+from ..hardware import DTYPES, HARDWARE_COLUMNS, get_hardware, hardware_csv_row, probe_cpu
+from ..latency import COEFFICIENTS, predict_latency, resolve_calibration
+from ..shapes import Shape, parse_shape
+from .common import positive_int, print_json
+
+__all__ = ["add_parser", "run", "run_calibrate", "run_probe"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "latency",
+        help="predict generation latency per shape, or calibrate the latency model",
+        description=(
+            "Predict the wall time of one generate call (prefill plus decode) for each shape on a hardware "
+            "preset, with the hardware's default calibration unless one is named. "
+            "`morph latency calibrate FILE.csv` fits a calibration to measured timings; "
+            "`morph latency probe-cpu` measures this machine for the cpu preset."
+        ),
+    )
+    parser.add_argument("--shape", action="append", default=[], metavar="LxD[xH]",
+                        help="shape as LAYERSxWIDTH or LAYERSxWIDTHxHEADS, e.g. 12x3072; repeat for more")
+    parser.add_argument("--hardware", default="a100-40gb", help="hardware preset (default a100-40gb)")
+    parser.add_argument("--calibration", help="calibration name or JSON file (default: the hardware's own)")
+    parser.add_argument("--batch", type=positive_int(), default=1, help="sequences per call (default 1)")
+    parser.add_argument("--input-tokens", type=positive_int(), default=128, help="prompt tokens (default 128)")
+    parser.add_argument("--output-tokens", type=positive_int(), default=256, help="generated tokens (default 256)")
+    parser.add_argument("--dtype", choices=DTYPES, default="bf16", help="weights and cache dtype (default bf16)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.set_defaults(handler=run)
+
+    actions = parser.add_subparsers(dest="latency_command", metavar="{calibrate,probe-cpu}")
+    fit = actions.add_parser(
+        "calibrate",
+        help="fit the latency model to measured timings",
+        description=(
+            "Fit the latency model's coefficients to a CSV of timings (columns n_layers, d_model, batch, "
+            "input_tokens, output_tokens, latency_s; optional leading '# key: value' provenance lines) and "
+            "report each row's leave-one-out error."
+        ),
+    )
+    fit.add_argument("measurements", help="CSV of generate timings")
+    fit.add_argument("--hardware", help="hardware preset the timings were taken on (default: from the file)")
+    fit.add_argument("--fit", default=",".join(DEFAULT_FIT), metavar="NAMES",
+                     help=f"comma-separated coefficients to fit, from {', '.join(COEFFICIENTS)} "
+                          f"(default {','.join(DEFAULT_FIT)})")
+    fit.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
+                     help="fix a coefficient that is not fitted, e.g. overlap_p=1; repeatable")
+    fit.add_argument("--save", metavar="NAME", help="save as data/calibrations/NAME.json (or to a .json path)")
+    fit.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
+    fit.set_defaults(handler=run_calibrate)
+
+    probe = actions.add_parser(
+        "probe-cpu",
+        help="measure this machine's memory bandwidth and fp32 throughput",
+        description="Measure this CPU with numpy and print its row for data/hardware.csv.",
+    )
+    probe.add_argument("--json", action="store_true", help="print one JSON object instead of a CSV row")
+    probe.set_defaults(handler=run_probe)
+
+
+# --- predictions ------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.shape:
+        raise LatencyError("give at least one --shape, e.g. --shape 12x3072 (or run `morph latency calibrate FILE`)")
+    shapes = [parse_shape(text) for text in args.shape]
+    hardware = get_hardware(args.hardware)
+    calibration = resolve_calibration(args.calibration, hardware)
+    prediction = predict_latency(
+        np.array([s.n_layers for s in shapes]),
+        np.array([s.d_model for s in shapes]),
+        np.array([s.n_heads for s in shapes]),
+        hardware=hardware,
+        calibration=calibration,
+        batch=args.batch,
+        input_tokens=args.input_tokens,
+        output_tokens=args.output_tokens,
+        dtype=args.dtype,
+    )
+    rows = [_row(shape, prediction, i) for i, shape in enumerate(shapes)]
+    if args.json:
+        print_json(
+            {
+                "hardware": hardware.name,
+                "hardware_label": hardware.label,
+                "calibration": calibration.name,
+                "calibration_hardware": calibration.hardware,
+                "batch": args.batch,
+                "input_tokens": args.input_tokens,
+                "output_tokens": args.output_tokens,
+                "dtype": args.dtype,
+                "shapes": rows,
+            }
+        )
+        return 0
+    print(f"{hardware.label} [{hardware.name}], calibration {calibration.name}")
+    if calibration.hardware != hardware.name:
+        print(f"(host coefficients fitted on {calibration.hardware}, transferred with this hardware's datasheet)")
+    print(f"batch {args.batch}, {args.input_tokens} input + {args.output_tokens} output tokens, {args.dtype}")
+    print()
+    header = f"{'shape':<12}{'params':>9}{'latency s':>11}{'TTFT ms':>9}{'ms/token':>10}{'tokens/s':>10}" \
+             f"{'roofline s':>12}{'x roofline':>12}"
+    print(header)
+    for row in rows:
+        print(
+            f"{row['shape']:<12}{row['N'] / 1e9:>8.2f}B{row['latency_s']:>11.3f}{1e3 * row['prefill_s']:>9.1f}"
+            f"{row['ms_per_token']:>10.2f}{row['tokens_per_s']:>10.1f}{row['roofline_s']:>12.3f}"
+            f"{row['latency_s'] / row['roofline_s']:>12.1f}"
+        )
+    return 0
+
+
+def _significant(value: Any) -> float:
+    # Predictions are computed in float32: print the 7 digits that carry meaning.
+    return float(f"{float(value):.7g}")
+
+
+def _row(shape: Shape, prediction: Any, i: int) -> dict[str, Any]:
+    return {
+        "shape": f"{shape.n_layers}x{shape.d_model}",
+        "n_layers": shape.n_layers,
+        "d_model": shape.d_model,
+        "n_heads": shape.n_heads,
+        "N": shape.N,
+        "latency_s": _significant(prediction.latency_s[i]),
+        "prefill_s": _significant(prediction.prefill_s[i]),
+        "decode_s": _significant(prediction.decode_s[i]),
+        "ms_per_token": _significant(prediction.ms_per_token[i]),
+        "tokens_per_s": _significant(prediction.tokens_per_s[i]),
+        "roofline_s": _significant(prediction.roofline_s[i]),
+    }
+
+
+# --- calibration ------------------------------------------------------------------------------
+
+
+def _fixed(pairs: list[str]) -> dict[str, float]:
+    fixed: dict[str, float] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or not math.isfinite(number):
+            raise LatencyError(f"--fix takes NAME=VALUE with a finite number, got {pair!r}")
+        fixed[name.strip()] = number
+    return fixed
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    frame = load_measurements(args.measurements)
+    names = tuple(n.strip() for n in args.fit.split(",") if n.strip())
+    fixed = _fixed(args.fix)
+    result = calibrate(frame, args.hardware, fit=names, fixed=fixed,
+                       source=f"fitted by `morph latency calibrate {Path(args.measurements).name}` to "
+                              f"{len(frame)} timings")
+    hardware = result.calibration.hardware
+    try:
+        loo = leave_one_out(frame, hardware, fit=names, fixed=fixed)
+        loo_note = ""
+    except LatencyError as exc:
+        loo, loo_note = None, str(exc)
+    calibration = result.calibration.replace(
+        name=_save_name(args.save) or result.calibration.name,
+        loo_mape=None if loo is None else loo.mape,
+        loo_max_error=None if loo is None else loo.max_error,
+    )
+    saved = None
+    if args.save:
+        target = Path(args.save) if args.save.endswith(".json") else None
+        saved = str(calibration.save(target))
+    table = result.table.copy()
+    if loo is not None:
+        table["loo_predicted_s"] = loo.table["predicted_s"].to_numpy()
+        table["loo_error"] = loo.table["error"].to_numpy()
+    if args.json:
+        print_json(
+            {
+                "name": calibration.name,
+                "hardware": hardware,
+                "measurements": str(args.measurements),
+                "n_measurements": len(frame),
+                "coefficients": calibration.coefficients,
+                "fitted": list(calibration.fitted),
+                "stderr": result.stderr,
+                "fit_mape": result.mape,
+                "fit_max_error": result.max_error,
+                "loo_mape": None if loo is None else loo.mape,
+                "loo_max_error": None if loo is None else loo.max_error,
+                "loo_note": loo_note or None,
+                "below_roofline": result.below_roofline,
+                "metadata": frame.attrs.get("metadata", {}),
+                "rows": table.to_dict(orient="records"),
+                "saved": saved,
+            }
+        )
+        return 0
+    print(result.report())
+    if loo is not None:
+        print(f"  leave-one-out error: mean {100 * loo.mape:.2f}%, worst {100 * loo.max_error:.2f}% "
+              f"(row {loo.worst_row + 1})")
+    else:
+        print(f"  leave-one-out error: not available ({loo_note})")
+    print()
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if saved:
+        print(f"\nsaved {saved}")
+    return 0
+
+
+def _save_name(save: str | None) -> str | None:
+    if not save:
+        return None
+    return Path(save).stem if save.endswith(".json") else save
+
+
+# --- the CPU probe ----------------------------------------------------------------------------
+
+
+def run_probe(args: argparse.Namespace) -> int:
+    hardware = probe_cpu()
+    if args.json:
+        print_json({column: getattr(hardware, column) for column in HARDWARE_COLUMNS})
+    else:
+        print(",".join(HARDWARE_COLUMNS))
+        print(hardware_csv_row(hardware))
+    return 0

@@ -1,0 +1,827 @@
+r"""Latency of autoregressive generation per model shape: host overhead, roofline and their overlap.
+
+The observation this module models (Bian et al., 2025, sections 1 and 6): at
+small batch, two models with the same parameter count can differ 1.8x (and up
+to 3.5x) in generation time, and the time grows about linearly with depth and
+only weakly with width. Streaming the weights from memory (the roofline) cannot
+explain it: the weight-streaming floor of a 1.4B model in bf16 on an A100 40GB
+is about 1.9 ms per token, while Hugging Face ``generate`` takes 7.7-15.6 ms.
+The rest is host work paid for every layer of every forward pass: Python,
+framework dispatch, kernel launches.
+
+The model
+---------
+A ``generate`` call with a prompt of ``I`` tokens and ``O`` output tokens at
+batch ``b`` is one prefill forward pass over the prompt (which yields the first
+token) and ``O - 1`` decode steps of one token each. Every forward pass has
+
+host time
+    ``h = c_fixed + c_layer * n_layers`` (seconds): per-pass framework work plus
+    per-layer launch and dispatch work, independent of width and batch;
+device time
+    ``g = max(FLOPs / (eta_flops * peak), bytes / (eta_bw * bandwidth))``: the
+    roofline, with efficiencies ``0 < eta <= 1``.
+
+For a decode step at context ``c`` (tokens in the key/value cache)::
+
+    FLOPs = b * (2 * P_streamed + 4 * n_layers * d_model * c)
+    bytes = P_streamed * s + b * c * (2 * n_layers * d_model * n_kv_heads / n_heads) * s
+
+where ``P_streamed`` counts every parameter except the input embedding (a
+lookup, not a product; an untied or tied output head is streamed either way)
+and ``s`` is the dtype's bytes per element. The key/value cache grows by one
+token per step; its sum over the steps is taken in closed form.
+
+Host and device time combine as a p-norm, the *overlap*::
+
+    overlap(h, g) = (h**p + g**p) ** (1 / p)
+
+``p = 1`` is synchronous execution (a CPU backend: the same cores run the
+framework and the arithmetic, so the times add). Large ``p`` (8 for GPUs) is
+asynchronous launch: the GPU runs kernels while the host queues the next ones,
+so each token costs whichever is slower, with a smooth penalty (``2**(1/p)``,
+9% at ``p = 8``) where the two are equal, as each step still synchronises to
+read the sampled token back.
+
+Why the overlap matters
+-----------------------
+The two published A100 timings (Open-LM-1B, 24x2048: 3.61 s; Morph-1B,
+12x3072: 1.96 s; 128 input, 256 output tokens, batch 1, bf16) fix the two host
+coefficients. With a pure sum (``p = 1``) the wider model's larger weights take
+device time that the fit must pay back with a *negative* ``c_fixed`` for every
+``eta_bw`` below about 1.82, i.e. unless the GPU streamed memory 82% faster than
+its datasheet allows (at ``eta_bw = 0.7``: ``c_fixed = -1.9 ms``).
+``morph.calibration.additive_host_coefficients`` does this arithmetic and the
+tests check it; ``docs/latency.md`` tabulates it. With asynchronous overlap
+(``p = 8``) the device time hides behind the host time and the timings are
+reproduced with positive coefficients (about 1.2 ms per pass and 0.54 ms per
+layer): decode is host-bound, so latency is about linear in depth and weak in
+width, the paper's observation.
+
+Within one decode the device time changes with the context while the host time
+does not; host and device time are combined over :data:`DECODE_SEGMENTS` equal
+runs of steps, each summed exactly. By Minkowski's inequality this never
+exceeds the step-by-step sum, is exact for ``p = 1`` and is within 1% of it
+otherwise (tested; the gap is largest where host and device time cross mid-decode).
+
+The roofline floor (:func:`roofline_latency`) is the same call with ``eta = 1``
+and no host time: a lower bound no prediction goes below.
+
+Everything is vectorised: shapes, batch and token counts broadcast as numpy
+arrays, and 100,000 shapes take 5-7 ms on two cores (float32 arithmetic, see
+:data:`PRECISION`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .data import data_dir
+from .errors import LatencyError, ShapeError
+from .hardware import DTYPE_BYTES, Hardware, canonical_dtype, get_hardware
+from .shapes import VOCAB_SIZE
+
+__all__ = [
+    "COEFFICIENTS",
+    "DECODE_SEGMENTS",
+    "Calibration",
+    "LatencyPrediction",
+    "predict_latency",
+    "roofline_latency",
+    "overlap",
+    "load_calibration",
+    "calibrations",
+    "calibrations_dir",
+    "resolve_calibration",
+]
+
+FloatArray = NDArray[np.float64]
+
+COEFFICIENTS = ("c_fixed_s", "c_layer_s", "eta_bw", "eta_flops", "overlap_p")
+"""The latency model's coefficients, in the order calibrations list them."""
+
+DECODE_SEGMENTS = 4
+"""Runs of decode steps over which host and device time are combined (see the module docstring)."""
+
+
+# --- calibrations -----------------------------------------------------------------------------
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Coefficients of the latency model for one hardware and software stack.
+
+    Parameters
+    ----------
+    name : str
+        Slug; the file is ``data/calibrations/<name>.json``.
+    hardware : str
+        Slug of the hardware it was fitted on.
+    c_fixed_s : float
+        Host time per forward pass, independent of depth (seconds, >= 0).
+    c_layer_s : float
+        Host time per layer per forward pass (seconds, >= 0).
+    eta_bw : float
+        Fraction of the datasheet memory bandwidth reached (0 < eta_bw <= 1).
+    eta_flops : float
+        Fraction of the datasheet matrix throughput reached (0 < eta_flops <= 1).
+    overlap_p : float
+        Exponent of :func:`overlap` (>= 1; 1 = host and device time add).
+    framework, protocol, source : str
+        What was timed, how, and where the numbers come from.
+    fitted : tuple of str
+        Which coefficients were fitted; the others were fixed (see ``notes``).
+    fit_mape, fit_max_error : float, optional
+        Mean and worst absolute relative error of the fit on its measurements.
+    loo_mape, loo_max_error : float, optional
+        The same, each row predicted by a fit without it (leave-one-out).
+    n_measurements : int
+        Measurements fitted.
+    notes : str
+        Why the fixed coefficients have their values, and caveats.
+    provenance : dict
+        Free-form metadata of the measurements (machine, versions).
+    """
+
+    name: str
+    hardware: str
+    c_fixed_s: float
+    c_layer_s: float
+    eta_bw: float
+    eta_flops: float
+    overlap_p: float
+    framework: str = ""
+    protocol: str = ""
+    source: str = ""
+    fitted: tuple[str, ...] = ()
+    fit_mape: float | None = None
+    fit_max_error: float | None = None
+    loo_mape: float | None = None
+    loo_max_error: float | None = None
+    n_measurements: int = 0
+    notes: str = ""
+    provenance: dict[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise LatencyError(
+                f"calibration name {self.name!r} must start with a letter or digit and hold only letters, "
+                "digits, '-', '_' and '.'"
+            )
+        values = {name: getattr(self, name) for name in COEFFICIENTS}
+        for name, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not math.isfinite(value):
+                raise LatencyError(f"calibration {self.name!r}: {name} must be a finite number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if self.c_fixed_s < 0 or self.c_layer_s < 0:
+            raise LatencyError(f"calibration {self.name!r}: host overheads c_fixed_s and c_layer_s must be >= 0")
+        for name in ("eta_bw", "eta_flops"):
+            if not 0 < getattr(self, name) <= 1:
+                raise LatencyError(f"calibration {self.name!r}: {name} must lie in (0, 1], got {getattr(self, name)}")
+        if self.overlap_p < 1:
+            raise LatencyError(f"calibration {self.name!r}: overlap_p must be >= 1, got {self.overlap_p}")
+        unknown = [f for f in self.fitted if f not in COEFFICIENTS]
+        if unknown:
+            raise LatencyError(f"calibration {self.name!r}: unknown fitted coefficient(s) {', '.join(unknown)}")
+        object.__setattr__(self, "fitted", tuple(self.fitted))
+        object.__setattr__(self, "provenance", {str(k): str(v) for k, v in dict(self.provenance).items()})
+
+    @property
+    def coefficients(self) -> dict[str, float]:
+        """``{name: value}`` of the five coefficients."""
+        return {name: getattr(self, name) for name in COEFFICIENTS}
+
+    def replace(self, **changes: Any) -> "Calibration":
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary; :meth:`from_dict` reads it back."""
+        raw = asdict(self)
+        return {
+            "name": self.name,
+            "hardware": self.hardware,
+            "framework": self.framework,
+            "protocol": self.protocol,
+            "source": self.source,
+            "coefficients": self.coefficients,
+            "fitted": list(self.fitted),
+            "fit_error": {
+                "n_measurements": self.n_measurements,
+                "mape": raw["fit_mape"],
+                "max_error": raw["fit_max_error"],
+                "loo_mape": raw["loo_mape"],
+                "loo_max_error": raw["loo_max_error"],
+            },
+            "notes": self.notes,
+            "provenance": dict(self.provenance),
+        }
+
+    @classmethod
+    def from_dict(cls, payload: Mapping[str, Any], label: str = "the calibration") -> "Calibration":
+        """Build from :meth:`to_dict`'s layout.
+
+        Raises
+        ------
+        LatencyError
+            If a required entry is missing or holds a bad value.
+        """
+        try:
+            coefficients = payload["coefficients"]
+            errors = payload.get("fit_error", {}) or {}
+            known = {f.name for f in fields(cls)}
+            extra = {k: payload[k] for k in ("framework", "protocol", "source", "notes", "provenance") if k in payload}
+            return cls(
+                name=payload["name"],
+                hardware=payload["hardware"],
+                **{name: coefficients[name] for name in COEFFICIENTS},
+                fitted=tuple(payload.get("fitted", ())),
+                fit_mape=errors.get("mape"),
+                fit_max_error=errors.get("max_error"),
+                loo_mape=errors.get("loo_mape"),
+                loo_max_error=errors.get("loo_max_error"),
+                n_measurements=int(errors.get("n_measurements", 0) or 0),
+                **{k: v for k, v in extra.items() if k in known},
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise LatencyError(f"{label} is not a calibration file (missing or bad entry {exc})") from None
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        """Write the calibration as JSON; by default to ``data/calibrations/<name>.json``.
+
+        Returns
+        -------
+        Path
+            The file written.
+        """
+        target = Path(path) if path is not None else calibrations_dir() / f"{self.name}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        _read_calibration.cache_clear()
+        return target
+
+
+def calibrations_dir() -> Path:
+    """Folder of the shipped and saved calibrations (``data/calibrations``)."""
+    return data_dir() / "calibrations"
+
+
+def calibrations() -> list[str]:
+    """Names of the calibrations in :func:`calibrations_dir`, sorted."""
+    folder = calibrations_dir()
+    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+
+
+@lru_cache(maxsize=32)
+def _read_calibration(path: str, mtime_ns: int) -> Calibration:
+    label = Path(path).name
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LatencyError(f"{label} could not be read as JSON ({exc})") from None
+    if not isinstance(payload, dict):
+        raise LatencyError(f"{label} is not a calibration file (expected a JSON object)")
+    return Calibration.from_dict(payload, label)
+
+
+def load_calibration(name_or_path: str | os.PathLike) -> Calibration:
+    """A calibration by name (``data/calibrations/<name>.json``) or from a JSON file.
+
+    Raises
+    ------
+    LatencyError
+        For an unknown name (listing the known ones) or a bad file.
+    """
+    text = str(name_or_path)
+    path = Path(text)
+    if not path.is_file():
+        if _NAME.match(text) and not text.endswith(".json"):
+            path = calibrations_dir() / f"{text}.json"
+        if not path.is_file():
+            known = ", ".join(calibrations()) or "none"
+            raise LatencyError(f"unknown calibration {text!r}; known calibrations: {known}, or give a JSON file")
+    return _read_calibration(str(path.resolve()), path.stat().st_mtime_ns)
+
+
+def resolve_calibration(calibration: str | os.PathLike | Calibration | None, hardware: Hardware) -> Calibration:
+    """The calibration a prediction uses: the one given, else the hardware's default.
+
+    Raises
+    ------
+    LatencyError
+        If none is given and the hardware has no default, or its default has
+        not been produced yet.
+    """
+    if isinstance(calibration, Calibration):
+        return calibration
+    if calibration is not None:
+        return load_calibration(calibration)
+    default = hardware.default_calibration
+    if not default:
+        raise LatencyError(
+            f"hardware {hardware.name!r} has no default calibration; name one "
+            f"(known: {', '.join(calibrations()) or 'none'})"
+        )
+    if not (calibrations_dir() / f"{default}.json").is_file():
+        raise LatencyError(
+            f"the default calibration {default!r} of hardware {hardware.name!r} has not been made yet; fit it from "
+            f"timings with `morph latency calibrate MEASUREMENTS.csv --hardware {hardware.name} --save {default}`, "
+            "or name another calibration"
+        )
+    return load_calibration(default)
+
+
+# --- the model --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LatencyPrediction:
+    """Predicted timings of one ``generate`` call per shape (float64 arrays, broadcast shape).
+
+    Attributes
+    ----------
+    latency_s : ndarray
+        Whole call: prefill plus decode (seconds).
+    prefill_s : ndarray
+        Forward pass over the prompt, which yields the first token (seconds);
+        also :attr:`ttft_s`.
+    decode_s : ndarray
+        The remaining ``output_tokens - 1`` decode steps (seconds).
+    ms_per_token : ndarray
+        Decode time per generated token after the first (milliseconds); with
+        one output token, the cost one decode step would have.
+    tokens_per_s : ndarray
+        ``batch * output_tokens / latency_s`` (tokens/s).
+    roofline_s : ndarray
+        Pure roofline lower bound of the same call: datasheet bandwidth and
+        throughput, no host time (seconds).
+    """
+
+    latency_s: FloatArray
+    prefill_s: FloatArray
+    decode_s: FloatArray
+    ms_per_token: FloatArray
+    tokens_per_s: FloatArray
+    roofline_s: FloatArray
+
+    @property
+    def ttft_s(self) -> FloatArray:
+        """Time to first token (seconds): the prefill."""
+        return self.prefill_s
+
+    def to_frame(self):  # -> pandas.DataFrame; pandas imported lazily
+        """The prediction as a :class:`pandas.DataFrame`, one row per element."""
+        import pandas as pd
+
+        return pd.DataFrame({f.name: np.ravel(getattr(self, f.name)) for f in fields(self)})
+
+
+def overlap(host_s: ArrayLike, device_s: ArrayLike, p: float) -> FloatArray:
+    """Combine host and device time: ``(host**p + device**p) ** (1/p)`` (seconds).
+
+    ``p = 1`` adds them (synchronous); ``p -> inf`` takes the larger
+    (perfect asynchronous overlap). Computed as ``m * (1 + r**p)**(1/p)``
+    with ``m`` the larger and ``r`` the ratio of the smaller to it, which
+    cannot overflow and is never below ``m``. Powers of two (the GPU prior 8)
+    use repeated squaring and square roots, several times faster than ``**``.
+
+    Parameters
+    ----------
+    host_s, device_s : array_like
+        Non-negative times (seconds); float32 stays float32.
+    p : float
+        Exponent, >= 1.
+    """
+    if not p >= 1:
+        raise LatencyError(f"the overlap exponent p must be >= 1, got {p}")
+    host = np.asarray(host_s)
+    device = np.asarray(device_s)
+    if host.dtype.kind != "f":
+        host = host.astype(np.float64)
+    if p == 1:
+        return host + device
+    larger = np.maximum(host, device)
+    if math.isinf(p):
+        return larger
+    ratio = np.array(np.minimum(host, device), ndmin=0, copy=None)
+    # Where both times are zero the ratio stays at the smaller time, zero.
+    np.divide(ratio, larger, out=ratio, where=larger > 0)
+    halvings = int(round(math.log2(p))) if p >= 2 else 0
+    if p >= 2 and 2**halvings == p:
+        for _ in range(halvings):
+            np.multiply(ratio, ratio, out=ratio)
+        ratio += 1.0
+        for _ in range(halvings):
+            np.sqrt(ratio, out=ratio)
+    else:
+        np.power(ratio, p, out=ratio)
+        ratio += 1.0
+        np.power(ratio, 1.0 / p, out=ratio)
+    return larger * ratio
+
+
+def _whole_numbers(name: str, value: ArrayLike, error: type[Exception]) -> NDArray[np.int64]:
+    """``value`` as int64 after checking every element is a whole number >= 1."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iuf":
+        raise error(f"{name} must be whole numbers, got {type(value).__name__} {np.ravel(array)[:3].tolist()}")
+    if array.dtype.kind == "f":
+        whole = np.isfinite(array) & (array == np.round(array))
+        if not np.all(whole):
+            raise error(f"{name} must be whole numbers, got {np.asarray(array)[~whole].ravel()[0]!r}")
+    integers = array.astype(np.int64, copy=False)
+    if integers.size and integers.min() < 1:
+        raise error(f"{name} must be positive, got {int(integers.min())}")
+    return integers
+
+
+def _scalar_or_array(values: NDArray, precision: type) -> float | NDArray:
+    # A Python float keeps float32 arithmetic float32 (numpy's weak scalars)
+    # and costs nothing per element.
+    return float(values) if values.ndim == 0 else values.astype(precision)
+
+
+@dataclass(frozen=True)
+class _Workload:
+    """Per-shape quantities of one ``generate`` call (arrays, or floats where shared by all shapes)."""
+
+    n_layers: NDArray  # blocks
+    params: NDArray  # parameters streamed per pass: all but the input embedding
+    layer_width: NDArray  # n_layers * d_model: attention FLOPs and cache bytes scale with it
+    kv_fraction: float | NDArray  # n_kv_heads / n_heads
+    bytes_per: float | NDArray  # bytes per weight or cache element
+    batch: float | NDArray
+    input_tokens: float | NDArray
+    output_tokens: float | NDArray
+    peak_flops: float | NDArray  # FLOP/s
+    bandwidth: float  # bytes/s
+
+    @property
+    def decode_steps(self) -> float | NDArray:
+        """Decode steps after the prefill: ``output_tokens - 1``."""
+        return self.output_tokens - 1.0
+
+
+def _streamed_parameters(layers: NDArray, width: NDArray, kv_fraction: float | NDArray, vocab: float | NDArray) -> NDArray:
+    """Every parameter except the input embedding, as floats (the count of :mod:`morph.shapes`).
+
+    The same formula as :func:`morph.shapes.non_embedding_parameters` plus the
+    output head, in floating point: integer division is several times slower
+    than these few float operations, and a test checks both agree.
+    """
+    ffn = np.ceil(np.floor(8.0 * width / 3.0) / 256.0) * 256.0
+    # q and o (d x d), k and v (d x d * kv_fraction), three SwiGLU matrices, two norm gains.
+    per_layer = width * ((2.0 + 2.0 * kv_fraction) * width + 3.0 * ffn + 2.0)
+    # Final norm and the V x d output head (read every pass, tied or not).
+    return layers * per_layer + width * (1.0 + vocab)
+
+
+def _workload(
+    n_layers: ArrayLike,
+    d_model: ArrayLike,
+    n_heads: ArrayLike | None,
+    n_kv_heads: ArrayLike | None,
+    hardware: Hardware,
+    batch: ArrayLike,
+    input_tokens: ArrayLike,
+    output_tokens: ArrayLike,
+    dtype: str | ArrayLike,
+    vocab: ArrayLike,
+    precision: type = np.float64,
+) -> _Workload:
+    layers = _whole_numbers("n_layers", n_layers, ShapeError).astype(precision)
+    width = _whole_numbers("d_model", d_model, ShapeError).astype(precision)
+    kv_fraction: float | NDArray = 1.0
+    if n_heads is not None or n_kv_heads is not None:
+        width_int = np.asarray(d_model).astype(np.int64)
+        if n_heads is None and np.any(width_int % 64):
+            raise ShapeError("d_model is not a multiple of 64; give n_heads with n_kv_heads")
+        heads = width_int // 64 if n_heads is None else _whole_numbers("n_heads", n_heads, ShapeError)
+        kv = heads if n_kv_heads is None else _whole_numbers("n_kv_heads", n_kv_heads, ShapeError)
+        if np.any(width_int % heads):
+            raise ShapeError("the number of heads must divide d_model for every shape")
+        if np.any(heads % kv):
+            raise ShapeError("n_kv_heads must divide n_heads for every shape")
+        kv_fraction = _scalar_or_array(np.asarray(kv / heads), precision)
+    vocabulary = _scalar_or_array(_whole_numbers("vocab", vocab, ShapeError).astype(np.float64), precision)
+    bytes_per, peak = _dtype_figures(dtype, hardware, precision)
+    counts = {
+        name: _scalar_or_array(_whole_numbers(name, value, LatencyError).astype(np.float64), precision)
+        for name, value in (("batch", batch), ("input_tokens", input_tokens), ("output_tokens", output_tokens))
+    }
+    return _Workload(
+        n_layers=layers,
+        params=_streamed_parameters(layers, width, kv_fraction, vocabulary),
+        layer_width=layers * width,
+        kv_fraction=kv_fraction,
+        bytes_per=bytes_per,
+        peak_flops=peak,
+        bandwidth=hardware.memory_bandwidth,
+        **counts,
+    )
+
+
+def _dtype_figures(dtype: str | ArrayLike, hardware: Hardware, precision: type) -> tuple[float | NDArray, float | NDArray]:
+    """Bytes per element and peak FLOP/s for a dtype name or an array of names."""
+    if isinstance(dtype, str):
+        name = canonical_dtype(dtype)
+        return float(DTYPE_BYTES[name]), hardware.peak_flops(name)
+    names = np.asarray(dtype, dtype=object)
+    canonical = [canonical_dtype(value) for value in names.ravel().tolist()]
+    sizes = np.array([DTYPE_BYTES[c] for c in canonical], dtype=precision).reshape(names.shape)
+    peaks = np.array([hardware.peak_flops(c) for c in canonical], dtype=precision).reshape(names.shape)
+    return sizes, peaks
+
+
+def _decode_lines(work: _Workload, eta_bw: float, eta_flops: float) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+    """Compute and memory time of decode step ``k`` as ``a + b k`` (seconds; context ``input_tokens + k``).
+
+    Memory: the streamed weights plus the key/value cache of every sequence,
+    ``2 * kv_fraction * n_layers * d_model`` elements per cached token.
+    Compute: ``2 P`` FLOPs per token for the products plus ``4 n_layers
+    d_model`` per cached token for attention scores and weighted values.
+    """
+    byte_time = 1.0 / (eta_bw * work.bandwidth)
+    flop_time = 1.0 / (eta_flops * work.peak_flops)
+    memory_b = work.layer_width * (2.0 * work.kv_fraction * work.bytes_per * work.batch * byte_time)
+    memory_a = work.params * (work.bytes_per * byte_time) + memory_b * work.input_tokens
+    compute_b = work.layer_width * (4.0 * work.batch * flop_time)
+    compute_a = work.params * (2.0 * work.batch * flop_time) + compute_b * work.input_tokens
+    return compute_a, compute_b, memory_a, memory_b
+
+
+def _prefill_device_s(work: _Workload, lines: tuple[NDArray, ...], eta_flops: float) -> NDArray:
+    """Device time of the prompt's forward pass (seconds).
+
+    Its traffic is the weights plus writing the prompt's cache, which is the
+    memory line's intercept; its FLOPs are the products for every prompt
+    token plus causal attention, where token ``j`` attends to ``j`` tokens.
+    """
+    prompt = work.input_tokens
+    flop_time = 1.0 / (eta_flops * work.peak_flops)
+    compute = work.params * (2.0 * work.batch * prompt * flop_time) + work.layer_width * (
+        2.0 * work.batch * prompt * (prompt + 1.0) * flop_time
+    )
+    return np.maximum(compute, lines[2])
+
+
+def _affine_sum(intercept: NDArray, slope: NDArray, count: float | NDArray, middle: float | NDArray) -> NDArray:
+    """``sum_k (intercept + slope k)`` over ``count`` consecutive steps centred on ``middle``."""
+    return (intercept + slope * middle) * count
+
+
+def _max_affine_sum(
+    compute_a: NDArray, compute_b: NDArray, memory_a: NDArray, memory_b: NDArray, first: float | NDArray,
+    last: float | NDArray,
+) -> NDArray:
+    r"""``sum_{k=first}^{last} max(compute_a + compute_b k, memory_a + memory_b k)``, exactly.
+
+    The compute sum plus the positive part of the difference ``alpha + beta
+    k`` (memory minus compute), which is positive on one run of consecutive
+    steps on one side of its root. With the prefix sum ``T(m) = sum_{k=1}^m
+    (alpha + beta k)`` and ``r = max(floor(root), 0)``, the positive part of
+    the prefix up to ``m`` is ``T(m) - T(min(r, m))`` when ``beta >= 0`` and
+    ``T(min(r, m))`` otherwise.
+    """
+    alpha = memory_a - compute_a
+    beta = memory_b - compute_b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # beta = 0: root is -inf (all positive), +inf (none) or NaN (alpha = 0,
+        # nothing to add); fmax and fmin pass the non-NaN side through.
+        root = np.fmax(np.floor(-alpha / beta), 0.0)
+    rising = beta >= 0
+
+    def prefix(m: float | NDArray) -> NDArray:
+        below = np.fmin(root, m)
+        total = m * (alpha + beta * (m + 1.0) / 2.0)
+        head = below * (alpha + beta * (below + 1.0) / 2.0)
+        return np.where(rising, total - head, head)
+
+    count = np.maximum(np.asarray(last) - first + 1.0, 0.0)
+    compute = _affine_sum(compute_a, compute_b, count, (np.asarray(first) + last) / 2.0)
+    positive = np.where(count > 0, prefix(last) - prefix(np.asarray(first) - 1.0), 0.0)
+    return compute + np.maximum(positive, 0.0)
+
+
+def _segment_device_s(lines: tuple[NDArray, ...], bounds: list[tuple]) -> list[NDArray]:
+    """Device time summed over runs of decode steps ``[(first, last, count, middle), ...]`` (seconds).
+
+    Where compute and memory time do not cross anywhere in the decode (the
+    usual case) each run is ``max(sum of compute, sum of memory)``; shapes
+    where they cross take the exact sum of :func:`_max_affine_sum`.
+    """
+    compute_a, compute_b, memory_a, memory_b = lines
+    sums = [
+        np.maximum(_affine_sum(compute_a, compute_b, count, middle), _affine_sum(memory_a, memory_b, count, middle))
+        for _, _, count, middle in bounds
+    ]
+    alpha = memory_a - compute_a
+    beta = memory_b - compute_b
+    last_step = bounds[-1][1]
+    crossing = (alpha + beta > 0) != (alpha + beta * last_step > 0)
+    if np.any(crossing):
+        shape = np.broadcast_shapes(*(np.shape(s) for s in sums), np.shape(crossing))
+        where = np.broadcast_to(crossing, shape)
+        pick = [np.broadcast_to(x, shape)[where] for x in lines]
+        for j, (first, last, _, _) in enumerate(bounds):
+            exact = _max_affine_sum(*pick, np.broadcast_to(first, shape)[where], np.broadcast_to(last, shape)[where])
+            sums[j] = np.array(np.broadcast_to(sums[j], shape))
+            sums[j][where] = exact
+    return sums
+
+
+def _segments(steps: float | NDArray, n_segments: int) -> list[tuple]:
+    """``(first, last, count, middle)`` of ``n_segments`` near-equal runs covering steps 1..``steps``."""
+    bounds = []
+    for j in range(n_segments):
+        first = np.floor(j * np.asarray(steps) / n_segments) + 1.0
+        last = np.floor((j + 1) * np.asarray(steps) / n_segments)
+        count = np.maximum(last - first + 1.0, 0.0)
+        bounds.append(tuple(_scalar_or_array(np.asarray(v), np.float64) for v in (first, last, count, (first + last) / 2.0)))
+    return bounds
+
+
+def _roofline_s(work: _Workload) -> NDArray:
+    lines = _decode_lines(work, 1.0, 1.0)
+    prefill = _prefill_device_s(work, lines, 1.0)
+    (decode,) = _segment_device_s(lines, _segments(work.decode_steps, 1))
+    return prefill + decode
+
+
+def _evaluate(work: _Workload, calibration: Calibration) -> tuple:
+    """Latency, prefill, decode, ms per token, tokens per second and roofline of one workload."""
+    eta_bw, eta_flops, p = calibration.eta_bw, calibration.eta_flops, calibration.overlap_p
+    host = calibration.c_fixed_s + calibration.c_layer_s * work.n_layers
+    lines = _decode_lines(work, eta_bw, eta_flops)
+    prefill = overlap(host, _prefill_device_s(work, lines, eta_flops), p)
+    # Times that add (p = 1) can be summed over the whole decode at once.
+    bounds = _segments(work.decode_steps, 1 if p == 1 else DECODE_SEGMENTS)
+    decode: NDArray | float = 0.0
+    for (_, _, count, _), device in zip(bounds, _segment_device_s(lines, bounds)):
+        decode = decode + overlap(host * count, device, p)
+    latency = prefill + decode
+    steps = work.decode_steps
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_token = decode / steps
+    if np.any(np.asarray(steps) == 0):
+        # One output token: report what the next decode step would cost.
+        compute_a, compute_b, memory_a, memory_b = lines
+        one_step = overlap(host, np.maximum(compute_a + compute_b, memory_a + memory_b), p)
+        per_token = np.where(np.asarray(steps) == 0, one_step, per_token)
+    tokens_per_s = work.batch * work.output_tokens / latency
+    return latency, prefill, decode, 1e3 * per_token, tokens_per_s, _roofline_s(work)
+
+
+def _predict(work: _Workload, calibration: Calibration) -> LatencyPrediction:
+    results = _evaluate(work, calibration)
+    shape = np.broadcast_shapes(*(np.shape(r) for r in results))
+    return LatencyPrediction(*(np.broadcast_to(np.asarray(r, dtype=np.float64), shape).copy() for r in results))
+
+
+CHUNK = 24576
+"""Shapes evaluated at a time. Their float32 temporaries (96 KiB each) stay below the C
+allocator's threshold for fresh pages (128 KiB in glibc), so they reuse memory already in
+use; page faults on large temporaries otherwise cost more than the arithmetic."""
+
+PRECISION = np.float32
+"""Arithmetic precision of :func:`predict_latency` and :func:`roofline_latency`: float32
+is twice as fast as float64, and its rounding (about 1e-7 relative) is far below the
+model's uncertainty. Fits use float64, which finite-difference Jacobians need."""
+
+
+def _chunked(
+    arguments: dict[str, Any], evaluate
+) -> tuple[FloatArray, ...]:
+    """Run ``evaluate(**arguments)`` over the broadcast inputs in runs of :data:`CHUNK`.
+
+    Scalars pass through unchanged (they cost nothing per shape); arrays are
+    broadcast to the common shape and sliced. Returns float64 arrays of that
+    shape, rows of one block.
+    """
+    arrays = {k: v for k, v in arguments.items() if v is not None and not isinstance(v, str) and np.ndim(v) > 0}
+    shape = np.broadcast_shapes(*(np.shape(v) for v in arrays.values()))
+    size = math.prod(shape)
+    flat = {k: np.broadcast_to(np.asarray(v), shape).reshape(-1) for k, v in arrays.items()}
+    first = evaluate(**{**arguments, **{k: v[:CHUNK] for k, v in flat.items()}})
+    block = np.empty((len(first), size), dtype=np.float64)
+    for row, values in zip(block, first):
+        row[: min(CHUNK, size)] = values
+    for start in range(CHUNK, size, CHUNK):
+        results = evaluate(**{**arguments, **{k: v[start : start + CHUNK] for k, v in flat.items()}})
+        for row, values in zip(block, results):
+            row[start : start + CHUNK] = values
+    return tuple(row.reshape(shape) for row in block)
+
+
+def predict_latency(
+    n_layers: ArrayLike,
+    d_model: ArrayLike,
+    n_heads: ArrayLike | None = None,
+    n_kv_heads: ArrayLike | None = None,
+    *,
+    hardware: str | Hardware = "a100-40gb",
+    calibration: str | os.PathLike | Calibration | None = None,
+    batch: ArrayLike = 1,
+    input_tokens: ArrayLike = 128,
+    output_tokens: ArrayLike = 256,
+    dtype: str | ArrayLike = "bf16",
+    vocab: ArrayLike = VOCAB_SIZE,
+) -> LatencyPrediction:
+    """Predict the time of one ``generate`` call for each shape.
+
+    Parameters
+    ----------
+    n_layers, d_model : int or array of int
+        Depth (blocks) and width (features); broadcast against each other and
+        against ``batch``, ``input_tokens`` and ``output_tokens``.
+    n_heads, n_kv_heads : int or array of int, optional
+        Query and key/value heads. Only their ratio matters here (it sets the
+        key/value cache size); without them attention is multi-head.
+    hardware : str or Hardware
+        Preset slug (see :func:`morph.hardware.hardware_presets`) or a
+        :class:`~morph.hardware.Hardware`.
+    calibration : str, path or Calibration, optional
+        Coefficients; None takes the hardware's default calibration.
+    batch : int or array of int
+        Sequences generated together.
+    input_tokens, output_tokens : int or array of int
+        Prompt length and tokens generated per sequence.
+    dtype : {"bf16", "fp16", "fp32"} or array of them
+        Weight, activation and cache dtype.
+    vocab : int or array of int
+        Vocabulary size (tokens), for the output head.
+
+    Returns
+    -------
+    LatencyPrediction
+        Float64 arrays of the broadcast shape (seconds, milliseconds per token,
+        tokens per second). The arithmetic runs in float32, which keeps
+        100,000 shapes within a few milliseconds; its relative rounding
+        (about 1e-7) is far below the model's own uncertainty.
+
+    Raises
+    ------
+    ShapeError
+        Non-integer or non-positive depth, width or heads; heads that do not
+        divide the width.
+    LatencyError
+        Unknown hardware, calibration or dtype; non-positive batch or token counts.
+
+    Examples
+    --------
+    >>> p = predict_latency([24, 12], [2048, 3072])  # Open-LM-1B, Morph-1B on an A100 40GB
+    >>> [round(float(t), 2) for t in p.latency_s]
+    [3.61, 1.96]
+    """
+    device = get_hardware(hardware)
+    coefficients = resolve_calibration(calibration, device)
+
+    def evaluate(**chunk: Any) -> tuple:
+        return _evaluate(_workload(**chunk, hardware=device, precision=PRECISION), coefficients)
+
+    return LatencyPrediction(*_chunked(_arguments(locals()), evaluate))
+
+
+def _arguments(scope: Mapping[str, Any]) -> dict[str, Any]:
+    names = ("n_layers", "d_model", "n_heads", "n_kv_heads", "batch", "input_tokens", "output_tokens", "dtype", "vocab")
+    return {name: scope[name] for name in names}
+
+
+def roofline_latency(
+    n_layers: ArrayLike,
+    d_model: ArrayLike,
+    n_heads: ArrayLike | None = None,
+    n_kv_heads: ArrayLike | None = None,
+    *,
+    hardware: str | Hardware = "a100-40gb",
+    batch: ArrayLike = 1,
+    input_tokens: ArrayLike = 128,
+    output_tokens: ArrayLike = 256,
+    dtype: str | ArrayLike = "bf16",
+    vocab: ArrayLike = VOCAB_SIZE,
+) -> FloatArray:
+    """Roofline lower bound of one ``generate`` call (seconds).
+
+    Device time only, at the datasheet bandwidth and throughput (``eta = 1``),
+    no host time: every pass costs ``max(FLOPs / peak, bytes / bandwidth)``.
+    Same arguments as :func:`predict_latency`; needs no calibration.
+    """
+    device = get_hardware(hardware)
+
+    def evaluate(**chunk: Any) -> tuple:
+        return (_roofline_s(_workload(**chunk, hardware=device, precision=PRECISION)),)
+
+    (roofline,) = _chunked(_arguments(locals()), evaluate)
+    return roofline
