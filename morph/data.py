@@ -200,7 +200,9 @@ def to_numeric(values: pd.Series, column: str, label: str = "the table", positiv
     bad = ~np.isfinite(numbers)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        cell = texts.iloc[i]
+        raw = values.iloc[i]
+        # pandas 3 keeps a missing cell missing even through astype(str).
+        cell = "" if pd.isna(raw) else str(raw).strip()
         what = "is empty" if cell in ("", "nan", "None") else f"holds {cell[:40]!r}, which is not a finite number"
         raise DataError(f"{label}: column {column!r}, row {i + 1} {what}")
     if positive and (numbers <= 0).any():

@@ -210,9 +210,10 @@ def inference_flops_per_token(
 ) -> NDArray[np.float64]:
     """Forward-pass FLOPs to generate one token with ``context`` tokens cached.
 
-    ``2 (N - V d)`` for the matrix products (the input embedding is a lookup,
-    not a product) plus ``4 n_layers context d_model`` for the attention scores
-    and the weighted sum over the cache.
+    ``2 (N_non_embedding + V d)`` for the matrix products (the blocks and the
+    output head; the input embedding is a lookup, not a product, and a tied
+    head is still a product) plus ``4 n_layers context d_model`` for the
+    attention scores and the weighted sum over the cache.
 
     Parameters
     ----------
@@ -225,17 +226,16 @@ def inference_flops_per_token(
     vocab : int
         Vocabulary size.
     tied_embeddings : bool
-        Whether the output head shares the input embedding.
+        Accepted for symmetry with :func:`parameter_count`; tying changes the
+        parameter count, not the work per token.
 
     Returns
     -------
     ndarray of float64
         FLOPs per generated token.
     """
-    n_total = parameter_count(
-        n_layers, d_model, n_heads, n_kv_heads, vocab=vocab, tied_embeddings=tied_embeddings
-    ).astype(np.float64)
-    matmul = 2.0 * (n_total - vocab * np.asarray(d_model, dtype=np.float64))
+    blocks = non_embedding_parameters(n_layers, d_model, n_heads, n_kv_heads).astype(np.float64)
+    matmul = 2.0 * (blocks + vocab * np.asarray(d_model, dtype=np.float64))
     attention = 4.0 * np.asarray(n_layers, np.float64) * np.asarray(context, np.float64) * np.asarray(d_model, np.float64)
     return matmul + attention
 

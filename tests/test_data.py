@@ -115,3 +115,9 @@ def test_fit_set_flags():
 def test_read_table_keeps_text_columns_as_text():
     frame = read_table(b"name,N\nabc,1\n")
     assert frame["name"].tolist() == ["abc"] and frame["N"].tolist() == [1]
+
+
+def test_missing_values_in_numeric_frames_are_reported():
+    frame = pd.DataFrame({"N": [1e8, np.nan], "D": [2e9, 3e9], "loss": [3.0, 2.9]})
+    with pytest.raises(DataError, match="column 'N', row 2 is empty"):
+        load_runs(frame)

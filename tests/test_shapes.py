@@ -169,3 +169,10 @@ def test_parameter_count_is_monotone_in_depth_and_width(layers, width):
     assert int(parameter_count(layers + 1, width)) > n
     assert int(parameter_count(layers, width + 64)) > n
     assert n == Shape(layers, width).N
+
+
+def test_inference_flops_count_the_output_head_even_when_tied():
+    untied = float(inference_flops_per_token(12, 3072))
+    tied = float(inference_flops_per_token(12, 3072, tied_embeddings=True))
+    assert tied == untied
+    assert untied == 2 * (non_embedding_parameters(12, 3072) + VOCAB_SIZE * 3072)
