@@ -14,12 +14,12 @@ import sys
 from typing import Sequence
 
 from ..errors import MorphError
-from . import fit, latency
+from . import fit, frontier, latency
 
 __all__ = ["main", "build_parser"]
 
 #: Subcommand modules, in the order ``morph --help`` lists them.
-COMMANDS = [fit, latency]
+COMMANDS = [fit, latency, frontier]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,97 @@
+"""``morph frontier``: pick shapes under a latency budget, and the accuracy-latency frontier."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import SelectionError
+from ..fitting import METHODS, fit
+from ..frontier import (
+    Candidates,
+    candidates_from_flops,
+    candidates_from_range,
+    candidates_from_table,
+    evaluate_candidates,
+    select,
+)
+from ..laws import LAW_FAMILIES, PRESETS
+from .common import positive_float, positive_int, print_json
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "frontier",
+        help="rank shapes by predicted loss under a latency budget",
+        description=(
+            "Enumerate or read candidate shapes, predict their loss with a law and their latency with the "
+            "calibrated latency model, drop those over the latency target, rank the rest by loss and keep "
+            "the top K; also print the (latency, loss) Pareto frontier."
+        ),
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--candidates", metavar="CSV", help="table with n_layers, d_model (n_heads, D optional)")
+    source.add_argument("--params-min", type=positive_float, metavar="N", help="smallest parameter count")
+    source.add_argument("--flops", type=positive_float, metavar="C", help="training budget; D = C / (6 N)")
+    parser.add_argument("--params-max", type=positive_float, metavar="N", help="largest parameter count")
+    parser.add_argument("--tokens", type=positive_float, metavar="D", help="training tokens of every candidate")
+    parser.add_argument("--latency-target", type=positive_float, required=True, metavar="SECONDS")
+    parser.add_argument("--hardware", default="a100-40gb")
+    parser.add_argument("--calibration", default=None)
+    parser.add_argument("--batch", type=positive_int(), default=1)
+    parser.add_argument("--input-tokens", type=positive_int(), default=128)
+    parser.add_argument("--output-tokens", type=positive_int(), default=256)
+    parser.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
+    law = parser.add_mutually_exclusive_group()
+    law.add_argument("--law", choices=list(PRESETS), default="bian2025", help="published parameter set")
+    law.add_argument("--fit", metavar="CSV", help="fit the law on this table of runs instead")
+    parser.add_argument("--fit-law", choices=list(LAW_FAMILIES), default="inference-efficient")
+    parser.add_argument("--fit-variant", choices=["tied", "nonequal", "untied"], default="tied")
+    parser.add_argument("--fit-method", choices=list(METHODS), default="paper")
+    parser.add_argument("--fit-set", metavar="COLUMN", help="with --fit: rows to fit (0/1 column)")
+    parser.add_argument("--top", type=positive_int(), default=3, metavar="K")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=run)
+
+
+def _candidates(args: argparse.Namespace) -> Candidates:
+    if args.candidates:
+        return candidates_from_table(args.candidates, args.tokens)
+    if args.flops:
+        if args.tokens:
+            raise SelectionError("--flops sets the tokens of each candidate (D = C / 6N); drop --tokens")
+        return candidates_from_flops(args.flops, args.params_min, args.params_max)
+    if args.params_max is None:
+        raise SelectionError("--params-min needs --params-max")
+    if args.params_max < args.params_min:
+        raise SelectionError(f"--params-max ({args.params_max:g}) is below --params-min ({args.params_min:g})")
+    if args.tokens is None:
+        raise SelectionError("give the training tokens with --tokens (or use --flops)")
+    return candidates_from_range(args.params_min, args.params_max, args.tokens)
+
+
+def run(args: argparse.Namespace) -> int:
+    law = (
+        fit(args.fit, args.fit_law, args.fit_variant, method=args.fit_method, fit_set=args.fit_set)
+        if args.fit
+        else args.law
+    )
+    evaluation = evaluate_candidates(
+        _candidates(args), law, hardware=args.hardware, calibration=args.calibration, batch=args.batch,
+        input_tokens=args.input_tokens, output_tokens=args.output_tokens, dtype=args.dtype,
+    )
+    selection = select(evaluation, args.latency_target, args.top)
+    if args.json:
+        print_json(selection.to_dict())
+        return 0
+    columns = ["rank", "label", "n_layers", "d_model", "N", "loss", "latency_s", "speedup"]
+    print(f"{len(evaluation)} candidates, latency target {args.latency_target:g} s on {args.hardware}; "
+          f"top {args.top} by predicted loss:")
+    print(selection.selected[[c for c in columns if c in selection.selected]].to_string(index=False))
+    print(f"\nPareto frontier ({len(selection.frontier)} shapes, fastest first):")
+    frontier_columns = ["label", "n_layers", "d_model", "N", "loss", "latency_s"]
+    print(selection.frontier[frontier_columns].head(20).to_string(index=False))
+    over = selection.dropped["reason"].str.contains("exceeds").sum()
+    print(f"\ndropped: {over} over the latency budget, {len(selection.dropped) - over} outside the top {args.top}")
+    return 0

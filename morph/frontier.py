@@ -1,0 +1,536 @@
+"""Selection and the accuracy-latency frontier.
+
+The paper's decision (section 7): given a parameter budget ``N_C``, a token
+budget ``D_C`` and a latency budget ``T_C``,
+
+1. enumerate candidate shapes (``n_layers``, ``d_model``) near ``N_C``;
+2. predict each candidate's loss with a fitted law at ``D_C`` and its latency
+   on the target hardware;
+3. drop the candidates slower than ``T_C``, rank the rest by predicted loss
+   and keep the top ``k``;
+4. train those ``k`` and keep the best downstream (the law ranks; it does not
+   promise accuracy).
+
+This module does steps 1-3 for any number of candidates in one vectorised
+pass, and adds the (latency, loss) Pareto frontier and a compute view: at a
+fixed FLOP budget, what a latency budget costs in loss against the
+unconstrained best model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence, Union
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+from .data import read_table, to_numeric
+from .errors import SelectionError, ShapeError
+from .fitting import FitResult
+from .laws import ScalingLaw, preset
+from .latency import predict_latency
+from .shapes import aspect_ratio, default_n_heads, enumerate_shapes, parameter_count
+
+__all__ = [
+    "Candidates",
+    "Evaluation",
+    "Selection",
+    "ComputeTradeoff",
+    "candidates_from_range",
+    "candidates_from_flops",
+    "candidates_from_table",
+    "evaluate_candidates",
+    "pareto_frontier",
+    "select",
+    "compute_tradeoff",
+    "resolve_law",
+]
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+LawLike = Union[str, ScalingLaw, FitResult]
+
+
+def resolve_law(law: LawLike) -> tuple[ScalingLaw, FitResult | None]:
+    """The law to predict with, and the fit behind it when there is one (for bands)."""
+    if isinstance(law, FitResult):
+        return law.law, law
+    if isinstance(law, ScalingLaw):
+        return law, None
+    return preset(law), None
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Shapes to choose from, each with its training tokens.
+
+    Attributes
+    ----------
+    n_layers, d_model, n_heads : ndarray of int64
+        Depth (blocks), width (features), query heads.
+    N : ndarray of int64
+        Total parameters.
+    D : ndarray of float64
+        Training tokens for each candidate.
+    label : ndarray of str
+        A name per candidate (``"12x3072"`` unless the table named it).
+    """
+
+    n_layers: IntArray
+    d_model: IntArray
+    n_heads: IntArray
+    N: IntArray
+    D: FloatArray
+    label: NDArray[np.str_]
+
+    def __len__(self) -> int:
+        return int(self.n_layers.size)
+
+    @property
+    def aspect_ratio(self) -> FloatArray:
+        """``d_model / n_layers``."""
+        return aspect_ratio(self.n_layers, self.d_model)
+
+    @property
+    def training_flops(self) -> FloatArray:
+        """``6 N D`` per candidate (FLOPs)."""
+        return 6.0 * self.N.astype(np.float64) * self.D
+
+    def take(self, index: ArrayLike) -> "Candidates":
+        """The candidates at ``index`` (an integer or boolean array)."""
+        i = np.asarray(index)
+        return Candidates(self.n_layers[i], self.d_model[i], self.n_heads[i], self.N[i], self.D[i], self.label[i])
+
+    @classmethod
+    def from_arrays(
+        cls,
+        n_layers: ArrayLike,
+        d_model: ArrayLike,
+        tokens: ArrayLike,
+        n_heads: ArrayLike | None = None,
+        label: Sequence[str] | None = None,
+    ) -> "Candidates":
+        """Candidates from parallel arrays; ``N`` is computed with the paper's formula."""
+        layers = np.atleast_1d(np.asarray(n_layers, dtype=np.int64))
+        width = np.atleast_1d(np.asarray(d_model, dtype=np.int64))
+        if np.any(layers < 1) or np.any(width < 1):
+            raise ShapeError("n_layers and d_model must be positive whole numbers")
+        heads = default_n_heads(width) if n_heads is None else np.atleast_1d(np.asarray(n_heads, dtype=np.int64))
+        heads = np.broadcast_to(heads, layers.shape).astype(np.int64)
+        if np.any(heads < 1) or np.any(width % heads):
+            i = int(np.flatnonzero((heads < 1) | (width % np.maximum(heads, 1) != 0))[0])
+            raise ShapeError(f"{heads[i]} heads do not divide d_model {width[i]} (candidate {i + 1})")
+        D = np.broadcast_to(np.asarray(tokens, dtype=np.float64), layers.shape).copy()
+        if np.any(~np.isfinite(D)) or np.any(D <= 0):
+            raise SelectionError("the training tokens must be a positive, finite number")
+        names = (
+            np.char.add(np.char.add(layers.astype(str), "x"), width.astype(str))
+            if label is None
+            else np.asarray(label, dtype=str)
+        )
+        return cls(layers, width, heads, parameter_count(layers, width, heads), D, names)
+
+
+def candidates_from_range(params_min: float, params_max: float, tokens: float, **enumerate_options: Any) -> Candidates:
+    """Every valid shape with ``params_min <= N <= params_max``, all trained on ``tokens``.
+
+    ``enumerate_options`` go to :func:`morph.shapes.enumerate_shapes` (width
+    grid, depth limit, heads).
+    """
+    grid = enumerate_shapes(params_min, params_max, **enumerate_options)
+    if len(grid) == 0:
+        raise SelectionError(
+            f"no shape has between {params_min:.3g} and {params_max:.3g} parameters on this width grid; "
+            "widen the parameter range"
+        )
+    return Candidates.from_arrays(grid.n_layers, grid.d_model, tokens, grid.n_heads)
+
+
+def candidates_from_flops(
+    flops: float, params_min: float | None = None, params_max: float | None = None, *, law: LawLike = "bian2025",
+    **enumerate_options: Any,
+) -> Candidates:
+    """Shapes for a training budget of ``flops``: each trained on ``D = flops / (6 N)`` tokens.
+
+    Without a parameter range, the range spans a factor of 8 either side of
+    the law's compute-optimal ``N``.
+    """
+    if not np.isfinite(flops) or flops <= 0:
+        raise SelectionError("the compute budget must be a positive, finite number of FLOPs")
+    if params_min is None or params_max is None:
+        optimum = resolve_law(law)[0].compute_optimal(flops, 64.0)
+        params_min = float(optimum.N) / 8 if params_min is None else params_min
+        params_max = float(optimum.N) * 8 if params_max is None else params_max
+    grid = enumerate_shapes(params_min, params_max, **enumerate_options)
+    if len(grid) == 0:
+        raise SelectionError(f"no shape fits between {params_min:.3g} and {params_max:.3g} parameters")
+    return Candidates.from_arrays(grid.n_layers, grid.d_model, flops / (6.0 * grid.N), grid.n_heads)
+
+
+def candidates_from_table(source: str | os.PathLike | bytes | pd.DataFrame, tokens: float | None = None) -> Candidates:
+    """Candidates from a table with ``n_layers`` and ``d_model`` (``n_heads``, ``D``, a name optional).
+
+    Parameters
+    ----------
+    source : path, bytes or DataFrame
+        E.g. ``data/morph_1b_candidates.csv``.
+    tokens : float, optional
+        Training tokens for every candidate; required unless the table has ``D``.
+    """
+    frame = read_table(source)
+    label = "the candidates table"
+    missing = [c for c in ("n_layers", "d_model") if c not in frame.columns]
+    if missing:
+        raise SelectionError(f"{label} is missing the column(s) {', '.join(missing)}")
+    layers = to_numeric(frame["n_layers"], "n_layers", label)
+    width = to_numeric(frame["d_model"], "d_model", label)
+    if np.any(layers % 1) or np.any(width % 1):
+        raise ShapeError("n_layers and d_model must be whole numbers")
+    heads = to_numeric(frame["n_heads"], "n_heads", label).astype(np.int64) if "n_heads" in frame else None
+    if tokens is None:
+        if "D" not in frame.columns:
+            raise SelectionError(f"{label} has no D column; give the training tokens")
+        tokens_arr: ArrayLike = to_numeric(frame["D"], "D", label)
+    else:
+        tokens_arr = tokens
+    names = next((frame[c].astype(str).tolist() for c in ("candidate", "name", "label", "model") if c in frame), None)
+    return Candidates.from_arrays(layers.astype(np.int64), width.astype(np.int64), tokens_arr, heads, names)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Predicted loss and latency of every candidate.
+
+    Attributes
+    ----------
+    candidates : Candidates
+    loss : ndarray
+        Predicted loss at each candidate's ``N``, ``D`` and aspect ratio.
+    latency_s : ndarray
+        Predicted end-to-end generation time (seconds).
+    ms_per_token : ndarray
+        Predicted decode time per generated token (milliseconds).
+    roofline_s : ndarray
+        Roofline lower bound of the same call (seconds).
+    settings : dict
+        Hardware, calibration, batch, tokens, dtype and law used.
+    """
+
+    candidates: Candidates
+    loss: FloatArray
+    latency_s: FloatArray
+    ms_per_token: FloatArray
+    roofline_s: FloatArray
+    settings: dict[str, Any] = field(default_factory=dict)
+    fit: FitResult | None = None
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    def loss_band(self, index: ArrayLike, level: float = 0.95) -> tuple[FloatArray, FloatArray] | None:
+        """Confidence band of predicted loss for some candidates (None without a fit).
+
+        Computed on demand for a subset: a band over bootstrap draws costs one
+        prediction per draw.
+        """
+        if self.fit is None:
+            return None
+        c = self.candidates.take(index)
+        return self.fit.predict_interval(c.N, c.D, c.aspect_ratio, level=level)
+
+    def to_frame(self, index: ArrayLike | None = None) -> pd.DataFrame:
+        """One row per candidate (or per ``index``), with shape, N, D, loss and latency columns."""
+        i = np.arange(len(self)) if index is None else np.asarray(index)
+        c = self.candidates.take(i)
+        return pd.DataFrame(
+            {
+                "label": c.label,
+                "n_layers": c.n_layers,
+                "d_model": c.d_model,
+                "n_heads": c.n_heads,
+                "aspect_ratio": c.aspect_ratio,
+                "N": c.N,
+                "D": c.D,
+                "loss": self.loss[i],
+                "latency_s": self.latency_s[i],
+                "ms_per_token": self.ms_per_token[i],
+                "roofline_s": self.roofline_s[i],
+            }
+        )
+
+
+def evaluate_candidates(
+    candidates: Candidates,
+    law: LawLike = "bian2025",
+    *,
+    hardware: Any = "a100-40gb",
+    calibration: Any = None,
+    batch: int = 1,
+    input_tokens: int = 128,
+    output_tokens: int = 256,
+    dtype: str = "bf16",
+) -> Evaluation:
+    """Predicted loss and latency for all candidates in one vectorised pass.
+
+    Parameters
+    ----------
+    candidates : Candidates
+    law : preset name, ScalingLaw or FitResult
+        The loss model (a fit also gives confidence bands).
+    hardware, calibration, batch, input_tokens, output_tokens, dtype
+        Passed to :func:`morph.latency.predict_latency`.
+    """
+    if len(candidates) == 0:
+        raise SelectionError("there are no candidates to evaluate; widen the parameter range or the shape grid")
+    scaling_law, fit = resolve_law(law)
+    loss = scaling_law.predict(candidates.N.astype(np.float64), candidates.D, candidates.aspect_ratio)
+    timing = predict_latency(
+        candidates.n_layers, candidates.d_model, candidates.n_heads,
+        hardware=hardware, calibration=calibration, batch=batch,
+        input_tokens=input_tokens, output_tokens=output_tokens, dtype=dtype,
+    )
+    settings = {
+        "law": law if isinstance(law, str) else scaling_law.family,
+        "hardware": getattr(hardware, "name", hardware),
+        "calibration": getattr(calibration, "name", calibration),
+        "batch": batch,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "dtype": dtype,
+    }
+    return Evaluation(
+        candidates=candidates,
+        loss=np.asarray(loss, dtype=np.float64),
+        latency_s=np.asarray(timing.latency_s, dtype=np.float64),
+        ms_per_token=np.asarray(timing.ms_per_token, dtype=np.float64),
+        roofline_s=np.asarray(timing.roofline_s, dtype=np.float64),
+        settings=settings,
+        fit=fit,
+    )
+
+
+def pareto_frontier(latency: ArrayLike, loss: ArrayLike) -> IntArray:
+    """Indices of the non-dominated points of (latency, loss), in order of latency.
+
+    A point is dominated when another is at least as fast and at least as
+    good and strictly better in one of the two. Sorting by latency (ties by
+    loss) and keeping the points that beat the best loss of every faster
+    point finds them all in ``O(n log n)``.
+    """
+    t = np.asarray(latency, dtype=np.float64)
+    y = np.asarray(loss, dtype=np.float64)
+    if t.shape != y.shape or t.ndim != 1:
+        raise ValueError("latency and loss must be 1-D arrays of the same length")
+    if t.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((y, t))
+    ys = y[order]
+    best_before = np.concatenate([[np.inf], np.minimum.accumulate(ys)[:-1]])
+    return order[ys < best_before].astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The paper's selection: candidates within the latency budget ranked by predicted loss.
+
+    Attributes
+    ----------
+    selected : DataFrame
+        The top ``k``, best first, with ``rank`` and ``speedup`` (latency of the
+        deepest candidate divided by each one's).
+    frontier : DataFrame
+        The (latency, loss) Pareto frontier of all candidates, fastest first.
+    dropped : DataFrame
+        Every other candidate with the ``reason`` it was dropped.
+    evaluation : Evaluation
+    latency_target : float
+    top_k : int
+    """
+
+    selected: pd.DataFrame
+    frontier: pd.DataFrame
+    dropped: pd.DataFrame
+    evaluation: Evaluation
+    latency_target: float
+    top_k: int
+    selected_index: IntArray
+    frontier_index: IntArray
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``selected``, ``frontier`` and ``dropped`` as lists of records."""
+
+        def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+            out = []
+            for row in frame.to_dict(orient="records"):
+                out.append({k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()})
+            return out
+
+        return {
+            "latency_target_s": self.latency_target,
+            "top_k": self.top_k,
+            "settings": self.evaluation.settings,
+            "n_candidates": len(self.evaluation),
+            "selected": records(self.selected),
+            "frontier": records(self.frontier),
+            "dropped": records(self.dropped),
+        }
+
+
+def select(evaluation: Evaluation, latency_target: float, top_k: int = 3, band_level: float = 0.95) -> Selection:
+    """Drop candidates over the latency budget, rank the rest by predicted loss, keep the top ``k``.
+
+    Parameters
+    ----------
+    evaluation : Evaluation
+    latency_target : float
+        Latency budget ``T_C`` (seconds) for the whole generation call.
+    top_k : int
+        How many candidates to keep.
+    band_level : float
+        Level of the loss band shown for the kept candidates (when the law is a fit).
+
+    Raises
+    ------
+    SelectionError
+        If the budget is not a positive number or no candidate meets it; the
+        message says how far the fastest candidate is from the budget.
+    """
+    if not np.isfinite(latency_target) or latency_target <= 0:
+        raise SelectionError("the latency target must be a positive number of seconds")
+    if top_k < 1:
+        raise SelectionError("top-k must be at least 1")
+    latency, loss = evaluation.latency_s, evaluation.loss
+    fits = latency <= latency_target
+    if not fits.any():
+        fastest = int(np.argmin(latency))
+        raise SelectionError(
+            f"no candidate meets the {latency_target:.3g} s latency budget: the fastest, "
+            f"{evaluation.candidates.label[fastest]}, takes {latency[fastest]:.3g} s. Relax the budget to at "
+            f"least {latency[fastest]:.3g} s, or allow smaller or shallower models, fewer output tokens or "
+            "faster hardware"
+        )
+    within = np.flatnonzero(fits)
+    ranked = within[np.argsort(loss[within], kind="stable")]
+    chosen = ranked[:top_k]
+    frontier = pareto_frontier(latency, loss)
+    deepest = int(np.argmax(evaluation.candidates.n_layers))
+    selected = evaluation.to_frame(chosen)
+    selected.insert(0, "rank", np.arange(1, len(chosen) + 1))
+    selected["speedup"] = latency[deepest] / latency[chosen]
+    band = evaluation.loss_band(chosen, band_level)
+    if band is not None:
+        selected["loss_low"], selected["loss_high"] = band
+    dropped_index = np.setdiff1d(np.arange(len(evaluation)), chosen)
+    dropped = evaluation.to_frame(dropped_index)
+    rank_of = np.empty(len(evaluation), dtype=np.int64)
+    rank_of[ranked] = np.arange(1, ranked.size + 1)
+    dropped["reason"] = [
+        f"latency {latency[i]:.3g} s exceeds the {latency_target:.3g} s budget"
+        if not fits[i]
+        else f"ranked {rank_of[i]} by predicted loss among {ranked.size} within budget; top {top_k} kept"
+        for i in dropped_index
+    ]
+    return Selection(
+        selected=selected.reset_index(drop=True),
+        frontier=evaluation.to_frame(frontier).reset_index(drop=True),
+        dropped=dropped.reset_index(drop=True),
+        evaluation=evaluation,
+        latency_target=float(latency_target),
+        top_k=int(top_k),
+        selected_index=chosen.astype(np.int64),
+        frontier_index=frontier,
+    )
+
+
+@dataclass(frozen=True)
+class ComputeTradeoff:
+    """What faster models cost in loss at a fixed training budget.
+
+    Attributes
+    ----------
+    flops : float
+        Training budget (FLOPs).
+    best : Series
+        The candidate of least predicted loss (the unconstrained optimum on the shape grid).
+    table : DataFrame
+        Per speed-up factor: the best candidate at least that much faster than
+        ``best``, its loss and the loss penalty (absolute and relative).
+    evaluation : Evaluation
+    frontier_index : ndarray
+    """
+
+    flops: float
+    best: pd.Series
+    table: pd.DataFrame
+    evaluation: Evaluation
+    frontier_index: IntArray
+
+    def sentence(self, speedup: float = 2.0) -> str:
+        """E.g. "a 2x faster model costs +0.012 in loss (+0.41%) at 1e+21 FLOPs"."""
+        row = self.table.loc[np.isclose(self.table["speedup"], speedup)]
+        if row.empty or not np.isfinite(row["loss_penalty"].iloc[0]):
+            return f"no candidate is {speedup:g}x faster than the best model at {self.flops:.3g} FLOPs"
+        r = row.iloc[0]
+        return (
+            f"a {speedup:g}x faster model ({r['label']}) costs {r['loss_penalty']:+.4f} in loss "
+            f"({r['relative_penalty'] * 100:+.2f}%) at {self.flops:.3g} training FLOPs"
+        )
+
+
+def compute_tradeoff(
+    flops: float,
+    law: LawLike = "bian2025",
+    speedups: Sequence[float] = (1.0, 1.25, 1.5, 2.0, 3.0, 4.0),
+    *,
+    params_min: float | None = None,
+    params_max: float | None = None,
+    enumerate_options: dict[str, Any] | None = None,
+    **latency_options: Any,
+) -> ComputeTradeoff:
+    """The compute view: at ``flops``, the frontier over (N, D = flops / 6N, shape) and the price of speed.
+
+    Parameters
+    ----------
+    flops : float
+        Training budget (FLOPs).
+    law : preset name, ScalingLaw or FitResult
+    speedups : sequence of float
+        Speed-up factors over the unconstrained best model to price.
+    params_min, params_max : float, optional
+        Parameter range (default: a factor of 8 around the compute-optimal N).
+    enumerate_options : dict, optional
+        Width grid and depth limits for the shape enumeration.
+    **latency_options
+        ``hardware``, ``calibration``, ``batch``, ``input_tokens``, ``output_tokens``, ``dtype``.
+    """
+    candidates = candidates_from_flops(flops, params_min, params_max, law=law, **(enumerate_options or {}))
+    evaluation = evaluate_candidates(candidates, law, **latency_options)
+    best = int(np.argmin(evaluation.loss))
+    rows = []
+    for s in speedups:
+        allowed = np.flatnonzero(evaluation.latency_s <= evaluation.latency_s[best] / s)
+        if allowed.size == 0:
+            rows.append({"speedup": s, "label": None, "loss": np.nan, "latency_s": np.nan,
+                         "loss_penalty": np.nan, "relative_penalty": np.nan})
+            continue
+        pick = allowed[np.argmin(evaluation.loss[allowed])]
+        rows.append({
+            "speedup": s,
+            "label": str(evaluation.candidates.label[pick]),
+            "N": int(evaluation.candidates.N[pick]),
+            "D": float(evaluation.candidates.D[pick]),
+            "loss": float(evaluation.loss[pick]),
+            "latency_s": float(evaluation.latency_s[pick]),
+            "loss_penalty": float(evaluation.loss[pick] - evaluation.loss[best]),
+            "relative_penalty": float(evaluation.loss[pick] / evaluation.loss[best] - 1),
+        })
+    return ComputeTradeoff(
+        flops=float(flops),
+        best=evaluation.to_frame([best]).iloc[0],
+        table=pd.DataFrame(rows),
+        evaluation=evaluation,
+        frontier_index=pareto_frontier(evaluation.latency_s, evaluation.loss),
+    )
