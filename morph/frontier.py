@@ -19,6 +19,7 @@ unconstrained best model.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence, Union
@@ -343,30 +344,52 @@ class Selection:
         deepest candidate divided by each one's).
     frontier : DataFrame
         The (latency, loss) Pareto frontier of all candidates, fastest first.
-    dropped : DataFrame
-        Every other candidate with the ``reason`` it was dropped.
     evaluation : Evaluation
     latency_target : float
     top_k : int
+    selected_index, frontier_index : ndarray
+        Positions of the selected and frontier candidates in ``evaluation``.
     """
 
     selected: pd.DataFrame
     frontier: pd.DataFrame
-    dropped: pd.DataFrame
     evaluation: Evaluation
     latency_target: float
     top_k: int
     selected_index: IntArray
     frontier_index: IntArray
 
+    @functools.cached_property
+    def dropped(self) -> pd.DataFrame:
+        """Every candidate not selected, with the ``reason`` it was dropped.
+
+        Built on first use: with 100,000 candidates the table costs more than
+        the whole selection, and a slider never needs it.
+        """
+        latency, loss = self.evaluation.latency_s, self.evaluation.loss
+        fits = latency <= self.latency_target
+        within = np.flatnonzero(fits)
+        ranked = within[np.argsort(loss[within], kind="stable")]
+        rank_of = np.zeros(len(self.evaluation), dtype=np.int64)
+        rank_of[ranked] = np.arange(1, ranked.size + 1)
+        index = np.setdiff1d(np.arange(len(self.evaluation)), self.selected_index)
+        frame = self.evaluation.to_frame(index)
+        frame["reason"] = [
+            f"latency {latency[i]:.3g} s exceeds the {self.latency_target:.3g} s budget"
+            if not fits[i]
+            else f"ranked {rank_of[i]} by predicted loss among {ranked.size} within budget; top {self.top_k} kept"
+            for i in index
+        ]
+        return frame.reset_index(drop=True)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``selected``, ``frontier`` and ``dropped`` as lists of records."""
 
         def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-            out = []
-            for row in frame.to_dict(orient="records"):
-                out.append({k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()})
-            return out
+            return [
+                {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+                for row in frame.to_dict(orient="records")
+            ]
 
         return {
             "latency_target_s": self.latency_target,
@@ -403,8 +426,8 @@ def select(evaluation: Evaluation, latency_target: float, top_k: int = 3, band_l
     if top_k < 1:
         raise SelectionError("top-k must be at least 1")
     latency, loss = evaluation.latency_s, evaluation.loss
-    fits = latency <= latency_target
-    if not fits.any():
+    within = np.flatnonzero(latency <= latency_target)
+    if within.size == 0:
         fastest = int(np.argmin(latency))
         raise SelectionError(
             f"no candidate meets the {latency_target:.3g} s latency budget: the fastest, "
@@ -412,9 +435,10 @@ def select(evaluation: Evaluation, latency_target: float, top_k: int = 3, band_l
             f"least {latency[fastest]:.3g} s, or allow smaller or shallower models, fewer output tokens or "
             "faster hardware"
         )
-    within = np.flatnonzero(fits)
-    ranked = within[np.argsort(loss[within], kind="stable")]
-    chosen = ranked[:top_k]
+    # Only the k best are needed in order: a partial sort keeps this O(n).
+    k = min(top_k, within.size)
+    best = within[np.argpartition(loss[within], k - 1)[:k]] if within.size > k else within
+    chosen = best[np.lexsort((best, loss[best]))]
     frontier = pareto_frontier(latency, loss)
     deepest = int(np.argmax(evaluation.candidates.n_layers))
     selected = evaluation.to_frame(chosen)
@@ -423,20 +447,9 @@ def select(evaluation: Evaluation, latency_target: float, top_k: int = 3, band_l
     band = evaluation.loss_band(chosen, band_level)
     if band is not None:
         selected["loss_low"], selected["loss_high"] = band
-    dropped_index = np.setdiff1d(np.arange(len(evaluation)), chosen)
-    dropped = evaluation.to_frame(dropped_index)
-    rank_of = np.empty(len(evaluation), dtype=np.int64)
-    rank_of[ranked] = np.arange(1, ranked.size + 1)
-    dropped["reason"] = [
-        f"latency {latency[i]:.3g} s exceeds the {latency_target:.3g} s budget"
-        if not fits[i]
-        else f"ranked {rank_of[i]} by predicted loss among {ranked.size} within budget; top {top_k} kept"
-        for i in dropped_index
-    ]
     return Selection(
         selected=selected.reset_index(drop=True),
         frontier=evaluation.to_frame(frontier).reset_index(drop=True),
-        dropped=dropped.reset_index(drop=True),
         evaluation=evaluation,
         latency_target=float(latency_target),
         top_k=int(top_k),

@@ -1,0 +1,57 @@
+"""Speed of one frontier evaluation over 100,000+ candidate shapes (target: under 20 ms).
+
+One evaluation is what a dashboard slider triggers: predicted loss and latency
+for every candidate, the (latency, loss) Pareto frontier, and the top-k under
+the latency budget. The candidate enumeration is timed separately (it runs
+only when the parameter range changes).
+
+Run: ``python benchmarks/bench_frontier.py``
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+
+import numpy as np
+
+import morph
+from morph.frontier import candidates_from_range, evaluate_candidates, pareto_frontier, select
+
+
+def _median_ms(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def main() -> None:
+    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}, "
+          f"numpy {np.__version__}, morph {morph.__version__}")
+    options = dict(d_model_max=32768, n_layers_max=1024)
+    enumerate_ms = _median_ms(lambda: candidates_from_range(1e8, 1e12, 2e11, **options), repeat=10)
+    candidates = candidates_from_range(1e8, 1e12, 2e11, **options)
+    print(f"candidates: {len(candidates):,} shapes between 1e8 and 1e12 parameters "
+          f"(enumeration {enumerate_ms:.1f} ms, median of 10)")
+
+    def one_evaluation():
+        evaluation = evaluate_candidates(candidates, "bian2025", hardware="a100-40gb")
+        return select(evaluation, latency_target=float(np.median(evaluation.latency_s)), top_k=5)
+
+    one_evaluation()  # warm caches (hardware and calibration files)
+    total_ms = _median_ms(one_evaluation, repeat=30)
+    evaluation = evaluate_candidates(candidates, "bian2025", hardware="a100-40gb")
+    loss_ms = _median_ms(lambda: morph.preset("bian2025").predict(
+        candidates.N.astype(float), candidates.D, candidates.aspect_ratio), repeat=30)
+    pareto_ms = _median_ms(lambda: pareto_frontier(evaluation.latency_s, evaluation.loss), repeat=30)
+    print(f"one evaluation (loss + latency + frontier + top-5): {total_ms:.1f} ms, median of 30 (target < 20 ms)")
+    print(f"  of which loss {loss_ms:.1f} ms, Pareto frontier {pareto_ms:.1f} ms; "
+          f"frontier size {len(pareto_frontier(evaluation.latency_s, evaluation.loss))}")
+
+
+if __name__ == "__main__":
+    main()
