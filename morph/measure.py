@@ -58,6 +58,7 @@ __all__ = [
     "measure_shape",
     "measure_shapes",
     "load_average",
+    "now_iso",
     "provenance",
     "protocol_dict",
     "check_writable",
@@ -413,6 +414,11 @@ def _device_name(device: str) -> str:
     return f"cuda ({torch.cuda.get_device_name()}, CUDA {torch.version.cuda})"
 
 
+def now_iso() -> str:
+    """The current time in UTC, ISO 8601 to the second."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages, as ``os.getloadavg`` gives them."""
     try:
@@ -441,7 +447,7 @@ def provenance(
     load_before, load_after : str
         Load averages at the start and the end of the measurements.
     date : str, optional
-        ISO 8601 time; defaults to now (UTC).
+        ISO 8601 time the measurements started; defaults to now (UTC).
     extra : dict, optional
         Further keys, e.g. the sweep's wall time.
     """
@@ -460,7 +466,7 @@ def provenance(
         "threads": str(torch.get_num_threads()),
         "dtype": protocol.dtype,
         "protocol": protocol.sentence(),
-        "date": date or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": date or now_iso(),
         "command": command,
         "load_before": load_before,
         "load_after": load_after,

@@ -17,6 +17,7 @@ from ..measure import (
     MeasurementProtocol,
     check_writable,
     load_average,
+    now_iso,
     measure_shapes,
     measurements_frame,
     named_sweep,
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         require_torch().set_num_threads(args.threads)
     command = "morph " + shlex.join(getattr(args, "argv", None) or sys.argv[1:])
-    load_before = load_average()
+    date, load_before = now_iso(), load_average()
     started = time.perf_counter()
     progress = None if (args.quiet or args.json) else _progress
     measurements = measure_shapes(shapes, protocol, progress=progress)
@@ -158,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
     header = provenance(
         measurements[0].protocol,
         command=command,
+        date=date,
         load_before=load_before,
         load_after=load_average(),
         extra={"wall_s": f"{wall_s:.1f}"},
