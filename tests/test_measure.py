@@ -216,6 +216,35 @@ def test_read_measurements_rejects_a_file_without_provenance(tmp_path):
         read_measurements(bad)
 
 
+# --- the committed CPU sweep -----------------------------------------------------------------------------------
+
+
+def test_committed_cpu_sweep():
+    frame, prov = read_measurements(COMMITTED)
+    assert len(frame) >= 24
+    assert set(PROVENANCE_KEYS) <= set(prov)
+    assert prov["device"] == "cpu" and "sweep cpu-default" in prov["command"]
+    assert (frame[["latency_s", "latency_min_s", "latency_max_s"]] > 0).all().all()
+    assert (frame["latency_min_s"] <= frame["latency_s"]).all() and (frame["latency_s"] <= frame["latency_max_s"]).all()
+    assert (frame["N"] == [Shape(int(L), int(d)).N for L, d in zip(frame["n_layers"], frame["d_model"])]).all()
+    for _, group in frame.groupby("d_model"):
+        ordered = group.sort_values("n_layers")
+        if len(ordered) > 1:  # deeper at the same width is always slower
+            assert np.all(np.diff(ordered["latency_s"].to_numpy()) > 0), ordered
+    # Depth costs about linearly: a straight line explains the layers sweep at d_model 512.
+    layers = frame[frame["d_model"] == 512].sort_values("n_layers")
+    slope, intercept = np.polyfit(layers["n_layers"], layers["latency_s"], 1)
+    fitted = slope * layers["n_layers"] + intercept
+    r2 = 1 - np.sum((layers["latency_s"] - fitted) ** 2) / np.sum((layers["latency_s"] - layers["latency_s"].mean()) ** 2)
+    assert slope > 0 and intercept > 0 and r2 > 0.98
+    # The trials agree: the typical interquartile range is a few percent of the median.
+    assert float(np.median(frame["latency_iqr_s"] / frame["latency_s"])) < 0.05
+    # Same size, different aspect ratio: the deepest, narrowest variant is the slowest by far.
+    same = frame[(frame["N"] > 1.45e8) & (frame["N"] < 1.56e8)].assign(R=lambda f: f["d_model"] / f["n_layers"])
+    assert len(same) >= 6
+    assert same.sort_values("R")["latency_s"].iloc[0] > 2 * same.sort_values("R")["latency_s"].iloc[-1]
+
+
 # --- CLI errors: one line, exit 2, no file ---------------------------------------------------------------------
 
 
