@@ -14,12 +14,12 @@ import sys
 from typing import Sequence
 
 from ..errors import MorphError
-from . import fit, frontier, latency
+from . import fit, frontier, latency, measure
 
 __all__ = ["main", "build_parser"]
 
 #: Subcommand modules, in the order ``morph --help`` lists them.
-COMMANDS = [fit, latency, frontier]
+COMMANDS = [fit, latency, frontier, measure]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 bad input, 1 internal error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Kept so that files a command writes can record the exact command line.
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
