@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from scipy.optimize import brentq
 
 import morph.latency as latency_module
+from morph.shapes import parameter_count
 from morph.calibration import (
     A100_CALIBRATION,
     additive_host_coefficients,
@@ -690,3 +691,24 @@ def test_python_dash_m_morph_latency(argv, code):
 
 def test_errors_are_morph_errors():
     assert issubclass(LatencyError, MorphError) and issubclass(ShapeError, MorphError)
+
+
+def test_shipped_cpu_calibration_meets_its_leave_one_out_target():
+    """The CPU sweep is predicted within 10% on average by a model fitted without each shape."""
+    from morph.calibration import leave_one_out, load_measurements
+
+    measurements = load_measurements(data_dir() / "measurements" / "cpu-torch-eager.csv")
+    loo = leave_one_out(measurements, "cpu")
+    assert len(measurements) >= 24
+    assert loo.mape <= 0.10
+    shipped = load_calibration("cpu-torch-eager")
+    assert shipped.loo_mape == pytest.approx(loo.mape, rel=1e-3)
+    assert shipped.overlap_p == 1.0  # synchronous: host and arithmetic share the cores
+    # The calibrated model reproduces the same-size spread of the sweep (3.3x measured).
+    n = parameter_count(measurements["n_layers"], measurements["d_model"])
+    same_size = measurements[(n >= 1.45e8) & (n <= 1.55e8)]
+    assert len(same_size) >= 6
+    predicted = predict_latency(same_size["n_layers"], same_size["d_model"], hardware="cpu", batch=1,
+                                input_tokens=64, output_tokens=32, dtype="fp32").latency_s
+    assert predicted.max() / predicted.min() == pytest.approx(
+        same_size["latency_s"].max() / same_size["latency_s"].min(), rel=0.15)
