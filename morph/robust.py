@@ -44,6 +44,12 @@ FloatArray = NDArray[np.float64]
 
 # Parameters optimised as logarithms (kept positive); the rest are used as they are.
 _LOG_PARAMETERS = {"A", "B", "E", "eps", "r_opt"}
+# Above this many points the multi-start search runs on a seeded subsample:
+# it only has to find the basin, which a few thousand points show as well as
+# a million; the best few starts are then refined on every point.
+SEARCH_POINTS = 2000
+# Elements per intermediate array in batched steps (about 100 MB of float64).
+_CELLS_PER_CHUNK = 12_000_000
 # Box on the internal coordinates: keeps exp() finite whatever a step proposes.
 _BOUNDS = {"log": (-60.0, 60.0), "exponent": (-5.0, 10.0)}
 
@@ -102,6 +108,14 @@ class LogSpaceModel:
     @property
     def n_points(self) -> int:
         return int(self.log_loss.size)
+
+    def subset(self, index: NDArray[np.int64]) -> "LogSpaceModel":
+        """The same law on a subset of the points."""
+        part = object.__new__(LogSpaceModel)
+        part.__dict__.update(self.__dict__)
+        part.log_N, part.log_D, part.log_loss = self.log_N[index], self.log_D[index], self.log_loss[index]
+        part.log_R = None if self.log_R is None else self.log_R[index]
+        return part
 
     def to_internal(self, params: dict[str, float]) -> FloatArray:
         """Internal coordinates of a parameter dict (logs of the positive ones)."""
@@ -195,7 +209,7 @@ class LogSpaceModel:
         names = list(axes)
         return [dict(zip(names, values)) for values in product(*(axes[n] for n in names))]
 
-    def projected_starts(self, weights: FloatArray | None = None, chunk: int = 4096) -> tuple[FloatArray, FloatArray]:
+    def projected_starts(self, weights: FloatArray | None = None) -> tuple[FloatArray, FloatArray]:
         """Starting points from the variable-projection grid, with their Huber objective.
 
         For each point of a grid over the nonlinear parameters, ``E``, ``A``
@@ -213,6 +227,7 @@ class LogSpaceModel:
         loss = np.exp(self.log_loss)
         w = np.ones_like(loss) if weights is None else weights
         starts, objectives = [], []
+        chunk = max(1, _CELLS_PER_CHUNK // self.n_points)  # bounds memory to ~100 MB per array
         for lo in range(0, len(values), chunk):
             block = values[lo : lo + chunk]
             theta = np.zeros((len(block), len(self.free)))
@@ -382,17 +397,29 @@ def fit_huber(
         Further starting points in internal coordinates (for example the
         optimum of a previous fit).
     """
-    starts, values = model.projected_starts()
+    search = model
+    if model.n_points > SEARCH_POINTS:
+        sample = np.random.default_rng(0).choice(model.n_points, SEARCH_POINTS, replace=False)
+        search = model.subset(np.sort(sample))
+    starts, values = search.projected_starts()
     if extra_starts is not None and len(extra_starts):
         extra = np.atleast_2d(extra_starts)
         starts = np.vstack([starts, extra])
-        values = np.concatenate([values, model.objective(extra, None, delta)])
+        values = np.concatenate([values, search.objective(extra, None, delta)])
     chosen = _distinct_best(starts, values, n_refine)
-    theta, value, iterations = levenberg_marquardt(model, chosen, None, delta)
+    theta, value, iterations = levenberg_marquardt(search, chosen, None, delta)
+    if search is not model:
+        best_starts = _distinct_best(theta, value, n_polish, tolerance=1e-6)
+        theta, value, more = levenberg_marquardt(model, best_starts, None, delta)
+        iterations += more
     candidates = _distinct_best(theta, value, n_polish, tolerance=1e-6)
     if len(candidates) == 0:
         raise FitError("every starting point gives a non-finite objective; check the data for extreme values")
     best_theta, best_value = candidates[0], np.inf
+    # Starts already far worse than the best after Levenberg-Marquardt are
+    # other local minima; polishing them costs full-data gradients for nothing.
+    values = model.objective(candidates, None, delta)
+    candidates = candidates[values <= values.min() * (1 + 1e-3)]
     for start in candidates:
         result = _polish(model, start, None, delta)
         start_value = float(model.objective(start[None, :], None, delta)[0])
@@ -449,6 +476,7 @@ def bootstrap_huber(
     n = model.n_points
     starts = optimum.local_minima[:3] if len(optimum.local_minima) else optimum.theta[None, :]
     results = np.empty((n_samples, len(model.free)))
+    chunk = max(1, min(chunk, _CELLS_PER_CHUNK // (n * len(starts) * len(model.free))))
     for lo in range(0, n_samples, chunk):
         size = min(chunk, n_samples - lo)
         counts = rng.multinomial(n, np.full(n, 1.0 / n), size=size).astype(np.float64)
