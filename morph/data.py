@@ -142,11 +142,24 @@ def read_table(source: Source, name: str | None = None) -> pd.DataFrame:
     lines = text.splitlines()
     header_line = next(line for line in lines if line.strip())
     sep = _delimiter(header_line)
-    rows = list(csv.reader(io.StringIO(text), delimiter=sep, skipinitialspace=True))
+    try:
+        rows = list(csv.reader(io.StringIO(text), delimiter=sep, skipinitialspace=True))
+    except csv.Error as exc:
+        raise DataError(f"{label} is not a readable CSV table ({exc})") from None
     rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise DataError(f"{label} has no header line with column names")
     header = [h.strip() for h in rows[0]]
+    if len(header) == 1 and re.search(r"[|: ]", header[0]):
+        raise DataError(
+            f"{label} has a single column named {header[0][:40]!r}; Morph reads comma-, semicolon- or "
+            "tab-separated files"
+        )
     if any(not h for h in header):
-        raise DataError(f"{label}: the header has an empty column name")
+        position = next(i for i, h in enumerate(header, start=1) if not h)
+        raise DataError(
+            f"{label}: column {position} of the header has no name (a trailing delimiter?); name it or remove it"
+        )
     seen: set[str] = set()
     for h in header:
         if h in seen:
@@ -171,7 +184,8 @@ def _numeric_where_possible(frame: pd.DataFrame) -> pd.DataFrame:
     # rest stay text and the validators report their first bad cell.
     for column in frame.columns:
         converted = pd.to_numeric(frame[column], errors="coerce")
-        if converted.notna().all():
+        # Only wholly finite columns convert, so an error quotes what the user wrote ('1e999', not 'inf').
+        if np.isfinite(converted.to_numpy(dtype=np.float64, na_value=np.nan)).all():
             frame[column] = converted
     return frame
 
@@ -202,8 +216,13 @@ def to_numeric(values: pd.Series, column: str, label: str = "the table", positiv
         i = int(np.flatnonzero(bad)[0])
         raw = values.iloc[i]
         # pandas 3 keeps a missing cell missing even through astype(str).
-        cell = "" if pd.isna(raw) else str(raw).strip()
-        what = "is empty" if cell in ("", "nan", "None") else f"holds {cell[:40]!r}, which is not a finite number"
+        cell = None if pd.isna(raw) else str(raw).strip()
+        if cell is None:
+            what = "is missing (NaN)"
+        elif cell == "":
+            what = "is empty"
+        else:
+            what = f"holds {cell[:40]!r}, which is not a finite number"
         raise DataError(f"{label}: column {column!r}, row {i + 1} {what}")
     if positive and (numbers <= 0).any():
         i = int(np.flatnonzero(numbers <= 0)[0])

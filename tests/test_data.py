@@ -64,7 +64,7 @@ def test_accepted_forms_load_with_their_documented_meaning(text, meaning):
         (b"x,y,z\n1,2,3\n", "N or params, D or tokens, loss"),
         (b"N,D,loss\n1e8,abc,3\n", "column 'D', row 1 holds 'abc'"),
         (b"N,D,loss\n1e8,2e9,\n", "column 'loss', row 1 is empty"),
-        (b"N,D,loss\n1e8,2e9,nan\n", "row 1 is empty"),
+        (b"N,D,loss\n1e8,2e9,nan\n", "row 1 holds 'nan', which is not a finite number"),
         (b"N,D,loss\n1e8,inf,3\n", "not a finite number"),
         (b"N,D,loss\n1e8,2e9,3\n-5,2e9,3\n", "column 'N', row 2 is -5; it must be greater than zero"),
         (b"N,D,loss\n0,2e9,3\n", "greater than zero"),
@@ -119,5 +119,5 @@ def test_read_table_keeps_text_columns_as_text():
 
 def test_missing_values_in_numeric_frames_are_reported():
     frame = pd.DataFrame({"N": [1e8, np.nan], "D": [2e9, 3e9], "loss": [3.0, 2.9]})
-    with pytest.raises(DataError, match="column 'N', row 2 is empty"):
+    with pytest.raises(DataError, match=r"column 'N', row 2 is missing \(NaN\)"):
         load_runs(frame)
