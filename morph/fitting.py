@@ -63,7 +63,10 @@ def paper_start(family: str, variant: str) -> tuple[list[float], tuple[list[floa
         p0 = [5e4, 5e5, 2.0, 0.5, 0.0011, 0.5]
         upper = [np.inf] * 5 + [100.0]
         return p0, ([-np.inf] * 6, upper)
-    return [1.0] * len(names), None
+    # The paper starts every parameter at one; the U-shaped law (not the
+    # paper's) starts its optimal aspect ratio at 64, inside the data, since
+    # r_opt = 1 sits where no model lives.
+    return [64.0 if name == "r_opt" else 1.0 for name in names], None
 
 
 def design_warnings(N: FloatArray, D: FloatArray, aspect_ratio: FloatArray | None, family: str) -> list[str]:
@@ -94,6 +97,27 @@ def design_warnings(N: FloatArray, D: FloatArray, aspect_ratio: FloatArray | Non
     if law_class(family).needs_aspect_ratio and aspect_ratio is not None and np.ptp(aspect_ratio) == 0:
         notes.append("Every fit point has the same aspect ratio, so the shape factor cannot be determined.")
     return notes
+
+
+#: R^2 on its own fit points below which a fit is reported as a poor local optimum.
+POOR_FIT_R2 = 0.9
+
+
+def _quality_warnings(family, variant, params, N, D, R, loss, method) -> list[str]:
+    with np.errstate(all="ignore"):
+        pred = law_class(family).from_values(params, check=False).predict(N, D, R)
+    if not np.all(np.isfinite(pred)):
+        return ["The fitted law predicts non-finite losses on its own fit points; do not use it."]
+    total = float(np.sum((loss - loss.mean()) ** 2))
+    explained = 1.0 - float(np.sum((loss - pred) ** 2)) / total if total > 0 else float("nan")
+    if np.isfinite(explained) and explained < POOR_FIT_R2:
+        hint = " The robust method searches many starting points." if method == "paper" else ""
+        return [
+            f"The fit explains only {max(explained, 0) * 100:.0f}% of the variance of its own fit points "
+            f"(R^2 = {explained:.3f}): the optimiser stopped at a poor optimum or the law does not suit "
+            f"these data.{hint}"
+        ]
+    return []
 
 
 def _parameter_warnings(params: dict[str, float], stderr: dict[str, float] | None) -> list[str]:
@@ -373,7 +397,9 @@ def _paper_fit(family: str, variant: str, N, D, R, loss, p0=None) -> tuple[dict[
     with np.errstate(all="ignore"), _warnings.catch_warnings(record=True) as caught:
         _warnings.simplefilter("always", OptimizeWarning)
         try:
-            values, cov = curve_fit(model, np.zeros_like(loss), loss, **kwargs)
+            values, cov, _info, optimiser_message, flag = curve_fit(
+                model, np.zeros_like(loss), loss, full_output=True, **kwargs
+            )
         except RuntimeError as exc:
             raise FitError(
                 f"the paper method did not converge ({exc}); try --method robust, which searches many starting points"
@@ -390,7 +416,9 @@ def _paper_fit(family: str, variant: str, N, D, R, loss, p0=None) -> tuple[dict[
         raise FitError("the paper method ended at parameters that predict non-finite losses; try --method robust")
     sse = float(np.sum((pred - loss) ** 2))
     cov = cov if np.all(np.isfinite(cov)) else None
-    return params, cov, sse, True, "curve_fit converged", notes
+    # MINPACK (lm) reports 1-4 on success; the bounded solver (trf) reports 1-4 too, 0 and -1 on failure.
+    converged = int(flag) in (1, 2, 3, 4)
+    return params, cov, sse, converged, f"curve_fit: {str(optimiser_message).strip()}", notes
 
 
 def _bootstrap_paper(family, variant, N, D, R, loss, start, n_samples, seed, bar) -> tuple[FloatArray, int]:
@@ -532,6 +560,7 @@ def fit(
         close()
     if not success:
         notes.append(f"The optimiser did not report convergence ({message}); treat the parameters with care.")
+    notes += _quality_warnings(law, variant, params, N, D, R, loss, method)
     if boot is not None and len(boot):
         tail = (1 - confidence) / 2 * 100
         order = cls.parameter_names()

@@ -161,7 +161,9 @@ class ScalingLaw:
         n, d = _as_float(N), _as_float(D)
         # Written as the paper's code writes it: fits on ill-conditioned designs
         # (fit set A) follow different paths under a reordered expression.
-        return self.E + self.A / n**self.alpha + self.B / d**self.beta
+        # A power that overflows to inf is right in the limit (A / inf = 0).
+        with np.errstate(over="ignore", under="ignore"):
+            return self.E + self.A / n**self.alpha + self.B / d**self.beta
 
     def shape_factor(self, aspect_ratio: ArrayLike) -> FloatArray:
         """Multiplier on the Chinchilla loss for aspect ratio ``R`` (1 for Chinchilla)."""

@@ -256,3 +256,18 @@ def test_metric_helpers_by_hand():
     assert m.max_relative_error == pytest.approx(0.05)
     assert m.spearman == pytest.approx(1.0)
     assert np.isnan(evaluate([1.0], [1.0]).r2)
+
+
+def test_poor_optima_are_named_and_point_to_the_robust_method(runs):
+    # Seven free parameters from p0 = ones: curve_fit ends far from the data.
+    result = fit(runs, "inference-efficient", "untied", method="paper", fit_set="in_fit_B")
+    assert any("explains only" in w and "robust method" in w for w in result.warnings)
+    robust = fit(runs, "inference-efficient", "untied", method="robust", fit_set="in_fit_B")
+    assert not any("explains only" in w for w in robust.warnings)
+
+
+def test_u_shaped_law_finds_an_optimal_aspect_ratio_inside_the_data(runs):
+    result = fit(runs, "u-shaped", "tied", method="paper", fit_set="in_fit_B")
+    assert result.success and result.warnings == []
+    assert 20 < result.params["r_opt"] < 64  # the U's bottom, below R of about 64
+    assert result.metrics()["all"].r2 > 0.998
