@@ -22,6 +22,7 @@ Fits: :func:`residuals_figure`, :func:`predicted_vs_actual`, :func:`fit_diagnost
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Mapping, Sequence
 
@@ -44,6 +45,7 @@ from .shapes import enumerate_shapes, parameter_count
 __all__ = [
     "AXIS_TITLES",
     "fill",
+    "si_format",
     "runs_scatter",
     "loss_terms",
     "loss_vs_params",
@@ -92,28 +94,37 @@ def fill(target: go.FigureWidget, source: go.Figure) -> go.FigureWidget:
     """Copy ``source`` into the widget ``target`` in one ``batch_update``.
 
     When both have the same traces (same count and types, the usual case when
-    a slider moves) each trace is updated in place, so the page only restyles;
-    otherwise the traces are replaced. The layout is merged key by key,
-    without resending the template once the widget has one.
+    a slider moves) each trace is updated in place and the layout merged key
+    by key, so the page only restyles and relayouts; otherwise traces and
+    layout are replaced whole.
+
+    A page draws a FigureWidget from the state it had when it was built and
+    applies later edits only to views already shown: build the widget from a
+    figure (``go.FigureWidget(builder(...))``), not empty, and fill it afterwards.
 
     Returns
     -------
     FigureWidget
         ``target``.
     """
-    layout = source.layout.to_plotly_json()
-    if target.layout.template is not None and target.layout.template.to_plotly_json():
-        layout.pop("template", None)
     same = len(target.data) == len(source.data) and all(
         old.type == new.type for old, new in zip(target.data, source.data)
     )
     with target.batch_update():
-        if same:
-            for old, new in zip(target.data, source.data):
-                old.update(new.to_plotly_json(), overwrite=True)
-        else:
+        if not same:
             target.data = ()
             target.add_traces(list(source.data))
+            target.layout = source.layout
+            # A page shows messages like the ones above only in views that already
+            # exist; keep the widget's own state current for views made later.
+            target._widget_data = copy.deepcopy(target._data)
+            target._widget_layout = copy.deepcopy(target._layout_obj._props)
+            return target
+        for old, new in zip(target.data, source.data):
+            old.update(new.to_plotly_json(), overwrite=True)
+        layout = source.layout.to_plotly_json()
+        if target.layout.template == source.layout.template:
+            layout.pop("template", None)  # unchanged: not worth sending again
         # Shapes and annotations are lists: replace them whole, even when empty.
         layout.setdefault("shapes", [])
         layout.setdefault("annotations", [])
@@ -137,7 +148,7 @@ def _quiet() -> Any:
     return np.errstate(all="ignore")
 
 
-def _si(value: float) -> str:
+def si_format(value: float) -> str:
     """``1.67e9`` as ``1.67B``, ``2.9e10`` as ``29B``: how model and data sizes are spoken of."""
     for factor, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= factor:
@@ -263,9 +274,9 @@ def _add_loss_vs_params(
     with _quiet():
         for i, D in enumerate(tokens):
             fig.add_trace(go.Scatter(
-                x=N, y=law.predict(N, D, aspect_ratio), mode="lines", name=f"D = {_si(D)} tokens",
+                x=N, y=law.predict(N, D, aspect_ratio), mode="lines", name=f"D = {si_format(D)} tokens",
                 line=dict(color=COLORS[i % len(COLORS)]), showlegend=showlegend,
-                hovertemplate="N = %{x:.3s}<br>loss = %{y:.4f}<extra>D = " + _si(D) + "</extra>",
+                hovertemplate="N = %{x:.3s}<br>loss = %{y:.4f}<extra>D = " + si_format(D) + "</extra>",
             ), row=row, col=col)
     fig.update_xaxes(type="log", title=AXIS_TITLES["N"], row=row, col=col)
     fig.update_yaxes(title=AXIS_TITLES["predicted"], row=row, col=col)
@@ -330,7 +341,7 @@ def law_overview(
     with _quiet():
         loss = float(law.predict(N, D, aspect_ratio))
     fig = _figure(1, 2, horizontal_spacing=0.1,
-                  subplot_titles=("loss vs parameters N", f"loss vs aspect ratio at N = {_si(N)}, D = {_si(D)}"))
+                  subplot_titles=("loss vs parameters N", f"loss vs aspect ratio at N = {si_format(N)}, D = {si_format(D)}"))
     _add_loss_vs_params(fig, law, (D / 10, D, 10 * D), aspect_ratio, params, n_points, row=1, col=1)
     R = np.geomspace(*ratios, n_points)
     with _quiet():
@@ -343,7 +354,7 @@ def law_overview(
         fig.add_trace(go.Scatter(
             x=[x], y=[loss], mode="markers", name="the point", showlegend=col == 1,
             marker=dict(color="black", size=11, symbol="x"),
-            hovertemplate=f"N = {_si(N)}, D = {_si(D)}, R = {aspect_ratio:.3g}<br>loss = {loss:.4f}<extra></extra>",
+            hovertemplate=f"N = {si_format(N)}, D = {si_format(D)}, R = {aspect_ratio:.3g}<br>loss = {loss:.4f}<extra></extra>",
         ), row=1, col=col)
     fig.update_xaxes(type="log", title=AXIS_TITLES["aspect_ratio"], row=1, col=2)
     fig.update_yaxes(title=AXIS_TITLES["predicted"], row=1, col=2)
@@ -666,7 +677,7 @@ def latency_at_equal_size(
     grid = enumerate_shapes(params * (1 - tolerance), params * (1 + tolerance), n_layers_max=depth[1]).to_frame()
     grid = grid[grid["n_layers"] >= depth[0]]
     if grid.empty:
-        raise MorphError(f"no shape of {depth[0]}-{depth[1]} layers has {_si(params)} parameters within {tolerance:.0%}")
+        raise MorphError(f"no shape of {depth[0]}-{depth[1]} layers has {si_format(params)} parameters within {tolerance:.0%}")
     grid["gap"] = (grid["N"] / params - 1).abs()
     shapes = grid.loc[grid.groupby("n_layers")["gap"].idxmin()].sort_values("n_layers")
     L, d = shapes["n_layers"].to_numpy(), shapes["d_model"].to_numpy()
@@ -695,7 +706,7 @@ def latency_at_equal_size(
         fig.add_trace(trace)
     fig.update_xaxes(title=AXIS_TITLES["n_layers"])
     fig.update_yaxes(title=AXIS_TITLES["latency_s"], rangemode="tozero")
-    fig.update_layout(title=_two_lines(f"Shapes of {_si(params)} parameters (within {tolerance:.0%}) on {device.label}",
+    fig.update_layout(title=_two_lines(f"Shapes of {si_format(params)} parameters (within {tolerance:.0%}) on {device.label}",
                                        _workload_text(batch, input_tokens, output_tokens, dtype)))
     return _finish(fig, into)
 

@@ -59,7 +59,7 @@ _LAYOUT = widgets.Layout(width="420px")
 
 def _format(value: float) -> str:
     """A number for a readout: 4 significant digits, SI suffix for large counts."""
-    return figures._si(value) if abs(value) >= 1e4 else f"{value:.4g}"
+    return figures.si_format(value) if abs(value) >= 1e4 else f"{value:.4g}"
 
 
 def _html_table(frame: pd.DataFrame) -> str:
@@ -468,8 +468,9 @@ class FittingApp(widgets.VBox):
         self.fit_set.value = "in_fit_B"
         self.residual_axis.options = self._axis_options(self.table)
         self.residual_axis.value = "aspect_ratio"
-        self.figure = go.FigureWidget()
-        self._show(self._run_fit(self.table, self.choices()))
+        result = self._run_fit(self.table, self.choices())
+        self.figure = go.FigureWidget(figures.fit_diagnostics(result, x=self.residual_axis.value))
+        self._show(result, draw=False)
 
         self.upload.observe(guarded(self.messages)(self._on_upload), names="value")
         self.source.observe(guarded(self.messages)(self._on_source), names="value")
@@ -561,12 +562,13 @@ class FittingApp(widgets.VBox):
             self._syncing = False
         self._show(result)
 
-    def _show(self, result: FitResult) -> None:
+    def _show(self, result: FitResult, draw: bool = True) -> None:
         self.result = result
         with np.errstate(all="ignore"):
             self.report.value = f"<pre>{html.escape(result.report())}</pre>"
             self.parameters.value = _parameter_html(result)
-            figures.fit_diagnostics(result, x=self.residual_axis.value, into=self.figure)
+            if draw:
+                figures.fit_diagnostics(result, x=self.residual_axis.value, into=self.figure)
         self.fit_warnings.show_many(list(result.warnings), "warning")
 
     # -- callbacks -----------------------------------------------------------------------

@@ -165,6 +165,11 @@ def test_selection_figure_labels_the_top_k():
     assert len(_trace(fig, "over budget").x) + len(_trace(fig, "within budget").x) == 15
 
 
+def test_si_format():
+    assert [figures.si_format(v) for v in (1_668_885_504, 2.9e10, 78_914_048, 512, 1.2e13)] == [
+        "1.67B", "29B", "78.9M", "512", "12T"]
+
+
 def test_label_positions_move_neighbours_apart():
     positions = figures._label_positions(np.array([1.0, 1.1, 5.0]), np.array([2.0, 3.0, 1.0]))
     assert list(positions[:2]) == ["bottom right", "top right"]
@@ -178,3 +183,10 @@ def test_fill_updates_in_place_or_replaces(fit_b, runs):
     figures.runs_scatter(runs, into=widget)
     assert [t.name for t in widget.data] == ["20N", "40N", "160N"]
     assert widget.layout.title.text == "76 training runs" and not widget.layout.annotations
+    assert "xaxis2" not in widget.layout.to_plotly_json()  # the second panel's axis went with it
+    # a view made later (a page draws from the widget's own state) sees the new figure
+    assert [t["name"] for t in widget._widget_data] == ["20N", "40N", "160N"]
+    assert widget._widget_layout["title"]["text"] == "76 training runs"
+    empty = go.FigureWidget()
+    figures.fit_diagnostics(fit_b, into=empty)
+    assert empty.layout.template == figures.fit_diagnostics(fit_b).layout.template

@@ -73,6 +73,8 @@ def test_app_opens_on_the_papers_main_fit(app, runs):
     assert app.fit_warnings.level is None and app.messages.level is None
     names = [t.name for t in app.figure.data]
     assert "fit points (27)" in names and "held-out points (49)" in names
+    # the page draws the widget from its state at construction: it must hold the figure already
+    assert [t["name"] for t in app.figure._widget_data] == names
     labelled = [t for t in app.figure.data if t.name == "labelled"][0]
     assert sorted(labelled.text) == ["1B_v1", "1B_v3", "1B_v6", "1B_v8"]
 
