@@ -11,6 +11,9 @@ The package is a set of pure functions over numpy arrays, one concept per module
 - :mod:`morph.data`: the shipped datasets and validation of user tables;
 - :mod:`morph.latency` (with :mod:`morph.hardware` and :mod:`morph.calibration`): generation
   latency per shape from host overhead and the roofline, hardware presets, calibration from timings.
+
+For notebooks (imported on demand, not by ``import morph``): :mod:`morph.figures`, plotly
+figures of all of the above, and :mod:`morph.widgets`, interactive explorers and the fitting app.
 """
 
 from .calibration import calibrate, leave_one_out, load_measurements

@@ -1,0 +1,122 @@
+"""Every notebook runs top to bottom without errors, shows what it claims, and is committed clean.
+
+One runner, nbclient, executes each notebook in a fresh kernel from the
+``notebooks`` folder, once per test session. A notebook gets
+:data:`NOTEBOOK_TIMEOUT_S` seconds in all: each cell may use whatever is left
+of that budget. Any error output, or anything written to stderr, fails it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+NOTEBOOK_TIMEOUT_S = 180
+
+pytestmark = pytest.mark.notebooks
+
+_executed: dict[str, nbformat.NotebookNode] = {}
+
+
+def execute(path: Path) -> nbformat.NotebookNode:
+    """The notebook after running every cell (run once per session, then reused)."""
+    if path.name not in _executed:
+        from nbclient import NotebookClient
+
+        notebook = nbformat.read(path, as_version=4)
+        deadline = time.monotonic() + NOTEBOOK_TIMEOUT_S
+        client = NotebookClient(
+            notebook,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+            # The notebook's whole budget, not a fresh one per cell.
+            timeout_func=lambda _cell: max(1, int(deadline - time.monotonic())),
+            allow_errors=False,
+        )
+        client.execute()
+        _executed[path.name] = notebook
+    return _executed[path.name]
+
+
+def outputs(notebook: nbformat.NotebookNode, tag: str | None = None) -> list[dict]:
+    cells = [c for c in notebook.cells if c.cell_type == "code" and (tag is None or tag in c.metadata.get("tags", []))]
+    return [output for cell in cells for output in cell.get("outputs", [])]
+
+
+def text_of(output: dict) -> str:
+    if output.get("output_type") == "stream":
+        return output.get("text", "")
+    data = output.get("data", {})
+    return "\n".join(str(data.get(kind, "")) for kind in ("text/plain", "text/html"))
+
+
+def test_there_are_notebooks():
+    assert {p.name for p in NOTEBOOKS} >= {
+        "01-scaling-laws.ipynb", "02-latency.ipynb", "03-fit-your-runs.ipynb", "04-reproduce-the-paper.ipynb"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_runs_cleanly(path):
+    notebook = execute(path)
+    for output in outputs(notebook):
+        assert output["output_type"] != "error", f"{path.name}: {output.get('ename')}: {output.get('evalue')}"
+        if output["output_type"] == "stream":
+            assert output["name"] == "stdout", f"{path.name} wrote to stderr: {output['text'][:500]}"
+    code_cells = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code_cells)
+
+
+def test_reproduce_notebook_matches_every_number():
+    notebook = execute(NOTEBOOK_DIR / "04-reproduce-the-paper.ipynb")
+    comparison = "\n".join(text_of(o) for o in outputs(notebook, "comparison"))
+    counts = re.search(r"(\d+) of (\d+) numbers match", comparison)
+    assert counts is not None, comparison[:500]
+    assert counts.group(1) == counts.group(2) and int(counts.group(2)) >= 30
+    table = [o for o in outputs(notebook, "comparison") if "text/plain" in o.get("data", {})]
+    assert table and "False" not in table[0]["data"]["text/plain"]
+    everything = "\n".join(text_of(o) for o in outputs(notebook))
+    for expected in ("0.998237", "1B_v8", "12x3072", "0.695", "4.096", "-0.4"):
+        assert expected in everything, expected
+
+
+def test_introduction_shows_the_published_speedup_and_widgets():
+    notebook = execute(NOTEBOOK_DIR / "01-scaling-laws.ipynb")
+    everything = "\n".join(text_of(o) for o in outputs(notebook))
+    assert "1.84x faster" in everything
+    widget_views = [o for o in outputs(notebook) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(widget_views) >= 2  # the compute and law explorers
+
+
+def test_fitting_notebook_agrees_with_the_command_line():
+    notebook = execute(NOTEBOOK_DIR / "03-fit-your-runs.ipynb")
+    everything = "\n".join(text_of(o) for o in outputs(notebook))
+    assert "command line and Python give the same parameters: True" in everything
+    assert "is missing the column(s) loss" in everything
+
+
+def test_latency_notebook_reports_the_leave_one_out_error():
+    notebook = execute(NOTEBOOK_DIR / "02-latency.ipynb")
+    everything = "\n".join(text_of(o) for o in outputs(notebook))
+    found = re.search(r"leave-one-out error: mean ([\d.]+)%, worst ([\d.]+)% \(the shipped calibration records "
+                      r"mean ([\d.]+)%, worst ([\d.]+)%\)", everything)
+    assert found is not None
+    assert found.group(1) == found.group(3) and found.group(2) == found.group(4)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_committed_notebook_is_clean(path):
+    """No outputs, execution counts or widget state: what nbstripout leaves."""
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    assert "widgets" not in notebook.metadata
+    for cell in notebook.cells:
+        assert not {"ExecuteTime", "execution", "collapsed", "scrolled"} & set(cell.metadata)
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: {cell.source[:60]!r}"
