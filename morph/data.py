@@ -13,8 +13,8 @@ either loads with this meaning or fails with one sentence saying why:
   with thousands separators only in the form ``28,991,029,248`` (inside quotes
   when the delimiter is a comma);
 - column ``N`` (alias ``params`` or ``parameters``), ``D`` (alias ``tokens``)
-  and ``loss`` for a table of runs; the aspect ratio from an ``aspect_ratio``
-  column or from ``n_layers`` and ``d_model``.
+  and ``loss`` (nats per token, at most 50) for a table of runs; the aspect
+  ratio from an ``aspect_ratio`` column or from ``n_layers`` and ``d_model``.
 
 Rejected, each with a message naming the column and row: missing columns, a
 column named twice, empty cells, non-numeric text, NaN or infinity, zero or
@@ -46,12 +46,16 @@ __all__ = [
     "to_numeric",
     "fit_mask",
     "MAX_BYTES",
+    "MAX_LOSS",
 ]
 
 Source = Union[str, os.PathLike, bytes, IO[str], IO[bytes], pd.DataFrame]
 
 MAX_BYTES = 50 * 1024 * 1024
 """Largest table read (bytes): far above any real set of training runs, small enough to parse in seconds."""
+
+MAX_LOSS = 50.0
+"""Largest accepted loss (nats per token): a random guess over 50,432 tokens scores 10.8."""
 
 _ALIASES = {
     "N": ("N", "params", "parameters", "n_params"),
@@ -268,6 +272,13 @@ def validate_runs(frame: pd.DataFrame, label: str = "the table", require_aspect_
         raise DataError(f"{label} is missing the column(s) {', '.join(missing)}")
     for column in ("N", "D", "loss"):
         frame[column] = to_numeric(frame[column], column, label)
+    too_high = frame["loss"].to_numpy() > MAX_LOSS
+    if too_high.any():
+        i = int(np.flatnonzero(too_high)[0])
+        raise DataError(
+            f"{label}: column 'loss', row {i + 1} is {frame['loss'].iloc[i]:g}, above {MAX_LOSS:g} nats per "
+            "token; is it a perplexity? Give the training loss (its natural logarithm)"
+        )
     if "aspect_ratio" in frame.columns:
         frame["aspect_ratio"] = to_numeric(frame["aspect_ratio"], "aspect_ratio", label)
     elif {"n_layers", "d_model"} <= set(frame.columns):

@@ -108,8 +108,9 @@ def _quality_warnings(family, variant, params, N, D, R, loss, method) -> list[st
         pred = law_class(family).from_values(params, check=False).predict(N, D, R)
     if not np.all(np.isfinite(pred)):
         return ["The fitted law predicts non-finite losses on its own fit points; do not use it."]
-    total = float(np.sum((loss - loss.mean()) ** 2))
-    explained = 1.0 - float(np.sum((loss - pred) ** 2)) / total if total > 0 else float("nan")
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(np.sum((loss - loss.mean()) ** 2))
+        explained = 1.0 - float(np.sum((loss - pred) ** 2)) / total if total > 0 else float("nan")
     if np.isfinite(explained) and explained < POOR_FIT_R2:
         hint = " The robust method searches many starting points." if method == "paper" else ""
         return [
@@ -408,13 +409,19 @@ def _paper_fit(family: str, variant: str, N, D, R, loss, p0=None) -> tuple[dict[
             raise FitError(f"the paper method could not start: {exc}") from None
     if any(issubclass(w.category, OptimizeWarning) for w in caught):
         notes.append("The parameters' uncertainties could not be estimated: the fit is degenerate at its optimum.")
+    if np.allclose(values, start, rtol=1e-12, atol=0):
+        notes.append(
+            "The optimiser did not move from its starting point: the loss does not respond to the parameters "
+            "there. Try the robust method."
+        )
     free = dict(zip(names, map(float, values)))
     params = tie_parameters(family, variant, free)
     with np.errstate(all="ignore"):
         pred = cls.from_values(params, check=False).predict(N, D, R)
     if not np.all(np.isfinite(pred)) or not all(map(math.isfinite, params.values())):
         raise FitError("the paper method ended at parameters that predict non-finite losses; try --method robust")
-    sse = float(np.sum((pred - loss) ** 2))
+    with np.errstate(over="ignore"):
+        sse = float(np.sum((pred - loss) ** 2))
     cov = cov if np.all(np.isfinite(cov)) else None
     # MINPACK (lm) reports 1-4 on success; the bounded solver (trf) reports 1-4 too, 0 and -1 on failure.
     converged = int(flag) in (1, 2, 3, 4)

@@ -33,6 +33,10 @@ PAPER_DECIMALS = 4
 """The paper rounds predicted losses to this many decimals before scoring them."""
 
 
+# A wildly wrong prediction has an infinite squared error: the honest score, not a warning.
+_QUIET = dict(over="ignore", invalid="ignore")
+
+
 def _pair(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     y, p = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
     if y.shape != p.shape:
@@ -43,7 +47,8 @@ def _pair(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[np.ndarray, np.ndarray]
 def mse(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Mean squared error (loss units squared)."""
     y, p = _pair(y_true, y_pred)
-    return float(np.mean((y - p) ** 2)) if y.size else float("nan")
+    with np.errstate(**_QUIET):
+        return float(np.mean((y - p) ** 2)) if y.size else float("nan")
 
 
 def r2(y_true: ArrayLike, y_pred: ArrayLike) -> float:
@@ -51,8 +56,9 @@ def r2(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     y, p = _pair(y_true, y_pred)
     if y.size < 2:
         return float("nan")
-    total = float(np.sum((y - y.mean()) ** 2))
-    return 1.0 - float(np.sum((y - p) ** 2)) / total if total > 0 else float("nan")
+    with np.errstate(**_QUIET):
+        total = float(np.sum((y - y.mean()) ** 2))
+        return 1.0 - float(np.sum((y - p) ** 2)) / total if total > 0 else float("nan")
 
 
 def relative_error(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:

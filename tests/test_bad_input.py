@@ -58,6 +58,7 @@ EXPECTED: dict[str, tuple] = {
     "aliases.csv": ("ok", 1e8, 1),
     "crlf.csv": ("ok", 1e8, 2),
     "wrong-columns.csv": ("error", "missing the column(s) N or params, D or tokens, loss"),
+    "perplexity.csv": ("error", "column 'loss', row 1 is 120.5, above 50 nats per token; is it a perplexity?"),
 }
 
 
