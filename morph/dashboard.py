@@ -578,8 +578,13 @@ class Dashboard:
         self._fit_b: FitResult | None = None
         self._pools: dict[tuple, Candidates] = {}
         self._result: _Result | None = None
+        self._curve_key: tuple | None = None
         self.messages = MessageBar()
         self.controls = self._build_controls(settings)
+        # One FigureWidget holds both views as subplots: each FigureWidget sends
+        # its own ~5 MB of plotly.js to the page, and a second one made the cold
+        # load 1.9 s slower here (medians 7.42 s against 5.50 s over 5 loads on
+        # 2 cores; benchmarks/bench_dashboard.py --compare-layouts, README there).
         # A FigureWidget drops changes made before its view renders, so the
         # first result is computed before the figure and built into it.
         first, error = self._try_compute(settings)
@@ -896,10 +901,12 @@ class Dashboard:
         # The law's curve over R at the top pick's N and D: the shape factor in isolation.
         top = int(i[0])
         N, D = float(ev.candidates.N[top]), float(ev.candidates.D[top])
-        R = np.geomspace(8.0, 4096.0, 160)
-        law = resolve_law(result.law)[0]
-        fig.data[LAW_CURVE].update(x=R, y=law.predict(np.full_like(R, N), np.full_like(R, D), R),
-                                   name=f"law at N = {_fmt_count(N)}, D = {_fmt_count(D)} (the top pick's)")
+        if self._curve_key != (N, D, result.evaluation_key):  # sent (and redrawn) only when it moves
+            self._curve_key = (N, D, result.evaluation_key)
+            R = np.geomspace(8.0, 4096.0, 160)
+            law = resolve_law(result.law)[0]
+            fig.data[LAW_CURVE].update(x=R, y=law.predict(np.full_like(R, N), np.full_like(R, D), R),
+                                       name=f"law at N = {_fmt_count(N)}, D = {_fmt_count(D)} (the top pick's)")
         fig.data[ASPECT_SELECTED].update(x=ev.candidates.aspect_ratio[i], y=ev.loss[i], text=labels)
 
     def _published(self, result: _Result) -> pd.DataFrame:
@@ -1023,25 +1030,27 @@ class Dashboard:
 
 
 def _run_traces() -> list[go.Scatter]:
-    """The paper's 76 runs, one trace per nominal size, each budget's runs joined in order of R."""
-    runs = load_runs()
-    palette = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880",
-               "#ff97ff", "#fecb52"]
-    traces = []
-    order = runs.groupby("size_label")["N"].median().sort_values().index
-    for colour, size in zip(palette * 2, order):
-        group = runs[runs["size_label"] == size]
-        xs: list[float | None] = []
-        ys: list[float | None] = []
-        names: list[str] = []
-        for _, budget in group.groupby("budget_label", sort=False):
-            budget = budget.sort_values("aspect_ratio")
-            xs += budget["aspect_ratio"].tolist() + [None]
-            ys += budget["loss"].tolist() + [None]
-            names += budget["run"].tolist() + [""]
-        traces.append(go.Scatter(
-            x=xs, y=ys, text=names, name=f"runs {size}", mode="lines+markers", connectgaps=False,
-            line=dict(color=colour, width=1), marker=dict(size=6, color=colour),
-            hovertemplate="%{text}<br>R %{x:.0f}<br>loss %{y:.4f}<extra></extra>",
-        ))
-    return traces
+    """The paper's 76 runs: markers coloured by size, and thin lines joining each size's runs at one budget.
+
+    Two traces rather than one per size: every trace adds a legend entry that
+    plotly lays out again on each redraw, and redraws follow the slider.
+    """
+    runs = load_runs().sort_values(["N", "budget_label", "aspect_ratio"])
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for _, group in runs.groupby(["size_label", "budget_label"], sort=False):
+        group = group.sort_values("aspect_ratio")
+        xs += group["aspect_ratio"].tolist() + [None]
+        ys += group["loss"].tolist() + [None]
+    lines = go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="rgba(90,90,90,0.35)", width=1),
+                       hoverinfo="skip", showlegend=False, name="runs of one size and budget")
+    labels = runs["run"] + " (" + runs["size_label"] + ", " + runs["budget_label"] + ")"
+    markers = go.Scatter(
+        x=runs["aspect_ratio"].to_numpy(), y=runs["loss"].to_numpy(), text=labels.tolist(), mode="markers",
+        name="the paper's 76 runs (colour: size)",
+        marker=dict(size=7, color=np.log10(runs["N"].to_numpy()), colorscale="Viridis", cmin=7.8, cmax=9.3,
+                    colorbar=dict(title=dict(text="N", side="right"), x=1.0, len=0.75, thickness=10,
+                                  tickvals=[8, 8.5, 9], ticktext=["100M", "316M", "1B"])),
+        hovertemplate="%{text}<br>R %{x:.0f}<br>loss %{y:.4f}<extra></extra>",
+    )
+    return [lines, markers]
