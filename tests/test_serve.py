@@ -97,3 +97,29 @@ def test_morph_serve_answers_with_the_dashboard_and_stops(tmp_path):
     with socket.socket() as again:  # the port is free once the server has stopped
         again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         again.bind(("127.0.0.1", port))
+
+
+@pytest.mark.slow
+def test_morph_serve_with_a_token_turns_strangers_away(tmp_path):
+    port = free_port()
+    morph = Path(sys.executable).with_name("morph")
+    process = subprocess.Popen(
+        [str(morph), "serve", "--port", str(port), "--token", "s3cret"], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+    )
+    try:
+        assert process.stdout.readline().strip() == f"Morph dashboard: http://127.0.0.1:{port}/?token=s3cret  (Ctrl+C to stop)"
+        wait_for_http(f"http://127.0.0.1:{port}/login", timeout=90, process=process)
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as stranger:
+            opener.open(f"http://127.0.0.1:{port}/", timeout=30)
+        assert stranger.value.code == 302 and stranger.value.headers["Location"].startswith("/login")
+        with opener.open(f"http://127.0.0.1:{port}/?token=s3cret", timeout=120) as response:
+            assert response.status == 200 and response.headers["Set-Cookie"]
+    finally:
+        stop(process)
