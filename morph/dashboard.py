@@ -22,7 +22,6 @@ Under Voila the page's query string reaches the kernel as the
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import html
 import math
 import os
@@ -213,10 +212,6 @@ class DashboardSettings:
     dtype: str = "bf16"
     law: str = "bian2025"
     top_k: int = 3
-
-    def replace(self, **changes: Any) -> "DashboardSettings":
-        """A copy with some settings changed."""
-        return dataclasses.replace(self, **changes)
 
     def normalized(self) -> tuple["DashboardSettings", list[str]]:
         """The nearest settings the dashboard can show, and a sentence for each change made.
@@ -504,7 +499,8 @@ class ShareBar(anywidget.AnyWidget):
 # --- the dashboard ---------------------------------------------------------------------------
 
 # Trace positions in the single figure (fixed: updates address traces by index).
-CLOUD, FRONTIER, SELECTED, PUBLISHED, LAW_CURVE, ASPECT_SELECTED, RUNS = range(7)
+# Left: CLOUD .. PUBLISHED; right: LAW_CURVE .. RUNS (the runs never change).
+CLOUD, FRONTIER, SELECTED, PUBLISHED, LAW_CURVE, ASPECT_SELECTED, RUN_LINES, RUNS = range(8)
 
 # The measurement protocol of the published 1B latencies (data/models_1b_eval.csv).
 _PUBLISHED_PROTOCOL = {"hardware": "a100-40gb", "batch": 1, "input_tokens": 128, "output_tokens": 256, "dtype": "bf16"}
@@ -634,7 +630,7 @@ class Dashboard:
 
     def _build_controls(self, s: DashboardSettings) -> dict[str, widgets.Widget]:
         style = {"description_width": "200px"}
-        layout = widgets.Layout(width="440px")
+        layout = widgets.Layout(width="430px")
         choices = _choices()
 
         def log_slider(field: str, description: str) -> widgets.FloatLogSlider:
@@ -674,7 +670,7 @@ class Dashboard:
         return {
             "mode": widgets.ToggleButtons(
                 options=[(label, value) for value, label in MODES.items()], value=s.mode,
-                description="Budget given as", style={"description_width": "200px", "button_width": "118px"},
+                description="Budget given as", style={"description_width": "initial", "button_width": "130px"},
             ),
             "shapes": dropdown("shapes", "Candidate shapes"),
             "params_min": log_slider("params_min", "Smallest model (parameters)"),
@@ -892,8 +888,8 @@ class Dashboard:
         ev, sel = result.evaluation, result.selection
         i = sel.selected_index
         labels = [f"{r}: {L}x{d}" for r, L, d in zip(sel.selected["rank"], sel.selected["n_layers"], sel.selected["d_model"])]
-        # Alternate the label sides: the best shapes often share one latency (same depth).
-        sides = [("top left", "bottom left", "middle left")[k % 3] for k in range(len(labels))]
+        # Labels on alternating sides: the best shapes often share one latency (same depth).
+        sides = [("middle left", "top right", "bottom left", "bottom right", "top left")[k % 5] for k in range(len(labels))]
         fig.data[SELECTED].update(x=ev.latency_s[i], y=ev.loss[i], text=labels, textposition=sides)
         target = result.settings.latency_target_s
         fig.layout.shapes[0].update(x0=target, x1=target)
@@ -1018,9 +1014,9 @@ class Dashboard:
 
         controls = widgets.HBox(
             [
+                column("Selection", ["latency_target_s", "top_k"]),
                 column("Candidates and training", ["mode", "shapes", "params_min", "params_max", "tokens", "flops", "law"]),
                 column("Serving", ["hardware", "calibration", "dtype", "batch", "input_tokens", "output_tokens"]),
-                column("Selection", ["latency_target_s", "top_k"]),
             ],
             layout=widgets.Layout(flex_flow="row wrap"),
         )

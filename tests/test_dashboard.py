@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from morph import PRESETS, hardware_presets, load_candidates, parameter_count, preset
+from morph import PRESETS, hardware_presets, load_candidates, load_runs, parameter_count, preset
 from morph.dashboard import (
     BATCH_LADDER,
     CLOUD,
@@ -19,6 +19,7 @@ from morph.dashboard import (
     FRONTIER,
     LAW_CURVE,
     PUBLISHED,
+    RUNS,
     SELECTED,
     TOKEN_LADDER,
     Dashboard,
@@ -63,6 +64,19 @@ def test_published_models_at_measured_latency_only_under_their_protocol(dashboar
     dashboard.set_controls(batch=8)
     assert dashboard.figure.data[PUBLISHED].visible is False
     assert "shown only for the setting they were measured in" in dashboard.notes_html.value
+
+
+def test_the_aspect_ratio_view_shows_the_76_runs_against_the_law(dashboard):
+    runs, paper = dashboard.figure.data[RUNS], load_runs()
+    assert len(runs.x) == 76 == len(paper)
+    assert sorted(zip(runs.x, runs.y)) == sorted(zip(paper["aspect_ratio"], paper["loss"]))
+    assert any(t.startswith("80M_v1@20N ") for t in runs.text)
+    np.testing.assert_allclose(sorted(runs.marker.color), sorted(np.log10(paper["N"])))
+    # the curve is the law at the top pick's N and D, over R
+    curve, law = dashboard.figure.data[LAW_CURVE], preset("bian2025")
+    top = dashboard.selection.selected.iloc[0]
+    np.testing.assert_allclose(curve.y, law.predict(top["N"], top["D"], np.asarray(curve.x)))
+    assert np.all(np.diff(curve.y) > 0)  # monotone in R: the limitation the runs show
 
 
 def test_moving_the_latency_target_changes_the_plot_table_and_link(dashboard):
