@@ -105,6 +105,16 @@ def test_latency_slider_changes_the_selection_plot_and_address(page, voila_url):
     assert urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)["latency"] == ["3"]
     expected = Dashboard.from_query("latency=3").selection.selected
     assert selected(third) == [f"{r}: {L}x{d}" for r, L, d in expected[["rank", "n_layers", "d_model"]].itertuples(index=False)]
+    # An impossible target: one sentence at the top, the last good view stays, the control keeps 0.1.
+    readout.click()
+    readout.fill("0.1")
+    readout.press("Enter")
+    error = page.locator(".morph-messages .morph-error")
+    error.wait_for()
+    assert "no candidate meets the 0.1 s latency budget" in error.inner_text()
+    assert page.evaluate(PLOT) == third
+    assert readout.inner_text() == "0.100"
+    page.wait_for_function("() => window.location.search.includes('latency=0.1')")
     assert_no_python_errors(page)
 
 
