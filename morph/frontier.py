@@ -45,6 +45,7 @@ __all__ = [
     "candidates_from_table",
     "evaluate_candidates",
     "pareto_frontier",
+    "price_of_speed",
     "select",
     "compute_tradeoff",
     "resolve_law",
@@ -104,6 +105,19 @@ class Candidates:
         """The candidates at ``index`` (an integer or boolean array)."""
         i = np.asarray(index)
         return Candidates(self.n_layers[i], self.d_model[i], self.n_heads[i], self.N[i], self.D[i], self.label[i])
+
+    def with_tokens(self, tokens: ArrayLike) -> "Candidates":
+        """The same shapes trained on ``tokens`` (one number, or one per candidate)."""
+        D = np.broadcast_to(np.asarray(tokens, dtype=np.float64), self.N.shape).copy()
+        if np.any(~np.isfinite(D)) or np.any(D <= 0):
+            raise SelectionError("the training tokens must be a positive, finite number")
+        return Candidates(self.n_layers, self.d_model, self.n_heads, self.N, D, self.label)
+
+    def with_training_flops(self, flops: float) -> "Candidates":
+        """The same shapes at a fixed training budget: each trained on ``D = flops / (6 N)`` tokens."""
+        if not np.isfinite(flops) or flops <= 0:
+            raise SelectionError("the compute budget must be a positive, finite number of FLOPs")
+        return self.with_tokens(flops / (6.0 * self.N.astype(np.float64)))
 
     @classmethod
     def from_arrays(
@@ -168,7 +182,7 @@ def candidates_from_flops(
     grid = enumerate_shapes(params_min, params_max, **enumerate_options)
     if len(grid) == 0:
         raise SelectionError(f"no shape fits between {params_min:.3g} and {params_max:.3g} parameters")
-    return Candidates.from_arrays(grid.n_layers, grid.d_model, flops / (6.0 * grid.N), grid.n_heads)
+    return Candidates.from_arrays(grid.n_layers, grid.d_model, 1.0, grid.n_heads).with_training_flops(flops)
 
 
 def candidates_from_table(source: str | os.PathLike | bytes | pd.DataFrame, tokens: float | None = None) -> Candidates:
@@ -458,6 +472,49 @@ def select(evaluation: Evaluation, latency_target: float, top_k: int = 3, band_l
     )
 
 
+def price_of_speed(evaluation: Evaluation, speedups: Sequence[float] = (2.0,)) -> pd.DataFrame:
+    """What faster models cost in loss, among evaluated candidates.
+
+    For each speed-up factor ``s``: the candidate of least predicted loss
+    among those at least ``s`` times faster than the best candidate (the one
+    of least predicted loss), and its loss penalty against it.
+
+    Parameters
+    ----------
+    evaluation : Evaluation
+    speedups : sequence of float
+        Factors (1 is the best candidate itself).
+
+    Returns
+    -------
+    DataFrame
+        One row per factor: ``speedup``, ``label``, ``N``, ``D``, ``loss``,
+        ``latency_s``, ``loss_penalty`` (absolute) and ``relative_penalty``
+        (fraction of the best loss); NaN (label None) where no candidate is
+        that much faster.
+    """
+    best = int(np.argmin(evaluation.loss))
+    rows = []
+    for s in speedups:
+        allowed = np.flatnonzero(evaluation.latency_s <= evaluation.latency_s[best] / s)
+        if allowed.size == 0:
+            rows.append({"speedup": s, "label": None, "loss": np.nan, "latency_s": np.nan,
+                         "loss_penalty": np.nan, "relative_penalty": np.nan})
+            continue
+        pick = allowed[np.argmin(evaluation.loss[allowed])]
+        rows.append({
+            "speedup": s,
+            "label": str(evaluation.candidates.label[pick]),
+            "N": int(evaluation.candidates.N[pick]),
+            "D": float(evaluation.candidates.D[pick]),
+            "loss": float(evaluation.loss[pick]),
+            "latency_s": float(evaluation.latency_s[pick]),
+            "loss_penalty": float(evaluation.loss[pick] - evaluation.loss[best]),
+            "relative_penalty": float(evaluation.loss[pick] / evaluation.loss[best] - 1),
+        })
+    return pd.DataFrame(rows)
+
+
 @dataclass(frozen=True)
 class ComputeTradeoff:
     """What faster models cost in loss at a fixed training budget.
@@ -522,28 +579,10 @@ def compute_tradeoff(
     candidates = candidates_from_flops(flops, params_min, params_max, law=law, **(enumerate_options or {}))
     evaluation = evaluate_candidates(candidates, law, **latency_options)
     best = int(np.argmin(evaluation.loss))
-    rows = []
-    for s in speedups:
-        allowed = np.flatnonzero(evaluation.latency_s <= evaluation.latency_s[best] / s)
-        if allowed.size == 0:
-            rows.append({"speedup": s, "label": None, "loss": np.nan, "latency_s": np.nan,
-                         "loss_penalty": np.nan, "relative_penalty": np.nan})
-            continue
-        pick = allowed[np.argmin(evaluation.loss[allowed])]
-        rows.append({
-            "speedup": s,
-            "label": str(evaluation.candidates.label[pick]),
-            "N": int(evaluation.candidates.N[pick]),
-            "D": float(evaluation.candidates.D[pick]),
-            "loss": float(evaluation.loss[pick]),
-            "latency_s": float(evaluation.latency_s[pick]),
-            "loss_penalty": float(evaluation.loss[pick] - evaluation.loss[best]),
-            "relative_penalty": float(evaluation.loss[pick] / evaluation.loss[best] - 1),
-        })
     return ComputeTradeoff(
         flops=float(flops),
         best=evaluation.to_frame([best]).iloc[0],
-        table=pd.DataFrame(rows),
+        table=price_of_speed(evaluation, speedups),
         evaluation=evaluation,
         frontier_index=pareto_frontier(evaluation.latency_s, evaluation.loss),
     )

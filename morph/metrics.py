@@ -15,7 +15,6 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy.stats import spearmanr
 
 __all__ = [
     "Metrics",
@@ -72,6 +71,10 @@ def spearman(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     y, p = _pair(y_true, y_pred)
     if y.size < 2 or np.ptp(y) == 0 or np.ptp(p) == 0:
         return float("nan")
+    # Imported here: scipy.stats takes ~0.5 s to import, which every page of
+    # the dashboard would pay at start for a function it never calls.
+    from scipy.stats import spearmanr
+
     return float(spearmanr(y, p).statistic)
 
 

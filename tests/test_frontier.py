@@ -22,6 +22,7 @@ from morph.frontier import (
     compute_tradeoff,
     evaluate_candidates,
     pareto_frontier,
+    price_of_speed,
     select,
 )
 from morph.lifetime import lifetime_cost, lifetime_flops, lifetime_optimal
@@ -143,6 +144,33 @@ def test_compute_tradeoff_prices_speed():
     assert (finite["loss_penalty"] >= 0).all() and finite["loss_penalty"].is_monotonic_increasing
     assert (finite["latency_s"] <= view.best["latency_s"] / finite["speedup"] + 1e-12).all()
     assert "faster model" in view.sentence(2.0)
+
+
+def test_price_of_speed_among_the_paper_candidates(one_b):
+    table = price_of_speed(one_b, (1.0, 2.0, 100.0))
+    best = int(np.argmin(one_b.loss))
+    assert table.loc[0, "label"] == one_b.candidates.label[best] and table.loc[0, "loss_penalty"] == 0.0
+    # by hand: the least loss among candidates at most half as slow as the best
+    fast = one_b.latency_s <= one_b.latency_s[best] / 2
+    pick = np.flatnonzero(fast)[np.argmin(one_b.loss[fast])]
+    assert table.loc[1, "label"] == one_b.candidates.label[pick]
+    assert table.loc[1, "loss_penalty"] == pytest.approx(one_b.loss[pick] - one_b.loss[best])
+    assert table.loc[1, "relative_penalty"] == pytest.approx(one_b.loss[pick] / one_b.loss[best] - 1)
+    assert pd.isna(table.loc[2, "label"]) and np.isnan(table.loc[2, "loss_penalty"])
+
+
+def test_candidates_retrained_on_other_tokens_or_a_compute_budget():
+    c = candidates_from_table(CANDIDATES_CSV)
+    assert (c.with_tokens(1e10).D == 1e10).all() and (c.with_tokens(1e10).N == c.N).all()
+    flops = 3e20
+    assert np.allclose(6 * c.N * c.with_training_flops(flops).D, flops)
+    grid = candidates_from_flops(flops, 1e9, 2e9)
+    np.testing.assert_allclose(grid.D, flops / (6.0 * grid.N), rtol=1e-12)
+    for bad in (0.0, -1.0, float("inf")):
+        with pytest.raises(SelectionError):
+            c.with_tokens(bad)
+        with pytest.raises(SelectionError):
+            c.with_training_flops(bad)
 
 
 def test_compute_optimum_agrees_with_the_law():

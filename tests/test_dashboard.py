@@ -1,0 +1,298 @@
+"""The dashboard without a browser: settings and links, live updates, errors, exports."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from morph import PRESETS, hardware_presets, load_candidates, load_runs, parameter_count, preset
+from morph.dashboard import (
+    BATCH_LADDER,
+    CLOUD,
+    FIT_B,
+    FRONTIER,
+    LAW_CURVE,
+    PUBLISHED,
+    RUNS,
+    SELECTED,
+    TOKEN_LADDER,
+    Dashboard,
+    DashboardSettings,
+    settings_from_query,
+    thin_points,
+)
+from morph.frontier import candidates_from_table, evaluate_candidates, price_of_speed, select
+from morph.latency import calibrations
+
+PAPER_TOKENS = 28_991_029_248
+
+
+@pytest.fixture
+def dashboard() -> Dashboard:
+    return Dashboard()
+
+
+def test_defaults_reproduce_the_paper_choice_of_morph_1b(dashboard):
+    first = dashboard.selection.selected.iloc[0]
+    assert (first["n_layers"], first["d_model"], first["label"]) == (12, 3072, "1B_v8")
+    assert first["latency_s"] == pytest.approx(1.96, rel=0.01)
+    # the same numbers as the package computes directly for the paper's 15 candidates
+    direct = select(evaluate_candidates(candidates_from_table(load_candidates()), "bian2025"), 2.0, 3).selected
+    np.testing.assert_allclose(dashboard.selection.selected["loss"], direct["loss"])
+    assert list(dashboard.figure.data[SELECTED].text) == ["1: 12x3072", "2: 12x2816", "3: 10x3200"]
+    assert dashboard.figure.layout.shapes[0].x0 == 2.0
+    assert dashboard.messages.level is None and dashboard.settings == DashboardSettings()
+    assert dashboard.share.query == ""
+    assert "<td" in dashboard.table.value and ">1B_v8<" in dashboard.table.value
+
+
+def test_published_models_at_measured_latency_only_under_their_protocol(dashboard):
+    published = dashboard.figure.data[PUBLISHED]
+    assert published.visible is True
+    # 7 models; Open-LM-1B and Morph-1B-v1 share a shape and a latency, hence one point
+    assert len(published.x) == 6 and {1.96, 3.61} <= set(published.x)
+    i = list(published.x).index(1.96)
+    law = preset("bian2025")
+    assert published.y[i] == pytest.approx(float(law.predict(parameter_count(12, 3072), PAPER_TOKENS, 3072 / 12)))
+    assert "Morph-1B" in published.text[i] and "not the model's own loss" in published.hovertext[i]
+    dashboard.set_controls(batch=8)
+    assert dashboard.figure.data[PUBLISHED].visible is False
+    assert "shown only for the setting they were measured in" in dashboard.notes_html.value
+
+
+def test_the_aspect_ratio_view_shows_the_76_runs_against_the_law(dashboard):
+    runs, paper = dashboard.figure.data[RUNS], load_runs()
+    assert len(runs.x) == 76 == len(paper)
+    assert sorted(zip(runs.x, runs.y)) == sorted(zip(paper["aspect_ratio"], paper["loss"]))
+    assert any(t.startswith("80M_v1@20N ") for t in runs.text)
+    np.testing.assert_allclose(sorted(runs.marker.color), sorted(np.log10(paper["N"])))
+    # the curve is the law at the top pick's N and D, over R
+    curve, law = dashboard.figure.data[LAW_CURVE], preset("bian2025")
+    top = dashboard.selection.selected.iloc[0]
+    np.testing.assert_allclose(curve.y, law.predict(top["N"], top["D"], np.asarray(curve.x)))
+    assert np.all(np.diff(curve.y) > 0)  # monotone in R: the limitation the runs show
+
+
+def test_moving_the_latency_target_changes_the_plot_table_and_link(dashboard):
+    before_table = dashboard.table.value
+    before_curve = np.array(dashboard.figure.data[LAW_CURVE].y)
+    cloud = np.array(dashboard.figure.data[CLOUD].x)
+    dashboard.controls["latency_target_s"].value = 3.0
+    selected = dashboard.selection.selected
+    assert (selected["latency_s"] <= 3.0).all() and selected["label"].iloc[0] == "1B_v7"
+    assert list(dashboard.figure.data[SELECTED].x) == pytest.approx(selected["latency_s"].tolist())
+    assert dashboard.figure.layout.shapes[0].x0 == 3.0
+    assert dashboard.table.value != before_table and ">1B_v7<" in dashboard.table.value
+    # The law's curve follows the top pick's N (16 x 3072 is larger than 12 x 3072).
+    assert not np.allclose(dashboard.figure.data[LAW_CURVE].y, before_curve)
+    # The cloud of candidates did not move: only the ranking did.
+    assert np.array_equal(dashboard.figure.data[CLOUD].x, cloud)
+    assert dashboard.share.query == "latency=3"
+    assert dashboard.settings.latency_target_s == 3.0
+
+
+def test_an_impossible_target_shows_why_and_keeps_the_last_view(dashboard):
+    dashboard.controls["latency_target_s"].value = 3.0
+    kept = (list(dashboard.figure.data[SELECTED].text), dashboard.table.value, dashboard.selection)
+    dashboard.controls["latency_target_s"].value = 0.1
+    assert dashboard.messages.level == "error"
+    assert "no candidate meets the 0.1 s latency budget" in dashboard.messages.text
+    assert "Relax the budget to at least 0.602 s" in dashboard.messages.text
+    assert (list(dashboard.figure.data[SELECTED].text), dashboard.table.value, dashboard.selection) == kept
+    # the control keeps what the user set, and the link says so
+    assert dashboard.controls["latency_target_s"].value == 0.1 and dashboard.share.query == "latency=0.1"
+    dashboard.controls["latency_target_s"].value = 2.0
+    assert dashboard.messages.level is None and dashboard.figure.data[SELECTED].text[0] == "1: 12x3072"
+
+
+def test_bad_settings_in_controls_are_messages_not_exceptions(dashboard):
+    dashboard.set_controls(params_min=3e9, params_max=2e9)
+    assert dashboard.messages.level == "error" and "parameter range" in dashboard.messages.text
+    dashboard.set_controls(params_min=1e9, params_max=2e9, hardware="cpu")
+    assert dashboard.messages.level == "error" and "bf16" in dashboard.messages.text
+    dashboard.set_controls(dtype="fp32")
+    assert dashboard.messages.level == "error" and "no candidate meets the 2 s latency budget" in dashboard.messages.text
+    dashboard.set_controls(latency_target_s=500.0)
+    assert dashboard.messages.level is None
+    assert dashboard.evaluation.settings["hardware"] == "cpu" and dashboard.evaluation.settings["dtype"] == "fp32"
+    with pytest.raises(Exception, match="unknown setting"):
+        dashboard.set_controls(colour="red")
+
+
+def test_compute_budget_mode_trains_each_shape_on_flops_over_6n(dashboard):
+    dashboard.set_controls(mode="compute", flops=1e21)
+    assert dashboard.controls["tokens"].disabled and not dashboard.controls["flops"].disabled
+    c = dashboard.evaluation.candidates
+    np.testing.assert_allclose(6.0 * c.N * c.D, 1e21)
+    assert dashboard.share.query == "mode=compute&flops=1e%2B21"
+
+
+def test_the_shape_grid_is_thinned_for_drawing_but_selected_in_full():
+    board = Dashboard(DashboardSettings(shapes="grid", params_min=1e8, params_max=1e11, latency_target_s=5.0),
+                      max_cloud_points=400)
+    n = len(board.evaluation)
+    assert n > 10_000
+    drawn = len(board.figure.data[CLOUD].x)
+    assert 50 < drawn <= 400
+    assert f"{drawn:,} of {n:,} candidates drawn" in board.notes_html.value
+    # the frontier line holds every Pareto point, not a thinned set
+    assert len(board.figure.data[FRONTIER].x) == len(board.selection.frontier)
+    best = board.selection.selected.iloc[0]
+    within = board.evaluation.latency_s <= 5.0
+    assert best["loss"] == pytest.approx(board.evaluation.loss[within].min())
+
+
+def test_fit_b_law_is_fitted_on_first_use_and_gives_a_loss_band():
+    board = Dashboard(bootstrap=20)
+    assert board._fit_b is None
+    board.controls["law"].value = FIT_B
+    assert board._fit_b is not None and board.messages.level is None
+    selected = board.selection.selected
+    assert (selected["loss_low"] <= selected["loss"]).all() and (selected["loss"] <= selected["loss_high"]).all()
+    assert (selected["loss_high"] > selected["loss_low"]).all()
+    assert "[95% band]" in board.table.value
+    # fit set B reproduces the published law, so the pick is the same
+    assert selected["label"].iloc[0] == "1B_v8"
+    fit_once = board._fit_b
+    board.controls["latency_target_s"].value = 3.0
+    assert board._fit_b is fit_once
+
+
+def test_price_of_speed_sentence_matches_the_package(dashboard):
+    row = price_of_speed(dashboard.evaluation, (2.0,)).iloc[0]
+    assert f"a 2x faster model ({row['label']}" in dashboard.price.value
+    assert f"{row['loss_penalty']:+.4f} in predicted loss" in dashboard.price.value
+
+
+def test_csv_exports_hold_the_current_frontier_and_selection(dashboard):
+    dashboard.controls["top_k"].value = 5
+    frontier = pd.read_csv(io.StringIO(dashboard.frontier_csv()))
+    pd.testing.assert_frame_equal(frontier, dashboard.selection.frontier, check_dtype=False, check_exact=False)
+    assert frontier["latency_s"].is_monotonic_increasing and frontier["loss"].is_monotonic_decreasing
+    chosen = pd.read_csv(io.StringIO(dashboard.selection_csv()))
+    assert chosen["rank"].tolist() == [1, 2, 3, 4, 5] and chosen["label"].iloc[0] == "1B_v8"
+    assert chosen["speedup"].iloc[0] == pytest.approx(3.61 / 1.96, rel=0.01)
+    assert dashboard.share.selection_csv == dashboard.selection_csv()
+    assert dashboard.share.frontier_csv == dashboard.frontier_csv()
+
+
+# --- links ----------------------------------------------------------------------------------------
+
+_settings = st.builds(
+    DashboardSettings,
+    mode=st.sampled_from(["range", "compute"]),
+    shapes=st.sampled_from(["paper", "grid"]),
+    params_min=st.floats(1e7, 1e9),
+    params_max=st.floats(1e9, 1e12),
+    tokens=st.floats(1e8, 1e14),
+    flops=st.floats(1e17, 1e27),
+    latency_target_s=st.floats(0.01, 1000.0),
+    hardware=st.sampled_from(sorted(hardware_presets())),
+    calibration=st.sampled_from(["default", *calibrations()]),
+    batch=st.sampled_from(BATCH_LADDER),
+    input_tokens=st.sampled_from(TOKEN_LADDER),
+    output_tokens=st.sampled_from(TOKEN_LADDER),
+    dtype=st.sampled_from(["bf16", "fp16", "fp32"]),
+    law=st.sampled_from([*PRESETS, FIT_B]),
+    top_k=st.integers(1, 20),
+)
+
+
+@given(_settings)
+@settings(max_examples=200, deadline=None)
+def test_settings_survive_a_trip_through_the_link(s):
+    back, notes = settings_from_query(s.to_query())
+    assert back == s and notes == []
+    assert settings_from_query("?" + s.to_query())[0] == s
+
+
+def test_out_of_range_values_are_clamped_and_unknown_keys_ignored():
+    s, notes = settings_from_query("latency=5000&top_k=0&batch=3&output=300&colour=red&params_min=2e9&params_max=1e9")
+    assert s.latency_target_s == 1000.0 and s.top_k == 1 and s.batch == 4 and s.output_tokens == 256
+    assert (s.params_min, s.params_max) == (1e9, 2e9)
+    assert "latency=5000 is outside 0.01-1000; using 1000" in notes
+    assert "top_k=0 is outside 1-20; using 1" in notes
+    assert "batch=3 is not offered; using 4" in notes
+    assert "unknown setting(s) ignored: 'colour'" in notes
+    assert "the parameter range was given largest first; swapped" in notes
+
+
+@pytest.mark.parametrize(
+    "query, note",
+    [
+        ("latency=abc", "latency='abc' is not a number; ignored"),
+        ("top_k=10**9", "top_k='10**9' is not a number; ignored"),
+        ("latency=nan", "latency='nan' is not a number; ignored"),
+        ("latency=inf", "latency='inf' is not a number; ignored"),
+        ("latency=" + "1" * 65, "latency: the value is longer than 64 characters; ignored"),
+        ("hardware=tpu", "hardware='tpu' is not one of"),
+        ("law=<b>x</b>", "law='<b>x</b>' is not one of"),
+    ],
+)
+def test_bad_values_are_ignored_with_a_reason(query, note):
+    s, notes = settings_from_query(query)
+    assert s == DashboardSettings()
+    assert len(notes) == 1 and notes[0].startswith(note)
+
+
+def test_theme_and_token_are_voila_s_own_and_pass_silently():
+    assert settings_from_query("theme=dark&token=abc&top_k=4") == (DashboardSettings(top_k=4), [])
+
+
+def test_a_hostile_link_reaches_the_page_only_as_escaped_text():
+    board = Dashboard.from_query("<script>alert(1)</script>=1&hardware=<img src=x onerror=alert(2)>&" + "k=1&" * 60)
+    html = board.messages.value
+    assert board.messages.level == "warning"
+    assert "<script>" not in html and "<img" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;img src=x" in html
+    assert "only the first 40 were read" in board.messages.text
+    assert board.selection.selected["label"].iloc[0] == "1B_v8"
+
+
+def test_the_query_string_comes_from_voila_s_environment(monkeypatch):
+    monkeypatch.setenv("QUERY_STRING", "latency=3&top_k=5&hardware=h100-sxm")
+    board = Dashboard.from_query()
+    assert board.share.sync_url is True
+    assert (board.settings.latency_target_s, board.settings.top_k, board.settings.hardware) == (3.0, 5, "h100-sxm")
+    assert len(board.selection.selected) == 5
+    monkeypatch.delenv("QUERY_STRING")
+    assert Dashboard.from_query().share.sync_url is False  # inside JupyterLab: leave its address alone
+
+
+def test_settings_out_of_range_given_in_python_are_clamped_too():
+    board = Dashboard(DashboardSettings(top_k=99, hardware="nope"))
+    assert board.settings.top_k == 20 and board.settings.hardware == "a100-40gb"
+    assert board.controls["top_k"].value == 20
+    assert board.messages.level == "warning" and "hardware 'nope' is not available" in board.messages.text
+
+
+# --- drawing helpers ------------------------------------------------------------------------------
+
+
+@given(st.integers(1, 3000), st.integers(4, 500), st.integers(0, 10_000))
+@settings(max_examples=60, deadline=None)
+def test_thinning_keeps_one_point_per_occupied_cell(n, max_points, seed):
+    rng = np.random.default_rng(seed)
+    x = np.exp(rng.normal(0, 1, n))
+    y = rng.normal(3, 0.2, n)
+    kept = thin_points(x, y, max_points)
+    assert np.all(np.diff(kept) > 0) and kept.min() >= 0 and kept.max() < n
+    if n <= max_points:
+        assert kept.size == n
+        return
+    side = int(math.sqrt(max_points))
+    assert kept.size <= side * side
+    # every point's cell holds a kept point: the outline of the cloud survives
+    u = np.log(x)
+
+    def cell(v):
+        return np.minimum(((v - v.min()) / ((v.max() - v.min()) or 1.0) * side).astype(int), side - 1)
+
+    cells = cell(u) * side + cell(y)
+    assert set(cells[kept]) == set(cells)

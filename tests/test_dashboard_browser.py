@@ -1,0 +1,183 @@
+"""The dashboard in a real browser: Voila renders notebooks/dashboard.ipynb, Chromium drives it."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import pandas as pd
+import pytest
+
+from morph.dashboard import Dashboard
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOK = "dashboard.ipynb"
+READY = """() => {
+  const gd = document.querySelector('.morph-dashboard .js-plotly-plot');
+  return !!(document.querySelector('.widget-slider .noUi-handle') && gd && gd._fullData
+            && gd._fullData.length && gd._fullData[0]._length > 0);
+}"""
+PLOT = """() => {
+  const gd = document.querySelector('.morph-dashboard .js-plotly-plot');
+  const traces = {};
+  for (const t of gd._fullData) {
+    traces[t.name] = {x: Array.from(t.x || []), y: Array.from(t.y || []),
+                      text: Array.from(t.text || []), visible: t.visible};
+  }
+  return {traces, target: gd._fullLayout.shapes[0].x0};
+}"""
+
+
+def open_dashboard(page, url: str) -> dict:
+    page.goto(url)
+    page.wait_for_function(READY, polling=100)
+    return page.evaluate(PLOT)
+
+
+def selected(plot: dict) -> list[str]:
+    return plot["traces"]["selected (top k)"]["text"]
+
+
+def slider(page, description: str):
+    return page.locator(".widget-slider", has=page.locator("label", has_text=description))
+
+
+def wait_for_new_selection(page, before: list[str]) -> dict:
+    page.wait_for_function(
+        """(before) => {
+          const gd = document.querySelector('.morph-dashboard .js-plotly-plot');
+          const t = gd._fullData.find(t => t.name === 'selected (top k)');
+          return JSON.stringify(Array.from(t.text)) !== JSON.stringify(before);
+        }""",
+        arg=before, polling=50,
+    )
+    return page.evaluate(PLOT)
+
+
+def assert_no_python_errors(page) -> None:
+    errors = page.locator(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'], "
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error'], .jp-RenderedText[data-mime-type*='error']"
+    )
+    assert errors.count() == 0, errors.all_inner_texts()
+    body = page.inner_text("body")
+    assert "Traceback" not in body and "There was an error when executing cell" not in body
+    assert page.console_errors == []
+
+
+def test_dashboard_loads_with_the_paper_choice_and_no_errors(page, voila_url):
+    plot = open_dashboard(page, voila_url(NOTEBOOK))
+    assert_no_python_errors(page)
+    # The defaults reproduce the paper: Morph-1B (12 x 3072) first, under the 2 s target.
+    assert selected(plot)[0] == "1: 12x3072"
+    assert plot["target"] == pytest.approx(2.0)
+    morph_1b = plot["traces"]["selected (top k)"]
+    assert morph_1b["x"][0] == pytest.approx(1.96, rel=0.01)
+    # The published models sit at their measured latencies, Morph-1B at 1.96 s and Open-LM-1B at 3.61 s.
+    published = plot["traces"]["published 1B models (measured latency)"]
+    assert published["visible"] is True
+    assert {round(x, 2) for x in published["x"]} >= {1.96, 3.61}
+    first_row = page.locator(".morph-table tbody tr").first.locator("td").all_inner_texts()
+    assert first_row[:4] == ["1", "1B_v8", "12", "3072"]
+    assert page.locator(".morph-messages .morph-error, .morph-messages .morph-warning").count() == 0
+    # Every drawn point of the frontier is also a candidate.
+    cloud = plot["traces"]["candidates"]
+    assert len(cloud["x"]) == 15 and set(plot["traces"]["Pareto frontier"]["x"]) <= set(cloud["x"])
+
+
+def test_latency_slider_changes_the_selection_plot_and_address(page, voila_url):
+    before = open_dashboard(page, voila_url(NOTEBOOK))
+    handle = slider(page, "Latency target (s)").locator(".noUi-handle")
+    handle.focus()
+    page.keyboard.press("ArrowLeft")  # one step of 0.01 decade: 2.0 s -> 1.95 s, Morph-1B's 1.96 s no longer fits
+    after = wait_for_new_selection(page, selected(before))
+    assert after["target"] < 2.0
+    assert "12x3072" not in " ".join(selected(after))
+    assert all(x <= after["target"] for x in after["traces"]["selected (top k)"]["x"])
+    # Typing a value in the readout works too, and the address follows the controls.
+    readout = slider(page, "Latency target (s)").locator(".widget-readout")
+    readout.click()
+    readout.fill("3")
+    readout.press("Enter")
+    third = wait_for_new_selection(page, selected(after))
+    assert third["target"] == pytest.approx(3.0)
+    page.wait_for_function("() => window.location.search.includes('latency=3')")
+    assert urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)["latency"] == ["3"]
+    expected = Dashboard.from_query("latency=3").selection.selected
+    assert selected(third) == [f"{r}: {L}x{d}" for r, L, d in expected[["rank", "n_layers", "d_model"]].itertuples(index=False)]
+    # An impossible target: one sentence at the top, the last good view stays, the control keeps 0.1.
+    readout.click()
+    readout.fill("0.1")
+    readout.press("Enter")
+    error = page.locator(".morph-messages .morph-error")
+    error.wait_for()
+    assert "no candidate meets the 0.1 s latency budget" in error.inner_text()
+    assert page.evaluate(PLOT) == third
+    assert readout.inner_text() == "0.100"
+    page.wait_for_function("() => window.location.search.includes('latency=0.1')")
+    assert_no_python_errors(page)
+
+
+def test_a_link_restores_its_settings(page, voila_url):
+    query = "latency=3.0&top_k=5&hardware=h100-sxm"
+    plot = open_dashboard(page, voila_url(NOTEBOOK, query))
+    assert_no_python_errors(page)
+    assert plot["target"] == pytest.approx(3.0)
+    assert len(selected(plot)) == 5
+    chosen = page.evaluate(
+        "() => Array.from(document.querySelectorAll('select')).map(s => s.options[s.selectedIndex].text)"
+    )
+    assert [c.replace("\xa0", " ") for c in chosen].count("NVIDIA H100 SXM5 80GB") == 1
+    assert slider(page, "Shapes to keep (top k)").locator(".widget-readout").inner_text() == "5"
+    # The published A100 timings are hidden on other hardware, with a note saying why.
+    assert plot["traces"]["published 1B models (measured latency)"]["visible"] is False
+    assert "shown only for the setting they were measured in" in page.inner_text(".morph-dashboard")
+    expected = Dashboard.from_query(query).selection.selected
+    assert plot["traces"]["selected (top k)"]["x"] == pytest.approx(expected["latency_s"].tolist(), rel=1e-6)
+    # The address keeps the settings (in canonical form), and the share field shows the same link.
+    kept = urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)
+    assert kept == {"latency": ["3"], "top_k": ["5"], "hardware": ["h100-sxm"]}
+    assert page.input_value(".morph-link") == page.url
+
+
+def test_a_malicious_link_is_ignored_and_nothing_is_injected(page, voila_url):
+    query = (
+        "latency=abc&top_k=10**9&params_max=1e300&"
+        + urllib.parse.urlencode({"<script>window.__pwned=1</script>": "1", "hardware": "<img src=x onerror=window.__pwned=2>"})
+    )
+    plot = open_dashboard(page, voila_url(NOTEBOOK, query))
+    assert_no_python_errors(page)
+    assert page.evaluate("() => window.__pwned") is None
+    assert page.locator("img[src='x']").count() == 0
+    assert page.evaluate("() => Array.from(document.scripts).some(s => s.textContent.includes('__pwned'))") is False
+    warning = page.locator(".morph-messages .morph-warning")
+    assert warning.count() == 1
+    text = warning.inner_text()
+    assert "latency='abc' is not a number" in text and "top_k='10**9' is not a number" in text
+    assert "<script>window.__pwned=1</script>" in text  # shown as text, escaped in the HTML
+    assert "params_max=1e+300 is outside" in text
+    # What was valid applies (the largest model, clamped to 1e12 parameters); the rest is the default view.
+    expected = Dashboard.from_query(query).selection.selected
+    assert plot["traces"]["selected (top k)"]["x"] == pytest.approx(expected["latency_s"].tolist(), rel=1e-6)
+    assert selected(plot)[0] == "1: 12x3072"
+    assert urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query) == {"params_max": ["1000000000000"]}
+
+
+def test_copy_link_and_csv_downloads(page, voila_url):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    open_dashboard(page, voila_url(NOTEBOOK, "top_k=2"))
+    page.click(".morph-copy-link")
+    page.wait_for_function("() => document.querySelector('.morph-copy-status').textContent.length > 0")
+    link = page.input_value(".morph-link")
+    assert link == page.url and "top_k=2" in link
+    if page.inner_text(".morph-copy-status") == "Link copied.":
+        assert page.evaluate("() => navigator.clipboard.readText()") == link
+    for anchor, rows in ((".morph-download-selection", 2), (".morph-download-frontier", None)):
+        href = page.get_attribute(anchor, "href")
+        assert href.startswith("data:text/csv;charset=utf-8,")
+        frame = pd.read_csv(pd.io.common.StringIO(urllib.parse.unquote(href.split(",", 1)[1])))
+        assert {"label", "n_layers", "d_model", "loss", "latency_s"} <= set(frame.columns)
+        if rows is not None:
+            assert len(frame) == rows and frame["n_layers"].iloc[0] == 12 and frame["d_model"].iloc[0] == 3072
+        else:
+            assert frame["latency_s"].is_monotonic_increasing and frame["loss"].is_monotonic_decreasing
