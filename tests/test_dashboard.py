@@ -296,3 +296,26 @@ def test_thinning_keeps_one_point_per_occupied_cell(n, max_points, seed):
 
     cells = cell(u) * side + cell(y)
     assert set(cells[kept]) == set(cells)
+
+
+def test_a_fault_inside_a_callback_is_shown_and_the_dashboard_keeps_responding(monkeypatch):
+    """A bug (not a bad input) in the middle of an update: one message, the page lives on."""
+    import morph.dashboard as dashboard_module
+
+    board = Dashboard()
+    kept = (list(board.figure.data[SELECTED].text), board.table.value)
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr(dashboard_module, "select", broken)
+    board.controls["latency_target_s"].value = 3.0
+    assert board.messages.level == "error"
+    assert "ZeroDivisionError" in board.messages.text and "settings are unchanged" in board.messages.text
+    assert (list(board.figure.data[SELECTED].text), board.table.value) == kept
+    assert board.controls["latency_target_s"].value == 3.0  # what the user set stays
+
+    monkeypatch.undo()
+    board.controls["top_k"].value = 5  # the next move works and clears the message
+    assert board.messages.level is None
+    assert len(board.selection.selected) == 5 and board.selection.latency_target == 3.0
