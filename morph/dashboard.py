@@ -872,9 +872,9 @@ class Dashboard:
         ev, sel = result.evaluation, result.selection
         shown = thin_points(ev.latency_s, ev.loss, self.max_cloud_points)
         cloud, frontier, published = fig.data[CLOUD], fig.data[FRONTIER], fig.data[PUBLISHED]
-        cloud.update(x=ev.latency_s[shown], y=ev.loss[shown], text=ev.candidates.label[shown].tolist())
+        cloud.update(x=ev.latency_s[shown], y=ev.loss[shown], text=ev.candidates.labels(shown).tolist())
         f = sel.frontier_index
-        frontier.update(x=ev.latency_s[f], y=ev.loss[f], text=ev.candidates.label[f].tolist())
+        frontier.update(x=ev.latency_s[f], y=ev.loss[f], text=ev.candidates.labels(f).tolist())
         refs = self._published(result)
         published.update(
             x=refs["latency_s"].tolist(), y=refs["loss"].tolist(), text=refs["name"].tolist(),
@@ -948,7 +948,7 @@ class Dashboard:
         caption = (
             f"The {len(frame)} best by predicted loss ({result.settings.law_label}) of the {within} candidates "
             f"within {sel.latency_target:.3g} s ({len(ev):,} in all). Speed-up against the deepest candidate, "
-            f"{ev.candidates.label[deepest]} ({ev.latency_s[deepest]:.3g} s)."
+            f"{ev.candidates.labels(deepest)} ({ev.latency_s[deepest]:.3g} s)."
         )
         return (
             '<table class="morph-selected" style="border-collapse:collapse;font-size:13px">'
@@ -962,7 +962,7 @@ class Dashboard:
         ev = result.evaluation
         table = price_of_speed(ev, (2.0,))
         best = int(np.argmin(ev.loss))
-        best_text = f"{ev.candidates.label[best]} ({ev.latency_s[best]:.3g} s, loss {ev.loss[best]:.4f})"
+        best_text = f"{ev.candidates.labels(best)} ({ev.latency_s[best]:.3g} s, loss {ev.loss[best]:.4f})"
         row = table.iloc[0]
         if not np.isfinite(row["loss_penalty"]):
             text = f"Price of speed: no candidate here is 2x faster than the best-loss shape, {best_text}."

@@ -77,8 +77,9 @@ class Candidates:
         Total parameters.
     D : ndarray of float64
         Training tokens for each candidate.
-    label : ndarray of str
-        A name per candidate (``"12x3072"`` unless the table named it).
+    names : ndarray of str or None
+        Names given by a table (``1B_v8``); None to call each shape
+        ``"<n_layers>x<d_model>"`` (see :attr:`label`).
     """
 
     n_layers: IntArray
@@ -86,10 +87,28 @@ class Candidates:
     n_heads: IntArray
     N: IntArray
     D: FloatArray
-    label: NDArray[np.str_]
+    names: NDArray[np.str_] | None = None
 
     def __len__(self) -> int:
         return int(self.n_layers.size)
+
+    @functools.cached_property
+    def label(self) -> NDArray[np.str_]:
+        """A name per candidate: the table's, or ``"12x3072"``.
+
+        Formatted on first use: for 100,000 enumerated shapes the strings cost
+        more than a whole evaluation, and most views need only a few of them
+        (:meth:`labels`).
+        """
+        return self.labels(np.arange(len(self)))
+
+    def labels(self, index: ArrayLike) -> NDArray[np.str_]:
+        """Names of the candidates at ``index`` only."""
+        i = np.asarray(index)
+        if self.names is not None:
+            return self.names[i]
+        pairs = zip(np.atleast_1d(self.n_layers[i]).tolist(), np.atleast_1d(self.d_model[i]).tolist())
+        return np.array([f"{layers}x{width}" for layers, width in pairs], dtype=str).reshape(np.shape(i))
 
     @property
     def aspect_ratio(self) -> FloatArray:
@@ -104,14 +123,15 @@ class Candidates:
     def take(self, index: ArrayLike) -> "Candidates":
         """The candidates at ``index`` (an integer or boolean array)."""
         i = np.asarray(index)
-        return Candidates(self.n_layers[i], self.d_model[i], self.n_heads[i], self.N[i], self.D[i], self.label[i])
+        names = None if self.names is None else self.names[i]
+        return Candidates(self.n_layers[i], self.d_model[i], self.n_heads[i], self.N[i], self.D[i], names)
 
     def with_tokens(self, tokens: ArrayLike) -> "Candidates":
         """The same shapes trained on ``tokens`` (one number, or one per candidate)."""
         D = np.broadcast_to(np.asarray(tokens, dtype=np.float64), self.N.shape).copy()
         if np.any(~np.isfinite(D)) or np.any(D <= 0):
             raise SelectionError("the training tokens must be a positive, finite number")
-        return Candidates(self.n_layers, self.d_model, self.n_heads, self.N, D, self.label)
+        return Candidates(self.n_layers, self.d_model, self.n_heads, self.N, D, self.names)
 
     def with_training_flops(self, flops: float) -> "Candidates":
         """The same shapes at a fixed training budget: each trained on ``D = flops / (6 N)`` tokens."""
@@ -141,11 +161,9 @@ class Candidates:
         D = np.broadcast_to(np.asarray(tokens, dtype=np.float64), layers.shape).copy()
         if np.any(~np.isfinite(D)) or np.any(D <= 0):
             raise SelectionError("the training tokens must be a positive, finite number")
-        names = (
-            np.char.add(np.char.add(layers.astype(str), "x"), width.astype(str))
-            if label is None
-            else np.asarray(label, dtype=str)
-        )
+        if label is not None and len(label) != layers.size:
+            raise SelectionError(f"{len(label)} names for {layers.size} candidates")
+        names = None if label is None else np.asarray(label, dtype=str)
         return cls(layers, width, heads, parameter_count(layers, width, heads), D, names)
 
 
@@ -331,20 +349,52 @@ def pareto_frontier(latency: ArrayLike, loss: ArrayLike) -> IntArray:
     """Indices of the non-dominated points of (latency, loss), in order of latency.
 
     A point is dominated when another is at least as fast and at least as
-    good and strictly better in one of the two. Sorting by latency (ties by
-    loss) and keeping the points that beat the best loss of every faster
-    point finds them all in ``O(n log n)``.
+    good and strictly better in one of the two. Exact duplicates appear once.
+    Sorting by latency (ties by loss) and keeping the points that beat the
+    best loss of every faster point finds them all; above a few thousand
+    points, a cheap exact pre-filter (:func:`_not_dominated_by_sample`)
+    removes most of them before that sort.
     """
     t = np.asarray(latency, dtype=np.float64)
     y = np.asarray(loss, dtype=np.float64)
     if t.shape != y.shape or t.ndim != 1:
         raise ValueError("latency and loss must be 1-D arrays of the same length")
+    if t.size <= _PARETO_SAMPLE:
+        return _sorted_frontier(t, y)
+    survivors = np.flatnonzero(_not_dominated_by_sample(t, y))
+    return survivors[_sorted_frontier(t[survivors], y[survivors])]
+
+
+#: Points above which the frontier is pre-filtered with the frontier of a sample of this size.
+_PARETO_SAMPLE = 2048
+
+
+def _sorted_frontier(t: FloatArray, y: FloatArray) -> IntArray:
     if t.size == 0:
         return np.zeros(0, dtype=np.int64)
     order = np.lexsort((y, t))
     ys = y[order]
     best_before = np.concatenate([[np.inf], np.minimum.accumulate(ys)[:-1]])
     return order[ys < best_before].astype(np.int64)
+
+
+def _not_dominated_by_sample(t: FloatArray, y: FloatArray) -> NDArray[np.bool_]:
+    """False for points strictly dominated by the frontier of an evenly spaced sample.
+
+    Every sample point is a real candidate, so a point it dominates is off the
+    frontier: the filter is exact, never approximate. Along the sample's
+    frontier loss falls as latency grows, so the only sample point that can
+    dominate a candidate is the slowest one no slower than it (one
+    ``searchsorted`` for all candidates).
+    """
+    sample = np.linspace(0, t.size - 1, _PARETO_SAMPLE).astype(np.int64)
+    front = sample[_sorted_frontier(t[sample], y[sample])]
+    front_t, front_y = t[front], y[front]
+    j = np.searchsorted(front_t, t, side="right") - 1
+    has = j >= 0
+    j = np.where(has, j, 0)
+    dominated = has & (front_y[j] <= y) & ((front_t[j] < t) | (front_y[j] < y))
+    return ~dominated
 
 
 @dataclass(frozen=True)
@@ -366,12 +416,16 @@ class Selection:
     """
 
     selected: pd.DataFrame
-    frontier: pd.DataFrame
     evaluation: Evaluation
     latency_target: float
     top_k: int
     selected_index: IntArray
     frontier_index: IntArray
+
+    @functools.cached_property
+    def frontier(self) -> pd.DataFrame:
+        """The (latency, loss) Pareto frontier as a table, fastest first (built on first use)."""
+        return self.evaluation.to_frame(self.frontier_index).reset_index(drop=True)
 
     @functools.cached_property
     def dropped(self) -> pd.DataFrame:
@@ -445,7 +499,7 @@ def select(evaluation: Evaluation, latency_target: float, top_k: int = 3, band_l
         fastest = int(np.argmin(latency))
         raise SelectionError(
             f"no candidate meets the {latency_target:.3g} s latency budget: the fastest, "
-            f"{evaluation.candidates.label[fastest]}, takes {latency[fastest]:.3g} s. Relax the budget to at "
+            f"{evaluation.candidates.labels(fastest)}, takes {latency[fastest]:.3g} s. Relax the budget to at "
             f"least {latency[fastest]:.3g} s, or allow smaller or shallower models, fewer output tokens or "
             "faster hardware"
         )
@@ -463,7 +517,6 @@ def select(evaluation: Evaluation, latency_target: float, top_k: int = 3, band_l
         selected["loss_low"], selected["loss_high"] = band
     return Selection(
         selected=selected.reset_index(drop=True),
-        frontier=evaluation.to_frame(frontier).reset_index(drop=True),
         evaluation=evaluation,
         latency_target=float(latency_target),
         top_k=int(top_k),
@@ -504,7 +557,7 @@ def price_of_speed(evaluation: Evaluation, speedups: Sequence[float] = (2.0,)) -
         pick = allowed[np.argmin(evaluation.loss[allowed])]
         rows.append({
             "speedup": s,
-            "label": str(evaluation.candidates.label[pick]),
+            "label": str(evaluation.candidates.labels(pick)),
             "N": int(evaluation.candidates.N[pick]),
             "D": float(evaluation.candidates.D[pick]),
             "loss": float(evaluation.loss[pick]),

@@ -235,3 +235,16 @@ def test_cli_frontier_bad_input(args, message):
     out = subprocess.run([sys.executable, "-m", "morph", "frontier", *args], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
     assert out.stdout == ""
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_large_frontiers_match_the_plain_sort(seed):
+    # Above the pre-filter's threshold the result must equal the exact sort's, ties and duplicates included.
+    from morph.frontier import _sorted_frontier
+
+    rng = np.random.default_rng(seed)
+    n = 60_000
+    t = np.round(rng.lognormal(0, 1, n), 3)
+    y = np.round(3 + 1 / (t + rng.uniform(0, 2, n)), 3)
+    t[:500], y[:500] = t[500:1000], y[500:1000]  # exact duplicates
+    assert np.array_equal(np.sort(pareto_frontier(t, y)), np.sort(_sorted_frontier(t, y)))
