@@ -535,7 +535,8 @@ def fit(
     rows = frame[mask]
     if len(rows) < len(names):
         raise FitError(
-            f"{len(rows)} fit points cannot determine the {len(names)} free parameters of the {law} law "
+            f"{len(rows)} fit point{'s' if len(rows) != 1 else ''} cannot determine the {len(names)} free "
+            f"parameters of the {law} law "
             f"({variant}); give at least {len(names)} points"
         )
     N, D, loss = (rows[c].to_numpy(np.float64) for c in ("N", "D", "loss"))
