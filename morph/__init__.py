@@ -10,10 +10,15 @@ The package is a set of pure functions over numpy arrays, one concept per module
 - :mod:`morph.metrics`: MSE, R^2, relative error, rank correlation;
 - :mod:`morph.data`: the shipped datasets and validation of user tables;
 - :mod:`morph.latency` (with :mod:`morph.hardware` and :mod:`morph.calibration`): generation
-  latency per shape from host overhead and the roofline, hardware presets, calibration from timings.
+  latency per shape from host overhead and the roofline, hardware presets, calibration from timings;
+- :mod:`morph.measure` (with :mod:`morph.decoder`, needs PyTorch): timing real decoding of shapes;
+- :mod:`morph.frontier`: candidates, the accuracy-latency Pareto frontier, selection under a
+  latency budget, the price of speed at a fixed compute budget;
+- :mod:`morph.lifetime`: training plus serving cost (FLOPs and GPU-hours).
 
-For notebooks (imported on demand, not by ``import morph``): :mod:`morph.figures`, plotly
-figures of all of the above, and :mod:`morph.widgets`, interactive explorers and the fitting app.
+For notebooks and the dashboard (imported on demand, not by ``import morph``):
+:mod:`morph.figures` (plotly figures), :mod:`morph.widgets` (explorers and the fitting app),
+:mod:`morph.dashboard` (the Voila dashboard) and :mod:`morph.ui` (messages and guarded callbacks).
 """
 
 from .calibration import calibrate, leave_one_out, load_measurements
