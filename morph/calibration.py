@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from .data import MAX_BYTES, DataError, load_models_1b, read_table, to_numeric
+from .data import MAX_BYTES, DataError, load_models_1b, read_table, split_provenance, to_numeric
 from .errors import LatencyError
 from .hardware import Hardware, canonical_dtype, get_hardware
 from .latency import COEFFICIENTS, Calibration, _predict, _workload, _Workload
@@ -119,27 +119,6 @@ _BOUNDS = {"c_fixed_s": (0.0, np.inf), "c_layer_s": (0.0, np.inf), "eta_bw": (1e
 # --- measurement tables -----------------------------------------------------------------------
 
 
-def _split_provenance(text: str) -> tuple[dict[str, str], str]:
-    """Leading ``# key: value`` lines (and blank lines) as a dict, and the rest of the text."""
-    metadata: dict[str, str] = {}
-    lines = text.splitlines(keepends=True)
-    body_start = 0
-    for i, line in enumerate(lines):
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            body_start = i
-            break
-        body_start = i + 1
-        comment = stripped.lstrip("#").strip()
-        if ":" in comment:
-            key, value = comment.split(":", 1)
-            metadata[key.strip().lower()] = value.strip()
-        elif comment:
-            metadata.setdefault("comment", "")
-            metadata["comment"] = (metadata["comment"] + " " + comment).strip()
-    return metadata, "".join(lines[body_start:])
-
-
 def _read_source(source: str | os.PathLike | bytes | pd.DataFrame) -> tuple[str, str | None, pd.DataFrame | None]:
     if isinstance(source, pd.DataFrame):
         return str(source.attrs.get("source", "the measurements")), None, source.copy()
@@ -187,7 +166,7 @@ def load_measurements(source: str | os.PathLike | bytes | pd.DataFrame) -> pd.Da
     label, text, frame = _read_source(source)
     metadata: dict[str, str] = dict(frame.attrs.get("metadata", {})) if frame is not None else {}
     if frame is None:
-        metadata, body = _split_provenance(text or "")
+        metadata, body = split_provenance(text or "", label=label)
         if not body.strip():
             raise LatencyError(f"{label} holds no table after its provenance lines")
         try:

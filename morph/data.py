@@ -45,6 +45,7 @@ __all__ = [
     "load_sweep_shapes",
     "to_numeric",
     "fit_mask",
+    "split_provenance",
     "MAX_BYTES",
     "MAX_LOSS",
 ]
@@ -350,6 +351,37 @@ def fit_mask(frame: pd.DataFrame, fit_set: str | Iterable[bool] | None, label: s
     if not mask.any():
         raise DataError(f"the fit set {fit_set if isinstance(fit_set, str) else ''} selects no rows".replace("  ", " "))
     return mask
+
+
+def split_provenance(text: str, strict: bool = False, label: str = "the table") -> tuple[dict[str, str], str]:
+    """Leading ``# key: value`` provenance lines as a dict (keys lower-cased), and the table after them.
+
+    Blank lines among the header are skipped. A ``#`` line without a colon is
+    gathered under ``"comment"``, or refused with ``strict=True`` (files Morph
+    writes itself always use ``key: value``).
+
+    Raises
+    ------
+    DataError
+        With ``strict=True``, a header line not of the form ``# key: value``.
+    """
+    metadata: dict[str, str] = {}
+    lines = text.splitlines(keepends=True)
+    body_start = len(lines)
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            body_start = i
+            break
+        comment = stripped.lstrip("#").strip()
+        if ":" in comment:
+            key, value = comment.split(":", 1)
+            metadata[key.strip().lower()] = value.strip()
+        elif comment and strict:
+            raise DataError(f"{label}: header line {i + 1} is not of the form '# key: value'")
+        elif comment:
+            metadata["comment"] = (metadata.get("comment", "") + " " + comment).strip()
+    return metadata, "".join(lines[body_start:])
 
 
 def _load_shipped(filename: str) -> pd.DataFrame:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .data import data_dir, read_table, to_numeric
+from .data import data_dir, read_table, split_provenance, to_numeric
 from .errors import DataError, LatencyError, ShapeError
 from .shapes import Shape
 
@@ -554,23 +554,11 @@ def read_measurements(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, 
     source = Path(path)
     if not source.is_file():
         raise DataError(f"{source} does not exist or is not a file")
-    text = source.read_text(encoding="utf-8-sig")
-    header: dict[str, str] = {}
-    lines = text.splitlines()
-    body_start = 0
-    for body_start, line in enumerate(lines):
-        if not line.startswith("#"):
-            break
-        key, sep, value = line[1:].strip().partition(":")
-        if not sep:
-            raise DataError(f"{source.name}: header line {body_start + 1} is not of the form '# key: value'")
-        header[key.strip()] = value.strip()
-    else:
-        body_start = len(lines)
+    header, body = split_provenance(source.read_text(encoding="utf-8-sig"), strict=True, label=source.name)
     missing_keys = [k for k in PROVENANCE_KEYS if k not in header]
     if missing_keys:
         raise DataError(f"{source.name}: the provenance header lacks {', '.join(missing_keys)}")
-    frame = read_table("\n".join(lines[body_start:]).encode("utf-8"), source.name)
+    frame = read_table(body.encode("utf-8"), source.name)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{source.name} is missing the column(s) {', '.join(missing)}")

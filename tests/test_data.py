@@ -121,3 +121,14 @@ def test_missing_values_in_numeric_frames_are_reported():
     frame = pd.DataFrame({"N": [1e8, np.nan], "D": [2e9, 3e9], "loss": [3.0, 2.9]})
     with pytest.raises(DataError, match=r"column 'N', row 2 is missing \(NaN\)"):
         load_runs(frame)
+
+
+def test_provenance_headers_split_from_the_table():
+    from morph.data import split_provenance
+
+    header, body = split_provenance("# Machine: AMD EPYC\n\n# note without colon\nn_layers,d_model\n1,64\n")
+    assert header == {"machine": "AMD EPYC", "comment": "note without colon"}
+    assert body == "n_layers,d_model\n1,64\n"
+    with pytest.raises(DataError, match="header line 3 is not of the form"):
+        split_provenance("# a: 1\n\n# oops\nx\n", strict=True, label="m.csv")
+    assert split_provenance("# only: header\n") == ({"only": "header"}, "")
