@@ -76,6 +76,7 @@ from .frontier import (
     resolve_law,
     select,
 )
+from .figures import si_format
 from .hardware import hardware_presets
 from .laws import PRESETS
 from .latency import calibrations
@@ -387,13 +388,6 @@ def thin_points(x: NDArray, y: NDArray, max_points: int, log_x: bool = True) -> 
 
     _, first = np.unique(cell(u) * side + cell(np.asarray(y, dtype=np.float64)), return_index=True)
     return np.sort(first).astype(np.int64)
-
-
-def _fmt_count(value: float) -> str:
-    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g}{unit}"
-    return f"{value:.3g}"
 
 
 # --- the share bar (browser side) ------------------------------------------------------------
@@ -902,7 +896,7 @@ class Dashboard:
             R = np.geomspace(8.0, 4096.0, 160)
             law = resolve_law(result.law)[0]
             fig.data[LAW_CURVE].update(x=R, y=law.predict(np.full_like(R, N), np.full_like(R, D), R),
-                                       name=f"law at N = {_fmt_count(N)}, D = {_fmt_count(D)} (the top pick's)")
+                                       name=f"law at N = {si_format(N)}, D = {si_format(D)} (the top pick's)")
         fig.data[ASPECT_SELECTED].update(x=ev.candidates.aspect_ratio[i], y=ev.loss[i], text=labels)
 
     def _published(self, result: _Result) -> pd.DataFrame:
@@ -922,7 +916,7 @@ class Dashboard:
             shape = f"{int(group['n_layers'].iloc[0])}x{int(group['d_model'].iloc[0])}"
             hover = (
                 f"{names} ({shape})<br>measured {lat:.2f} s (A100 40GB, HF generate, bf16, batch 1, 128 in / 256 out)"
-                f"<br>loss shown: this law's prediction for the shape at {_fmt_count(PAPER_TOKENS)} tokens,"
+                f"<br>loss shown: this law's prediction for the shape at {si_format(PAPER_TOKENS)} tokens,"
                 "<br>not the model's own loss (its data and tokens differ)"
             )
             rows.append({"name": names, "latency_s": lat, "loss": loss, "hover": hover})
@@ -940,7 +934,7 @@ class Dashboard:
             loss = f"{r['loss']:.4f}" + (f" [{r['loss_low']:.4f}, {r['loss_high']:.4f}]" if band else "")
             cells = [
                 str(int(r["rank"])), str(r["label"]), str(int(r["n_layers"])), str(int(r["d_model"])),
-                f"{r['aspect_ratio']:.0f}", _fmt_count(r["N"]), _fmt_count(r["D"]), loss,
+                f"{r['aspect_ratio']:.0f}", si_format(r["N"]), si_format(r["D"]), loss,
                 f"{r['latency_s']:.3f}", f"{r['ms_per_token']:.2f}", f"{r['speedup']:.2f}x",
             ]
             rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
@@ -986,7 +980,7 @@ class Dashboard:
                          "A100 40GB, bf16, batch 1, 128 input and 256 output tokens.")
         else:
             notes.append("Published 1B models: measured latency (A100 40GB); their loss is placed at this law's "
-                         f"prediction for their shape at {_fmt_count(PAPER_TOKENS)} tokens, not their own loss.")
+                         f"prediction for their shape at {si_format(PAPER_TOKENS)} tokens, not their own loss.")
         notes.append("Right: the law's shape factor is monotone in R, while the runs rise again for very deep, "
                      "narrow shapes (small R): the law does not see that side of the U.")
         return "".join(f'<div style="font-size:12px;color:#555">{html.escape(n)}</div>' for n in notes)
