@@ -63,7 +63,7 @@ TIMER = """() => {
 SEPARATE_FIGURES = '''
 import ipywidgets as widgets
 import plotly.graph_objects as go
-from morph.dashboard import Dashboard
+from morph.app.dashboard import Dashboard
 
 board = Dashboard.from_query()
 joint = board.figure

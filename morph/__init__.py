@@ -21,11 +21,11 @@ For notebooks and the dashboard (imported on demand, not by ``import morph``):
 :mod:`morph.dashboard` (the Voila dashboard) and :mod:`morph.ui` (messages and guarded callbacks).
 """
 
-from .calibration import calibrate, leave_one_out, load_measurements
+from .latency.calibration import calibrate, leave_one_out, load_measurements
 from .data import load_candidates, load_models_1b, load_runs, load_sweep_shapes
 from .errors import DataError, FitError, LatencyError, MorphError, SelectionError, ShapeError
 from .fitting import FitResult, fit
-from .hardware import Hardware, get_hardware, hardware_presets
+from .latency.hardware import Hardware, get_hardware, hardware_presets
 from .laws import (
     PRESETS,
     ChinchillaLaw,
@@ -35,7 +35,15 @@ from .laws import (
     UShapedLaw,
     preset,
 )
-from .latency import Calibration, LatencyPrediction, load_calibration, predict_latency, roofline_latency
+from .latency import (
+    PAPER_WORKLOAD,
+    Calibration,
+    LatencyPrediction,
+    Workload,
+    load_calibration,
+    predict_latency,
+    roofline_latency,
+)
 from .metrics import Metrics, evaluate
 from .shapes import (
     Shape,
@@ -62,6 +70,7 @@ __all__ = [
     "LatencyPrediction",
     "Metrics",
     "MorphError",
+    "PAPER_WORKLOAD",
     "PRESETS",
     "ScalingLaw",
     "SelectionError",
@@ -69,6 +78,7 @@ __all__ = [
     "ShapeError",
     "ShapeGrid",
     "UShapedLaw",
+    "Workload",
     "aspect_ratio",
     "calibrate",
     "enumerate_shapes",

@@ -32,7 +32,8 @@ from .data import read_table, to_numeric
 from .errors import SelectionError, ShapeError
 from .fitting import FitResult
 from .laws import ScalingLaw, preset
-from .latency import predict_latency
+from .latency import Workload, predict_latency
+from .latency.workload import as_workload
 from .shapes import aspect_ratio, default_n_heads, enumerate_shapes, parameter_count
 
 __all__ = [
@@ -248,8 +249,12 @@ class Evaluation:
         Predicted decode time per generated token (milliseconds).
     roofline_s : ndarray
         Roofline lower bound of the same call (seconds).
-    settings : dict
-        Hardware, calibration, batch, tokens, dtype and law used.
+    workload : Workload
+        Hardware, calibration, batch, tokens and dtype of the latency predictions.
+    law : str
+        The law used: a preset name, or a fitted or given law's family.
+    fit : FitResult, optional
+        The fit behind the law, which gives loss bands.
     """
 
     candidates: Candidates
@@ -257,11 +262,17 @@ class Evaluation:
     latency_s: FloatArray
     ms_per_token: FloatArray
     roofline_s: FloatArray
-    settings: dict[str, Any] = field(default_factory=dict)
+    workload: Workload = field(default_factory=Workload)
+    law: str = ""
     fit: FitResult | None = None
 
     def __len__(self) -> int:
         return len(self.candidates)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """JSON-ready: the law and the workload's settings (hardware and calibration by name)."""
+        return {"law": self.law, **self.workload.to_dict()}
 
     def loss_band(self, index: ArrayLike, level: float = 0.95) -> tuple[FloatArray, FloatArray] | None:
         """Confidence band of predicted loss for some candidates (None without a fit).
@@ -299,12 +310,8 @@ def evaluate_candidates(
     candidates: Candidates,
     law: LawLike = "bian2025",
     *,
-    hardware: Any = "a100-40gb",
-    calibration: Any = None,
-    batch: int = 1,
-    input_tokens: int = 128,
-    output_tokens: int = 256,
-    dtype: str = "bf16",
+    workload: Workload | None = None,
+    **overrides: Any,
 ) -> Evaluation:
     """Predicted loss and latency for all candidates in one vectorised pass.
 
@@ -313,34 +320,26 @@ def evaluate_candidates(
     candidates : Candidates
     law : preset name, ScalingLaw or FitResult
         The loss model (a fit also gives confidence bands).
-    hardware, calibration, batch, input_tokens, output_tokens, dtype
-        Passed to :func:`morph.latency.predict_latency`.
+    workload : Workload, optional
+        Where and how the candidates generate (default :class:`~morph.latency.Workload`).
+    **overrides
+        ``hardware``, ``calibration``, ``batch``, ``input_tokens``, ``output_tokens``
+        or ``dtype``: change one setting of ``workload``.
     """
+    serving = as_workload(workload, **overrides)
     if len(candidates) == 0:
         raise SelectionError("there are no candidates to evaluate; widen the parameter range or the shape grid")
     scaling_law, fit = resolve_law(law)
     loss = scaling_law.predict(candidates.N.astype(np.float64), candidates.D, candidates.aspect_ratio)
-    timing = predict_latency(
-        candidates.n_layers, candidates.d_model, candidates.n_heads,
-        hardware=hardware, calibration=calibration, batch=batch,
-        input_tokens=input_tokens, output_tokens=output_tokens, dtype=dtype,
-    )
-    settings = {
-        "law": law if isinstance(law, str) else scaling_law.family,
-        "hardware": getattr(hardware, "name", hardware),
-        "calibration": getattr(calibration, "name", calibration),
-        "batch": batch,
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "dtype": dtype,
-    }
+    timing = predict_latency(candidates.n_layers, candidates.d_model, candidates.n_heads, workload=serving)
     return Evaluation(
         candidates=candidates,
         loss=np.asarray(loss, dtype=np.float64),
         latency_s=np.asarray(timing.latency_s, dtype=np.float64),
         ms_per_token=np.asarray(timing.ms_per_token, dtype=np.float64),
         roofline_s=np.asarray(timing.roofline_s, dtype=np.float64),
-        settings=settings,
+        workload=serving,
+        law=law if isinstance(law, str) else scaling_law.family,
         fit=fit,
     )
 
@@ -611,7 +610,8 @@ def compute_tradeoff(
     params_min: float | None = None,
     params_max: float | None = None,
     enumerate_options: dict[str, Any] | None = None,
-    **latency_options: Any,
+    workload: Workload | None = None,
+    **overrides: Any,
 ) -> ComputeTradeoff:
     """The compute view: at ``flops``, the frontier over (N, D = flops / 6N, shape) and the price of speed.
 
@@ -626,11 +626,13 @@ def compute_tradeoff(
         Parameter range (default: a factor of 8 around the compute-optimal N).
     enumerate_options : dict, optional
         Width grid and depth limits for the shape enumeration.
-    **latency_options
-        ``hardware``, ``calibration``, ``batch``, ``input_tokens``, ``output_tokens``, ``dtype``.
+    workload : Workload, optional
+        Where and how the candidates generate (default :class:`~morph.latency.Workload`).
+    **overrides
+        Change one setting of ``workload`` (``hardware``, ``batch``, ...).
     """
     candidates = candidates_from_flops(flops, params_min, params_max, law=law, **(enumerate_options or {}))
-    evaluation = evaluate_candidates(candidates, law, **latency_options)
+    evaluation = evaluate_candidates(candidates, law, workload=workload, **overrides)
     best = int(np.argmin(evaluation.loss))
     return ComputeTradeoff(
         flops=float(flops),

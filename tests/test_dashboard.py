@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from morph import PRESETS, hardware_presets, load_candidates, load_runs, parameter_count, preset
-from morph.dashboard import (
+from morph.app.dashboard import (
     BATCH_LADDER,
     CLOUD,
     FIT_B,
@@ -300,7 +300,7 @@ def test_thinning_keeps_one_point_per_occupied_cell(n, max_points, seed):
 
 def test_a_fault_inside_a_callback_is_shown_and_the_dashboard_keeps_responding(monkeypatch):
     """A bug (not a bad input) in the middle of an update: one message, the page lives on."""
-    import morph.dashboard as dashboard_module
+    import morph.app.dashboard as dashboard_module
 
     board = Dashboard()
     kept = (list(board.figure.data[SELECTED].text), board.table.value)

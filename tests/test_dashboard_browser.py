@@ -7,7 +7,7 @@ import urllib.parse
 import pandas as pd
 import pytest
 
-from morph.dashboard import Dashboard
+from morph.app.dashboard import Dashboard
 
 pytestmark = pytest.mark.browser
 

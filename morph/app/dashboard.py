@@ -62,10 +62,10 @@ def _left_out(module: str) -> Iterator[None]:
 with _left_out("rfc3987_syntax"):
     from plotly.graph_objs import FigureWidget
 
-from .data import load_candidates, load_models_1b, load_runs
-from .errors import MorphError, SelectionError
-from .fitting import FitResult, fit
-from .frontier import (
+from ..data import load_candidates, load_models_1b, load_runs
+from ..errors import MorphError, SelectionError
+from ..fitting import FitResult, fit
+from ..frontier import (
     Candidates,
     Evaluation,
     Selection,
@@ -77,10 +77,10 @@ from .frontier import (
     select,
 )
 from .figures import si_format
-from .hardware import hardware_presets
-from .laws import PRESETS
-from .latency import calibrations
-from .shapes import parameter_count
+from ..latency.hardware import hardware_presets
+from ..laws import PRESETS
+from ..latency import calibrations
+from ..shapes import parameter_count
 from .ui import MessageBar, guarded
 
 __all__ = [

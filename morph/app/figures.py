@@ -33,14 +33,14 @@ from numpy.typing import ArrayLike, NDArray
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from .data import load_runs
-from .errors import MorphError
-from .fitting import FitResult
-from .frontier import Selection
-from .hardware import get_hardware
-from .laws import ScalingLaw
-from .latency import predict_latency, resolve_calibration, roofline_latency
-from .shapes import enumerate_shapes, parameter_count
+from ..data import load_runs
+from ..errors import MorphError
+from ..fitting import FitResult
+from ..frontier import Selection
+from ..latency.hardware import get_hardware
+from ..laws import ScalingLaw
+from ..latency import predict_latency, resolve_calibration, roofline_latency
+from ..shapes import enumerate_shapes, parameter_count
 
 __all__ = [
     "AXIS_TITLES",

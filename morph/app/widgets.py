@@ -30,13 +30,13 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import figures
-from .data import fit_mask, load_runs
-from .errors import DataError, MorphError
-from .fitting import METHODS, FitResult, fit
-from .hardware import DTYPES, get_hardware, hardware_presets
-from .laws import LAW_FAMILIES, PRESETS, ScalingLaw, free_parameters, law_class, tie_parameters
-from .latency import predict_latency
-from .shapes import parameter_count
+from ..data import fit_mask, load_runs
+from ..errors import DataError, MorphError
+from ..fitting import METHODS, FitResult, fit
+from ..latency.hardware import DTYPES, get_hardware, hardware_presets
+from ..laws import LAW_FAMILIES, PRESETS, ScalingLaw, free_parameters, law_class, tie_parameters
+from ..latency import predict_latency
+from ..shapes import parameter_count
 from .ui import MessageBar, guarded
 
 __all__ = [

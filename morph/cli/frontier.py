@@ -15,7 +15,7 @@ from ..frontier import (
     select,
 )
 from ..laws import LAW_FAMILIES, PRESETS
-from .common import positive_float, positive_int, print_json
+from .common import add_workload_arguments, positive_float, positive_int, print_json, workload_from_args
 
 __all__ = ["add_parser", "run"]
 
@@ -37,12 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--params-max", type=positive_float, metavar="N", help="largest parameter count")
     parser.add_argument("--tokens", type=positive_float, metavar="D", help="training tokens of every candidate")
     parser.add_argument("--latency-target", type=positive_float, required=True, metavar="SECONDS")
-    parser.add_argument("--hardware", default="a100-40gb")
-    parser.add_argument("--calibration", default=None)
-    parser.add_argument("--batch", type=positive_int(), default=1)
-    parser.add_argument("--input-tokens", type=positive_int(), default=128)
-    parser.add_argument("--output-tokens", type=positive_int(), default=256)
-    parser.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
+    add_workload_arguments(parser)
     law = parser.add_mutually_exclusive_group()
     law.add_argument("--law", choices=list(PRESETS), default="bian2025", help="published parameter set")
     law.add_argument("--fit", metavar="CSV", help="fit the law on this table of runs instead")
@@ -77,10 +72,7 @@ def run(args: argparse.Namespace) -> int:
         if args.fit
         else args.law
     )
-    evaluation = evaluate_candidates(
-        _candidates(args), law, hardware=args.hardware, calibration=args.calibration, batch=args.batch,
-        input_tokens=args.input_tokens, output_tokens=args.output_tokens, dtype=args.dtype,
-    )
+    evaluation = evaluate_candidates(_candidates(args), law, workload=workload_from_args(args))
     selection = select(evaluation, args.latency_target, args.top)
     if args.json:
         print_json(selection.to_dict())

@@ -40,11 +40,12 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from .data import MAX_BYTES, DataError, load_models_1b, read_table, split_provenance, to_numeric
-from .errors import LatencyError
+from ..data import MAX_BYTES, DataError, load_models_1b, read_table, split_provenance, to_numeric
+from ..errors import LatencyError
 from .hardware import Hardware, canonical_dtype, get_hardware
-from .latency import COEFFICIENTS, Calibration, _predict, _workload, _Workload
-from .shapes import VOCAB_SIZE
+from .model import GenerationWork, decode_lines, generation_work, predict, prefill_device_s, segment_device_s, segments
+from .record import COEFFICIENTS, Calibration
+from ..shapes import VOCAB_SIZE
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -273,7 +274,7 @@ def _hardware_for(frame: pd.DataFrame, hardware: str | Hardware | None) -> Hardw
     )
 
 
-def _workload_for(frame: pd.DataFrame, hardware: Hardware) -> _Workload:
+def _generation_work_for(frame: pd.DataFrame, hardware: Hardware) -> GenerationWork:
     heads = frame["n_heads"].to_numpy()
     kv = frame["n_kv_heads"].to_numpy()
     if np.isnan(heads).all() and np.isnan(kv).all():
@@ -282,7 +283,7 @@ def _workload_for(frame: pd.DataFrame, hardware: Hardware) -> _Workload:
         # Only the ratio n_kv_heads / n_heads matters: rows without heads get 1/1.
         heads_arg = np.where(np.isnan(heads), 1, heads).astype(np.int64)
         kv_arg = np.where(np.isnan(kv), heads_arg, kv).astype(np.int64)
-    return _workload(
+    return generation_work(
         frame["n_layers"].to_numpy(), frame["d_model"].to_numpy(), heads_arg, kv_arg, hardware,
         frame["batch"].to_numpy(), frame["input_tokens"].to_numpy(), frame["output_tokens"].to_numpy(),
         np.asarray(frame["dtype"], dtype=object), frame["vocab"].to_numpy(),
@@ -386,7 +387,7 @@ def _coefficient_set(names: Sequence[str], x: np.ndarray, fixed: Mapping[str, fl
     return Calibration(name="fit", hardware="fit", **{k: values[k] for k in COEFFICIENTS})
 
 
-def _starts(names: Sequence[str], work: _Workload, measured: np.ndarray, prior: Mapping[str, float]) -> list[np.ndarray]:
+def _starts(names: Sequence[str], work: GenerationWork, measured: np.ndarray, prior: Mapping[str, float]) -> list[np.ndarray]:
     """Starting points: host coefficients from a non-negative linear fit, efficiencies and p on a small grid."""
     passes = work.output_tokens * np.ones_like(measured)
     design = np.column_stack([passes, passes * work.n_layers * np.ones_like(measured)])
@@ -410,12 +411,12 @@ def _starts(names: Sequence[str], work: _Workload, measured: np.ndarray, prior: 
     return starts
 
 
-def _fit(work: _Workload, measured: np.ndarray, names: Sequence[str], fixed: Mapping[str, float],
+def _fit(work: GenerationWork, measured: np.ndarray, names: Sequence[str], fixed: Mapping[str, float],
          prior: Mapping[str, float]):
     log_measured = np.log(measured)
 
     def residuals(x: np.ndarray) -> np.ndarray:
-        return np.log(_predict(work, _coefficient_set(names, x, fixed)).latency_s) - log_measured
+        return np.log(predict(work, _coefficient_set(names, x, fixed)).latency_s) - log_measured
 
     lower = np.array([_BOUNDS[n][0] / _SCALE[n] for n in names])
     upper = np.array([_BOUNDS[n][1] / _SCALE[n] for n in names])
@@ -503,11 +504,11 @@ def calibrate(
     prior = priors(device)
     held = {k: float(fixed.get(k, prior[k])) for k in COEFFICIENTS if k not in names}
     _check_fixed(held)
-    work = _workload_for(frame, device)
+    work = _generation_work_for(frame, device)
     measured = frame["latency_s"].to_numpy(dtype=np.float64)
     result = _fit(work, measured, names, held, prior)
     coefficients = _coefficient_set(names, result.x, held).coefficients
-    prediction = _predict(work, _coefficient_set(names, result.x, held))
+    prediction = predict(work, _coefficient_set(names, result.x, held))
     table = _table(frame, prediction.latency_s, prediction.roofline_s)
     errors = np.abs(table["error"].to_numpy())
     metadata = frame.attrs.get("metadata", {})
@@ -609,8 +610,8 @@ def leave_one_out(
         result = calibrate(rest, device, fit=names, fixed=fixed)
         held_out = frame.iloc[[i]].copy()
         held_out.attrs = dict(frame.attrs)
-        work = _workload_for(held_out, device)
-        predictions[i] = float(_predict(work, result.calibration).latency_s[0])
+        work = _generation_work_for(held_out, device)
+        predictions[i] = float(predict(work, result.calibration).latency_s[0])
         refits.append(result.calibration.coefficients)
     table = frame[["n_layers", "d_model", "batch", "input_tokens", "output_tokens", "dtype"]].copy()
     table["measured_s"] = frame["latency_s"].to_numpy()
@@ -640,14 +641,13 @@ def additive_host_coefficients(
     (c_fixed_s, c_layer_s) : tuple of float
         Seconds per forward pass and per layer per pass.
     """
-    from .latency import _decode_lines, _prefill_device_s, _segment_device_s, _segments
 
     frame = _as_measurements(measurements)
     device = _hardware_for(frame, hardware)
-    work = _workload_for(frame, device)
-    lines = _decode_lines(work, eta_bw, eta_flops)
-    (decode_s,) = _segment_device_s(lines, _segments(work.decode_steps, 1))
-    device_s = _prefill_device_s(work, lines, eta_flops) + decode_s
+    work = _generation_work_for(frame, device)
+    lines = decode_lines(work, eta_bw, eta_flops)
+    (decode_s,) = segment_device_s(lines, segments(work.decode_steps, 1))
+    device_s = prefill_device_s(work, lines, eta_flops) + decode_s
     passes = work.output_tokens  # one prefill and output_tokens - 1 decode steps
     design = np.column_stack([passes * np.ones(len(frame)), passes * work.n_layers])
     solution, *_ = np.linalg.lstsq(design, frame["latency_s"].to_numpy() - device_s, rcond=None)

@@ -32,8 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .errors import ShapeError
-from .shapes import Shape
+from ..errors import ShapeError
+from ..shapes import Shape
 
 __all__ = [
     "DTYPES",
