@@ -23,6 +23,7 @@ Two methods:
 from __future__ import annotations
 
 import math
+import sys
 import warnings as _warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal
@@ -465,10 +466,22 @@ def _robust_stderr(model: LogSpaceModel, theta: FloatArray, params: dict[str, fl
 def _progress_bar(total: int, enabled: bool, desc: str):
     if not enabled or total == 0:
         return lambda _n: None, lambda: None
-    from tqdm.auto import tqdm
-
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm comes with the app extra; a core install counts on stderr
+        return _progress_counter(total, desc)
     bar = tqdm(total=total, desc=desc, unit="fit")
     return bar.update, bar.close
+
+
+def _progress_counter(total: int, desc: str):
+    done = [0]
+
+    def update(n: int) -> None:
+        done[0] += n
+        print(f"\r{desc}: {done[0]}/{total} fits", end="", file=sys.stderr, flush=True)
+
+    return update, lambda: print(file=sys.stderr, flush=True)
 
 
 def fit(
