@@ -12,21 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from morph import PRESETS, hardware_presets, load_candidates, load_runs, parameter_count, preset
-from morph.app.dashboard import (
-    BATCH_LADDER,
-    CLOUD,
-    FIT_B,
-    FRONTIER,
-    LAW_CURVE,
-    PUBLISHED,
-    RUNS,
-    SELECTED,
-    TOKEN_LADDER,
-    Dashboard,
-    DashboardSettings,
-    settings_from_query,
-    thin_points,
-)
+from morph.app.dashboard import CLOUD, FRONTIER, LAW_CURVE, PUBLISHED, RUNS, SELECTED, Dashboard, thin_points
+from morph.app.settings import BATCH_LADDER, FIT_B, TOKEN_LADDER, DashboardSettings, settings_from_query
 from morph.frontier import candidates_from_table, evaluate_candidates, price_of_speed, select
 from morph.latency import calibrations
 

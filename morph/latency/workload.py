@@ -103,6 +103,15 @@ class Workload:
         """
         return resolve_calibration(self.calibration, self.device)
 
+    def timed_like(self, other: "Workload") -> bool:
+        """Whether timings of one stand for the other: same hardware, batch, tokens and dtype.
+
+        The calibration is left out: it predicts timings, it does not change them.
+        """
+        return self.hardware_name == other.hardware_name and (
+            self.batch, self.input_tokens, self.output_tokens, self.dtype
+        ) == (other.batch, other.input_tokens, other.output_tokens, other.dtype)
+
     def replace(self, **changes: Any) -> "Workload":
         """A copy with some settings changed (validated again)."""
         return replace(self, **changes)
