@@ -2,9 +2,9 @@
 
 Each explorer is an :class:`ipywidgets.VBox` (display it as the last
 expression of a cell) holding its controls, one plotly ``FigureWidget``
-redrawn in place with :func:`morph.figures.fill`, and a
-:class:`~morph.ui.MessageBar`. Every callback runs under
-:func:`morph.ui.guarded`: a bad value shows one sentence in the bar, and the
+redrawn in place with :func:`morph.app.plotting.fill`, and a
+:class:`~morph.app.ui.MessageBar`. Every callback runs under
+:func:`morph.app.ui.guarded`: a bad value shows one sentence in the bar, and the
 controls and the last good figure stay as they were.
 
 - :class:`LawExplorer`: a law's parameters and a point ``(N, D, R)``.
@@ -35,7 +35,7 @@ from ..errors import DataError, MorphError
 from ..fitting import METHODS, FitResult, fit
 from ..latency.hardware import DTYPES, get_hardware, hardware_presets
 from ..laws import LAW_FAMILIES, PRESETS, ScalingLaw, free_parameters, law_class, tie_parameters
-from ..latency import predict_latency
+from ..latency import Workload, predict_latency
 from ..shapes import parameter_count
 from .ui import MessageBar, guarded
 
@@ -92,7 +92,7 @@ class LawExplorer(widgets.VBox):
 
     Choose a published preset; its free parameters get sliders (tied ones
     follow their partner, as the preset was fitted). The figure is
-    :func:`morph.figures.law_overview`; the readout splits the predicted
+    :func:`morph.app.figures.law_overview`; the readout splits the predicted
     loss into the Chinchilla part and the shape factor.
 
     Parameters
@@ -311,18 +311,20 @@ class LatencyExplorer(widgets.VBox):
             self.readout, self.messages, self.figure,
         ])
 
-    def _workload(self) -> dict[str, Any]:
-        return dict(hardware=self.hardware.value, batch=self.batch.value, input_tokens=self.input_tokens.value,
-                    output_tokens=self.output_tokens.value, dtype=self.dtype.value)
+    @property
+    def workload(self) -> Workload:
+        """The controls' serving settings (the hardware's default calibration)."""
+        return Workload(hardware=self.hardware.value, batch=self.batch.value, input_tokens=self.input_tokens.value,
+                        output_tokens=self.output_tokens.value, dtype=self.dtype.value)
 
     def _figure(self, into: go.FigureWidget | None = None) -> go.Figure:
         return figures.latency_vs_shape(
-            **self._workload(), d_model=self.d_model.value, n_layers=self.n_layers.value,
+            workload=self.workload, d_model=self.d_model.value, n_layers=self.n_layers.value,
             measurements=self.measurements.get(self.hardware.value), mark_shape=True, into=into)
 
     def _write_readout(self) -> None:
         L, d = self.n_layers.value, self.d_model.value
-        p = predict_latency(L, d, **self._workload())
+        p = predict_latency(L, d, workload=self.workload)
         floor = float(p.roofline_s)
         self.readout.value = (
             f"<b>{L} x {d}</b> ({_format(float(parameter_count(L, d)))} parameters, R = {d / L:.3g}): "

@@ -45,9 +45,11 @@ from ..errors import LatencyError
 from .hardware import Hardware, canonical_dtype, get_hardware
 from .model import GenerationWork, decode_lines, generation_work, predict, prefill_device_s, segment_device_s, segments
 from .record import COEFFICIENTS, Calibration
+from .workload import Workload
 from ..shapes import VOCAB_SIZE
 
 __all__ = [
+    "timed_under",
     "REQUIRED_COLUMNS",
     "OPTIONAL_COLUMNS",
     "PRIORS",
@@ -205,6 +207,23 @@ def load_measurements(source: str | os.PathLike | bytes | pd.DataFrame) -> pd.Da
     out.attrs["metadata"] = metadata
     out.attrs["source"] = label
     return out
+
+
+def timed_under(measurements: pd.DataFrame, workload: Workload) -> pd.DataFrame:
+    """The rows of ``measurements`` timed under ``workload``: its hardware, batch, tokens and dtype.
+
+    Columns a table lacks are not checked (a table without ``hardware`` may
+    come from any machine); the calibration plays no part (see
+    :meth:`~morph.latency.Workload.timed_like`).
+    """
+    mask = np.ones(len(measurements), dtype=bool)
+    for column in ("batch", "input_tokens", "output_tokens"):
+        if column in measurements.columns:
+            mask &= measurements[column].to_numpy() == getattr(workload, column)
+    for column, value in (("dtype", workload.dtype), ("hardware", workload.hardware_name)):
+        if column in measurements.columns:
+            mask &= measurements[column].astype(str).to_numpy() == value
+    return measurements[mask]
 
 
 def _check_whole(values: np.ndarray, column: str, label: str) -> None:
