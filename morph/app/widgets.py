@@ -20,7 +20,6 @@ Python exactly as a user drives them in a page (``explorer.N.value = 1e9``,
 from __future__ import annotations
 
 import html
-import math
 from pathlib import PurePath
 from typing import Any, Mapping, Sequence
 
@@ -70,21 +69,16 @@ def _html_table(frame: pd.DataFrame) -> str:
 # -- law explorer ----------------------------------------------------------------------------
 
 
-def _parameter_slider(name: str, value: float, tied_with: Sequence[str], meaning: str) -> widgets.Widget:
-    """A slider around a parameter's value, logarithmic for scales and linear for exponents."""
+def _parameter_slider(law: ScalingLaw, name: str, tied_with: Sequence[str]) -> widgets.Widget:
+    """A slider over the range the law gives its parameter (:meth:`~morph.laws.ScalingLaw.slider`)."""
+    value = law.params[name]
+    spec = law.slider(name, value)
     label = name + "".join(f" = {other}" for other in tied_with)
-    common = dict(description=label, style=_WIDE, layout=_LAYOUT, continuous_update=False, tooltip=meaning)
-    if name in ("A", "B", "eps") and value > 0:
-        centre = math.log10(value)
-        return widgets.FloatLogSlider(value=value, base=10, min=centre - 2, max=centre + 2, step=0.01,
-                                      readout_format=".4g", **common)
-    if name == "r_opt":
-        return widgets.FloatLogSlider(value=value, base=2, min=1, max=10, step=0.05, readout_format=".3g", **common)
-    if name == "E":
-        return widgets.FloatSlider(value=value, min=0.0, max=max(4.0, 2 * value), step=0.005,
-                                   readout_format=".4g", **common)
-    low, high = min(0.0, value), max(1.5, 2 * abs(value))
-    return widgets.FloatSlider(value=value, min=low, max=high, step=0.001, readout_format=".4g", **common)
+    common = dict(description=label, style=_WIDE, layout=_LAYOUT, continuous_update=False,
+                  tooltip=law.descriptions[name], value=value, min=spec.low, max=spec.high, step=spec.step)
+    if spec.kind == "log":
+        return widgets.FloatLogSlider(base=spec.base, readout_format=".4g" if spec.base == 10 else ".3g", **common)
+    return widgets.FloatSlider(readout_format=".4g", **common)
 
 
 class LawExplorer(widgets.VBox):
@@ -150,8 +144,7 @@ class LawExplorer(widgets.VBox):
         chosen = PRESETS[self.preset.value]
         ties = type(chosen.law).variants[chosen.variant]
         self.sliders = {
-            name: _parameter_slider(name, chosen.law.params[name], [t for t, partner in ties.items() if partner == name],
-                                    chosen.law.descriptions[name])
+            name: _parameter_slider(chosen.law, name, [t for t, partner in ties.items() if partner == name])
             for name in free_parameters(chosen.law.family, chosen.variant)
         }
         for slider in self.sliders.values():
