@@ -408,7 +408,8 @@ class Selection:
     frontier : DataFrame
         The (latency, loss) Pareto frontier of all candidates, fastest first.
     evaluation : Evaluation
-    latency_target : float
+    latency_budget_s : float
+        The latency budget ``T_C`` (seconds).
     top_k : int
     selected_index, frontier_index : ndarray
         Positions of the selected and frontier candidates in ``evaluation``.
@@ -416,10 +417,15 @@ class Selection:
 
     selected: pd.DataFrame
     evaluation: Evaluation
-    latency_target: float
+    latency_budget_s: float
     top_k: int
     selected_index: IntArray
     frontier_index: IntArray
+
+    @property
+    def latency_target(self) -> float:
+        """Former name of :attr:`latency_budget_s` (seconds); kept so existing code keeps working."""
+        return self.latency_budget_s
 
     @functools.cached_property
     def frontier(self) -> pd.DataFrame:
@@ -434,7 +440,7 @@ class Selection:
         the whole selection, and a slider never needs it.
         """
         latency, loss = self.evaluation.latency_s, self.evaluation.loss
-        fits = latency <= self.latency_target
+        fits = latency <= self.latency_budget_s
         within = np.flatnonzero(fits)
         ranked = within[np.argsort(loss[within], kind="stable")]
         rank_of = np.zeros(len(self.evaluation), dtype=np.int64)
@@ -442,7 +448,7 @@ class Selection:
         index = np.setdiff1d(np.arange(len(self.evaluation)), self.selected_index)
         frame = self.evaluation.to_frame(index)
         frame["reason"] = [
-            f"latency {latency[i]:.3g} s exceeds the {self.latency_target:.3g} s budget"
+            f"latency {latency[i]:.3g} s exceeds the {self.latency_budget_s:.3g} s budget"
             if not fits[i]
             else f"ranked {rank_of[i]} by predicted loss among {ranked.size} within budget; top {self.top_k} kept"
             for i in index
@@ -459,7 +465,7 @@ class Selection:
             ]
 
         return {
-            "latency_target_s": self.latency_target,
+            "latency_budget_s": self.latency_budget_s,
             "top_k": self.top_k,
             "settings": self.evaluation.settings,
             "n_candidates": len(self.evaluation),
@@ -469,14 +475,23 @@ class Selection:
         }
 
 
-def select(evaluation: Evaluation, latency_target: float, top_k: int = 3, band_level: float = 0.95) -> Selection:
+def select(
+    evaluation: Evaluation,
+    latency_budget_s: float | None = None,
+    top_k: int = 3,
+    band_level: float = 0.95,
+    *,
+    latency_target: float | None = None,
+) -> Selection:
     """Drop candidates over the latency budget, rank the rest by predicted loss, keep the top ``k``.
 
     Parameters
     ----------
     evaluation : Evaluation
-    latency_target : float
+    latency_budget_s : float
         Latency budget ``T_C`` (seconds) for the whole generation call.
+    latency_target : float, optional
+        Former name of ``latency_budget_s``, still accepted.
     top_k : int
         How many candidates to keep.
     band_level : float
@@ -488,16 +503,20 @@ def select(evaluation: Evaluation, latency_target: float, top_k: int = 3, band_l
         If the budget is not a positive number or no candidate meets it; the
         message says how far the fastest candidate is from the budget.
     """
-    if not np.isfinite(latency_target) or latency_target <= 0:
-        raise SelectionError("the latency target must be a positive number of seconds")
+    if latency_budget_s is None:
+        latency_budget_s = latency_target
+    elif latency_target is not None:
+        raise SelectionError("give the latency budget once (latency_budget_s; latency_target is its former name)")
+    if latency_budget_s is None or not np.isfinite(latency_budget_s) or latency_budget_s <= 0:
+        raise SelectionError("the latency budget must be a positive number of seconds")
     if top_k < 1:
         raise SelectionError("top-k must be at least 1")
     latency, loss = evaluation.latency_s, evaluation.loss
-    within = np.flatnonzero(latency <= latency_target)
+    within = np.flatnonzero(latency <= latency_budget_s)
     if within.size == 0:
         fastest = int(np.argmin(latency))
         raise SelectionError(
-            f"no candidate meets the {latency_target:.3g} s latency budget: the fastest, "
+            f"no candidate meets the {latency_budget_s:.3g} s latency budget: the fastest, "
             f"{evaluation.candidates.labels(fastest)}, takes {latency[fastest]:.3g} s. Relax the budget to at "
             f"least {latency[fastest]:.3g} s, or allow smaller or shallower models, fewer output tokens or "
             "faster hardware"
@@ -517,7 +536,7 @@ def select(evaluation: Evaluation, latency_target: float, top_k: int = 3, band_l
     return Selection(
         selected=selected.reset_index(drop=True),
         evaluation=evaluation,
-        latency_target=float(latency_target),
+        latency_budget_s=float(latency_budget_s),
         top_k=int(top_k),
         selected_index=chosen.astype(np.int64),
         frontier_index=frontier,

@@ -24,7 +24,7 @@ with contextlib.redirect_stdout(io.StringIO()):
     codes.append(main(["fit", "data/morph_runs.csv", "--law", "chinchilla", "--json"]))
     codes.append(main(["latency", "--shape", "12x3072", "--json"]))
     codes.append(main(["frontier", "--params-min", "1e8", "--params-max", "2e8", "--tokens", "1e10",
-                       "--latency-target", "5", "--json"]))
+                       "--latency-budget", "5", "--json"]))
 app = [m for m in sys.modules if m.split(".")[0] in %r or m.startswith("morph.app")]
 print(json.dumps({"codes": codes, "app": sorted(app)}))
 """ % (APP_MODULES,)

@@ -285,7 +285,7 @@ class Dashboard:
         #   so they follow the drag;
         # - the parameter range re-enumerates the shapes (up to ~10^5) and
         #   redraws every view: on release;
-        # - tokens, FLOPs and the latency target are cheap, yet their log-scale
+        # - tokens, FLOPs and the latency budget are cheap, yet their log-scale
         #   sliders apply on release too: with continuous_update a FloatLogSlider
         #   view sends its step-snapped position back as the value when it
         #   renders and after every change from Python, which turned the paper's
@@ -308,7 +308,7 @@ class Dashboard:
             "batch": ladder("batch", "Batch size (sequences)"),
             "input_tokens": ladder("input_tokens", "Prompt length (tokens)"),
             "output_tokens": ladder("output_tokens", "Output length (tokens)"),
-            "latency_target_s": log_slider("latency_target_s", "Latency target (s)"),
+            "latency_budget_s": log_slider("latency_budget_s", "Latency budget (s)"),
             "top_k": widgets.IntSlider(
                 value=s.top_k, min=1, max=int(NUMBER_SETTINGS["top_k"].high), description="Shapes to keep (top k)",
                 continuous_update=True, style=style, layout=layout,
@@ -319,7 +319,7 @@ class Dashboard:
         values = {name: control.value for name, control in self.controls.items()}
         for name in ("batch", "input_tokens", "output_tokens", "top_k"):
             values[name] = int(values[name])
-        for name in ("params_min", "params_max", "tokens", "flops", "latency_target_s"):
+        for name in ("params_min", "params_max", "tokens", "flops", "latency_budget_s"):
             values[name] = float(values[name])
         return DashboardSettings(**values)
 
@@ -339,7 +339,7 @@ class Dashboard:
     def set_controls(self, **changes: Any) -> None:
         """Move several controls at once, as a user would, then update once.
 
-        E.g. ``set_controls(hardware="h100-sxm", latency_target_s=1.0)``.
+        E.g. ``set_controls(hardware="h100-sxm", latency_budget_s=1.0)``.
         Errors land in the message bar, exactly as from the page.
         """
         unknown = set(changes) - set(self.controls)
@@ -411,7 +411,7 @@ class Dashboard:
                 else pool.with_training_flops(settings.flops)
             )
             evaluation = evaluate_candidates(candidates, law, workload=settings.workload)
-        selection = select(evaluation, settings.latency_target_s, settings.top_k)
+        selection = select(evaluation, settings.latency_budget_s, settings.top_k)
         return _Result(settings, evaluation, selection, key, law)
 
     def _try_compute(self, settings: DashboardSettings) -> tuple[_Result | None, str | None]:
@@ -477,7 +477,7 @@ class Dashboard:
                          line=dict(color=_ACCENT, dash="dash", width=1.5))],
             annotations=[*fig.layout.annotations,
                          dict(xref="x", yref="y domain", x=0, y=1, text="", showarrow=False, xanchor="left",
-                              yanchor="top", font=dict(color=_ACCENT), name="target")],
+                              yanchor="top", font=dict(color=_ACCENT), name="budget")],
             uirevision="keep",  # keep the user's zoom across updates
         )
         if result is not None:
@@ -502,7 +502,7 @@ class Dashboard:
         )
 
     def _draw_selection(self, result: _Result, fig: Any = None) -> None:
-        """Views that change with the latency target and top k."""
+        """Views that change with the latency budget and top k."""
         fig = self.figure if fig is None else fig
         ev, sel = result.evaluation, result.selection
         i = sel.selected_index
@@ -510,9 +510,9 @@ class Dashboard:
         # Labels on alternating sides: the best shapes often share one latency (same depth).
         sides = [("middle left", "top right", "bottom left", "bottom right", "top left")[k % 5] for k in range(len(labels))]
         fig.data[SELECTED].update(x=ev.latency_s[i], y=ev.loss[i], text=labels, textposition=sides)
-        target = result.settings.latency_target_s
-        fig.layout.shapes[0].update(x0=target, x1=target)
-        fig.layout.annotations[-1].update(x=math.log10(target), text=f" target {target:.3g} s")
+        budget = result.settings.latency_budget_s
+        fig.layout.shapes[0].update(x0=budget, x1=budget)
+        fig.layout.annotations[-1].update(x=math.log10(budget), text=f" budget {budget:.3g} s")
         # The law's curve over R at the top pick's N and D: the shape factor in isolation.
         top = int(i[0])
         N, D = float(ev.candidates.N[top]), float(ev.candidates.D[top])
@@ -567,10 +567,10 @@ class Dashboard:
             "ms / token": frame["ms_per_token"].map("{:.2f}".format),
             "speed-up": frame["speedup"].map("{:.2f}x".format),
         })
-        within = int(np.count_nonzero(ev.latency_s <= sel.latency_target))
+        within = int(np.count_nonzero(ev.latency_s <= sel.latency_budget_s))
         caption = (
             f"The {len(frame)} best by predicted loss ({result.settings.law_label}) of the {within} candidates "
-            f"within {sel.latency_target:.3g} s ({len(ev):,} in all). Speed-up against the deepest candidate, "
+            f"within {sel.latency_budget_s:.3g} s ({len(ev):,} in all). Speed-up against the deepest candidate, "
             f"{ev.candidates.labels(deepest)} ({ev.latency_s[deepest]:.3g} s)."
         )
         # pandas escapes every cell and header; the style sheet sits next to the table (.morph-table is its box).
@@ -636,7 +636,7 @@ class Dashboard:
 
         controls = widgets.HBox(
             [
-                column("Selection", ["latency_target_s", "top_k"]),
+                column("Selection", ["latency_budget_s", "top_k"]),
                 column("Candidates and training", ["mode", "shapes", "params_min", "params_max", "tokens", "flops", "law"]),
                 column("Serving", ["hardware", "calibration", "dtype", "batch", "input_tokens", "output_tokens"]),
             ],

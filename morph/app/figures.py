@@ -611,7 +611,7 @@ def selection_figure(selection: Selection, *, into: go.FigureWidget | None = Non
     """
     ev = selection.evaluation
     labels = ev.candidates.label.astype(str)
-    within = ev.latency_s <= selection.latency_target
+    within = ev.latency_s <= selection.latency_budget_s
     info = np.column_stack([ev.candidates.n_layers, ev.candidates.d_model, ev.candidates.N.astype(float)])
     hover = "%{text}: %{customdata[0]:.0f} x %{customdata[1]:.0f}, N = %{customdata[2]:.3s}<br>" \
             "%{x:.3g} s, loss %{y:.4f}<extra></extra>"
@@ -631,11 +631,11 @@ def selection_figure(selection: Selection, *, into: go.FigureWidget | None = Non
                              textfont=dict(color=LABEL_COLOR),
                              marker=dict(size=15, symbol="circle-open", color=LABEL_COLOR, line=dict(width=2)),
                              customdata=info[chosen], hovertemplate=hover))
-    fig.add_vline(x=selection.latency_target, line=dict(color=LABEL_COLOR, dash="dash"),
-                  annotation_text=f"budget {selection.latency_target:g} s", annotation_position="top")
+    fig.add_vline(x=selection.latency_budget_s, line=dict(color=LABEL_COLOR, dash="dash"),
+                  annotation_text=f"budget {selection.latency_budget_s:g} s", annotation_position="top")
     fig.update_xaxes(title=AXIS_TITLES["latency_s"])
     fig.update_yaxes(title=AXIS_TITLES["predicted"])
     settings = ev.settings
     fig.update_layout(title=f"{len(ev)} candidates on {settings.get('hardware')}: top {selection.top_k} "
-                            f"by predicted loss within {selection.latency_target:g} s")
+                            f"by predicted loss within {selection.latency_budget_s:g} s")
     return finish(fig, into)

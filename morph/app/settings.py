@@ -76,7 +76,7 @@ _NUMBERS = (
     NumberSetting("params_max", "params_max", 1e7, 1e12),
     NumberSetting("tokens", "tokens", 1e8, 1e14),
     NumberSetting("flops", "flops", 1e17, 1e27),
-    NumberSetting("latency_target_s", "latency", 0.01, 1000.0),
+    NumberSetting("latency_budget_s", "latency", 0.01, 1000.0),
     NumberSetting("batch", "batch", 1, 512, integer=True, ladder=BATCH_LADDER),
     NumberSetting("input_tokens", "input", 1, 8192, integer=True, ladder=TOKEN_LADDER),
     NumberSetting("output_tokens", "output", 1, 8192, integer=True, ladder=TOKEN_LADDER),
@@ -122,7 +122,7 @@ class DashboardSettings:
         Training tokens ``D_C`` (range mode).
     flops : float
         Training budget in FLOPs (compute mode).
-    latency_target_s : float
+    latency_budget_s : float
         Latency budget ``T_C`` for one generation call (seconds).
     hardware : str
         Hardware preset slug (:func:`morph.latency.hardware.hardware_presets`).
@@ -143,7 +143,7 @@ class DashboardSettings:
     params_max: float = 2.2e9
     tokens: float = float(PAPER_TOKENS)
     flops: float = 6.0 * MORPH_1B_PARAMETERS * PAPER_TOKENS
-    latency_target_s: float = 2.0
+    latency_budget_s: float = 2.0
     hardware: str = "a100-40gb"
     calibration: str = "default"
     batch: int = 1

@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="rank shapes by predicted loss under a latency budget",
         description=(
             "Enumerate or read candidate shapes, predict their loss with a law and their latency with the "
-            "calibrated latency model, drop those over the latency target, rank the rest by loss and keep "
+            "calibrated latency model, drop those over the latency budget, rank the rest by loss and keep "
             "the top K; also print the (latency, loss) Pareto frontier."
         ),
     )
@@ -36,7 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--flops", type=positive_float, metavar="C", help="training budget; D = C / (6 N)")
     parser.add_argument("--params-max", type=positive_float, metavar="N", help="largest parameter count")
     parser.add_argument("--tokens", type=positive_float, metavar="D", help="training tokens of every candidate")
-    parser.add_argument("--latency-target", type=positive_float, required=True, metavar="SECONDS")
+    # --latency-target is the option's former name, still accepted.
+    parser.add_argument("--latency-budget", "--latency-target", dest="latency_budget_s", type=positive_float,
+                        required=True, metavar="SECONDS", help="latency budget of one generate call (seconds)")
     add_workload_arguments(parser)
     law = parser.add_mutually_exclusive_group()
     law.add_argument("--law", choices=list(PRESETS), default="bian2025", help="published parameter set")
@@ -73,12 +75,12 @@ def run(args: argparse.Namespace) -> int:
         else args.law
     )
     evaluation = evaluate_candidates(_candidates(args), law, workload=workload_from_args(args))
-    selection = select(evaluation, args.latency_target, args.top)
+    selection = select(evaluation, args.latency_budget_s, args.top)
     if args.json:
         print_json(selection.to_dict())
         return 0
     columns = ["rank", "label", "n_layers", "d_model", "N", "loss", "latency_s", "speedup"]
-    print(f"{len(evaluation)} candidates, latency target {args.latency_target:g} s on {args.hardware}; "
+    print(f"{len(evaluation)} candidates, latency budget {args.latency_budget_s:g} s on {args.hardware}; "
           f"top {args.top} by predicted loss:")
     print(selection.selected[[c for c in columns if c in selection.selected]].to_string(index=False))
     print(f"\nPareto frontier ({len(selection.frontier)} shapes, fastest first):")
