@@ -488,6 +488,13 @@ def _chunked(
     return tuple(row.reshape(shape) for row in block)
 
 
+def _per_shape(
+    arguments: dict[str, Any], device: Hardware, evaluate: Callable[[GenerationWork], tuple]
+) -> tuple[FloatArray, ...]:
+    """``evaluate`` on the float32 work of every shape and setting in ``arguments``, a chunk at a time."""
+    return _chunked(arguments, lambda **chunk: evaluate(generation_work(**chunk, hardware=device, precision=PRECISION)))
+
+
 def predict_latency(
     n_layers: ArrayLike,
     d_model: ArrayLike,
@@ -549,12 +556,8 @@ def predict_latency(
                                   input_tokens=input_tokens, output_tokens=output_tokens, dtype=dtype)
     device = get_hardware(settings.pop("hardware"))
     coefficients = resolve_calibration(settings.pop("calibration"), device)
-
-    def evaluate(**chunk: Any) -> tuple:
-        return _evaluate(generation_work(**chunk, hardware=device, precision=PRECISION), coefficients)
-
     shapes = dict(n_layers=n_layers, d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads, vocab=vocab)
-    return LatencyPrediction(*_chunked({**shapes, **settings}, evaluate))
+    return LatencyPrediction(*_per_shape({**shapes, **settings}, device, lambda work: _evaluate(work, coefficients)))
 
 
 def roofline_latency(
@@ -582,10 +585,6 @@ def roofline_latency(
                                   output_tokens=output_tokens, dtype=dtype)
     device = get_hardware(settings.pop("hardware"))
     settings.pop("calibration")
-
-    def evaluate(**chunk: Any) -> tuple:
-        return (_roofline_s(generation_work(**chunk, hardware=device, precision=PRECISION)),)
-
     shapes = dict(n_layers=n_layers, d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads, vocab=vocab)
-    (roofline,) = _chunked({**shapes, **settings}, evaluate)
+    (roofline,) = _per_shape({**shapes, **settings}, device, lambda work: (_roofline_s(work),))
     return roofline
