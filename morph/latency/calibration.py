@@ -730,7 +730,7 @@ def calibrate_published_a100() -> CalibrationResult:
         source=(
             "Bian, Yan, Venkataraman, Scaling Inference-Efficient Language Models (ICML 2025): Open-LM-1B 24x2048 "
             "3.61 s and Morph-1B 12x3072 1.96 s (data/models_1b_eval.csv), with the NVIDIA A100 40GB datasheet "
-            "(data/hardware.csv); made by morph.calibration.calibrate_published_a100()"
+            "(data/hardware.csv); made by morph.latency.calibration.calibrate_published_a100()"
         ),
     )
     transfer = (

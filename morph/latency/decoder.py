@@ -1,6 +1,6 @@
 """The paper's decoder-only transformer in plain PyTorch, with an explicit KV cache.
 
-This is the architecture whose latency :mod:`morph.measure` times, written so
+This is the architecture whose latency :mod:`morph.latency.measure` times, written so
 that its parameter count is exactly :func:`morph.shapes.parameter_count`:
 
 - token embedding ``V x d`` and an untied output head ``d x V`` (tying is an

@@ -1,7 +1,7 @@
 """Measure the decode latency of model shapes on this machine.
 
 The protocol follows Bian et al. (2025): a randomly initialised model of each
-shape (:mod:`morph.decoder`, the paper's architecture with an explicit KV
+shape (:mod:`morph.latency.decoder`, the paper's architecture with an explicit KV
 cache), ``warmup`` untimed generation calls, then ``trials`` kept calls, each
 timed as a whole: prefill of ``input_tokens`` random token ids plus greedy
 decoding of exactly ``output_tokens`` new tokens, batch ``batch``. The median

@@ -51,7 +51,7 @@ coefficients. With a pure sum (``p = 1``) the wider model's larger weights take
 device time that the fit must pay back with a *negative* ``c_fixed`` for every
 ``eta_bw`` below about 1.82, i.e. unless the GPU streamed memory 82% faster than
 its datasheet allows (at ``eta_bw = 0.7``: ``c_fixed = -1.9 ms``).
-``morph.calibration.additive_host_coefficients`` does this arithmetic and the
+``morph.latency.calibration.additive_host_coefficients`` does this arithmetic and the
 tests check it; ``docs/latency.md`` tabulates it. With asynchronous overlap
 (``p = 8``) the device time hides behind the host time and the timings are
 reproduced with positive coefficients (about 1.2 ms per pass and 0.54 ms per
