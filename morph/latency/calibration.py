@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from ..data import MAX_BYTES, DataError, load_models_1b, read_table, split_provenance, to_numeric
+from ..data import DataError, load_models_1b, read_with_provenance, to_numeric
 from ..errors import LatencyError
 from .hardware import Hardware, canonical_dtype, get_hardware
 from .model import GenerationWork, decode_lines, generation_work, predict, prefill_device_s, segment_device_s, segments
@@ -122,25 +122,6 @@ _BOUNDS = {"c_fixed_s": (0.0, np.inf), "c_layer_s": (0.0, np.inf), "eta_bw": (1e
 # --- measurement tables -----------------------------------------------------------------------
 
 
-def _read_source(source: str | os.PathLike | bytes | pd.DataFrame) -> tuple[str, str | None, pd.DataFrame | None]:
-    if isinstance(source, pd.DataFrame):
-        return str(source.attrs.get("source", "the measurements")), None, source.copy()
-    if isinstance(source, bytes):
-        raw, label = source, "the measurements"
-    else:
-        path = Path(source)
-        label = path.name
-        if not path.is_file():
-            raise LatencyError(f"measurement file {path} does not exist or is not a file")
-        if path.stat().st_size > MAX_BYTES:
-            raise LatencyError(f"{path} is larger than {MAX_BYTES // 2**20} MB; it is not a table of timings")
-        raw = path.read_bytes()
-    try:
-        return label, raw.decode("utf-8-sig"), None
-    except UnicodeDecodeError:
-        raise LatencyError(f"{label} is not UTF-8 text; save it as a UTF-8 CSV") from None
-
-
 def load_measurements(source: str | os.PathLike | bytes | pd.DataFrame) -> pd.DataFrame:
     """Read and check a table of ``generate`` timings.
 
@@ -166,16 +147,14 @@ def load_measurements(source: str | os.PathLike | bytes | pd.DataFrame) -> pd.Da
         non-positive or fractional count, an unknown dtype, or heads that do
         not divide ``d_model``; the message names the column and row.
     """
-    label, text, frame = _read_source(source)
-    metadata: dict[str, str] = dict(frame.attrs.get("metadata", {})) if frame is not None else {}
-    if frame is None:
-        metadata, body = split_provenance(text or "", label=label)
-        if not body.strip():
-            raise LatencyError(f"{label} holds no table after its provenance lines")
-        try:
-            frame = read_table(body.encode("utf-8"), label)
-        except DataError as exc:
-            raise LatencyError(str(exc)) from None
+    if isinstance(source, pd.DataFrame):
+        label = str(source.attrs.get("source", "the measurements"))
+    else:
+        label = Path(source).name if isinstance(source, (str, os.PathLike)) else "the measurements"
+    try:
+        metadata, frame = read_with_provenance(source, label)
+    except DataError as exc:
+        raise LatencyError(str(exc)) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..data import data_dir, read_table, split_provenance, to_numeric
+from ..data import data_dir, read_table, read_with_provenance, to_numeric
 from ..errors import DataError, LatencyError, ShapeError
 from ..shapes import Shape
 from .hardware import DTYPES, Hardware
@@ -556,13 +556,7 @@ def read_measurements(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, 
         Missing file, missing columns or keys, or non-positive latencies.
     """
     source = Path(path)
-    if not source.is_file():
-        raise DataError(f"{source} does not exist or is not a file")
-    header, body = split_provenance(source.read_text(encoding="utf-8-sig"), strict=True, label=source.name)
-    missing_keys = [k for k in PROVENANCE_KEYS if k not in header]
-    if missing_keys:
-        raise DataError(f"{source.name}: the provenance header lacks {', '.join(missing_keys)}")
-    frame = read_table(body.encode("utf-8"), source.name)
+    header, frame = read_with_provenance(source, strict=True, required_keys=PROVENANCE_KEYS)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{source.name} is missing the column(s) {', '.join(missing)}")
