@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -79,9 +78,10 @@ def fill(target: go.FigureWidget, source: go.Figure) -> go.FigureWidget:
             target.add_traces(list(source.data))
             target.layout = source.layout
             # A page shows messages like the ones above only in views that already
-            # exist; keep the widget's own state current for views made later.
-            target._widget_data = copy.deepcopy(target._data)
-            target._widget_layout = copy.deepcopy(target._layout_obj._props)
+            # exist. Views made later draw the state the widget had when it was last
+            # displayed; IPython's display protocol, which plotly implements to
+            # refresh that state, brings it up to date (and displays nothing itself).
+            target._repr_mimebundle_()
             return target
         for old, new in zip(target.data, source.data):
             old.update(new.to_plotly_json(), overwrite=True)
