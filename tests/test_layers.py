@@ -86,3 +86,18 @@ def test_only_the_app_imports_the_app():
         if module == "morph.app" or module.startswith("morph.app.") or module.split(".")[0] in APP_MODULES
     ]
     assert outside == []
+
+
+_WITHOUT_TQDM = """
+import sys
+sys.modules["tqdm"] = None  # as in a core install, which has no tqdm
+from morph import fit
+fit(law="chinchilla", bootstrap=3, progress=True)
+"""
+
+
+@pytest.mark.slow
+def test_bootstrap_progress_counts_on_stderr_without_tqdm():
+    result = subprocess.run([sys.executable, "-c", _WITHOUT_TQDM], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "3/3 fits" in result.stderr
