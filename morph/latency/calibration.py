@@ -45,7 +45,7 @@ from ..errors import LatencyError
 from .hardware import Hardware, canonical_dtype, get_hardware
 from .model import GenerationWork, decode_lines, generation_work, predict, prefill_device_s, segment_device_s, segments
 from .record import COEFFICIENTS, Calibration
-from .workload import Workload
+from .workload import PAPER_WORKLOAD, Workload
 from ..shapes import VOCAB_SIZE
 
 __all__ = [
@@ -668,20 +668,22 @@ def published_a100_measurements() -> pd.DataFrame:
     """The paper's two A100 timings as a measurement table.
 
     Open-LM-1B (24 x 2048, 3.61 s) and Morph-1B (12 x 3072, 1.96 s) from
-    ``data/models_1b_eval.csv``, with the protocol's workload: batch 1, 128
-    input and 256 output tokens, bf16, the paper's vocabulary of 50432.
+    ``data/models_1b_eval.csv``, with the protocol's workload
+    (:data:`~morph.latency.PAPER_WORKLOAD`: batch 1, 128 input and 256 output
+    tokens, bf16 on an A100 40GB) and the paper's vocabulary of 50432.
     """
     models = load_models_1b().set_index("model").loc[list(_PUBLISHED_MODELS)]
+    paper = PAPER_WORKLOAD
     frame = pd.DataFrame(
         {
             "n_layers": models["n_layers"].to_numpy(np.int64),
             "d_model": models["d_model"].to_numpy(np.int64),
-            "batch": 1,
-            "input_tokens": 128,
-            "output_tokens": 256,
+            "batch": paper.batch,
+            "input_tokens": paper.input_tokens,
+            "output_tokens": paper.output_tokens,
             "latency_s": models["latency_s"].to_numpy(np.float64),
-            "dtype": "bf16",
-            "hardware": "a100-40gb",
+            "dtype": paper.dtype,
+            "hardware": paper.hardware_name,
             "framework": "Hugging Face transformers generate, PyTorch",
         }
     )
