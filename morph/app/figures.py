@@ -635,7 +635,6 @@ def selection_figure(selection: Selection, *, into: go.FigureWidget | None = Non
                   annotation_text=f"budget {selection.latency_budget_s:g} s", annotation_position="top")
     fig.update_xaxes(title=AXIS_TITLES["latency_s"])
     fig.update_yaxes(title=AXIS_TITLES["predicted"])
-    settings = ev.settings
-    fig.update_layout(title=f"{len(ev)} candidates on {settings.get('hardware')}: top {selection.top_k} "
+    fig.update_layout(title=f"{len(ev)} candidates on {ev.workload.hardware_name}: top {selection.top_k} "
                             f"by predicted loss within {selection.latency_budget_s:g} s")
     return finish(fig, into)
