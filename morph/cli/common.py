@@ -39,13 +39,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+# (help, metavar) of each workload option
 _WORKLOAD_HELP = {
-    "hardware": "hardware preset",
-    "calibration": "calibration name or JSON file",
-    "batch": "sequences per call",
-    "input_tokens": "prompt tokens",
-    "output_tokens": "generated tokens",
-    "dtype": "weights and cache dtype",
+    "hardware": ("hardware preset", "NAME"),
+    "calibration": ("calibration name or JSON file", "NAME"),
+    "batch": ("sequences per call", "SEQUENCES"),
+    "input_tokens": ("prompt tokens", "TOKENS"),
+    "output_tokens": ("generated tokens per sequence", "TOKENS"),
+    "dtype": ("weights and cache dtype", None),
 }
 
 
@@ -74,7 +75,8 @@ def add_workload_arguments(
             shown = "the hardware's own"
         else:
             shown = follow or default
-        options: dict[str, Any] = {"default": default, "help": f"{_WORKLOAD_HELP[name]} (default: {shown})"}
+        text, metavar = _WORKLOAD_HELP[name]
+        options: dict[str, Any] = {"default": default, "help": f"{text} (default: {shown})", "metavar": metavar}
         if name in ("batch", "input_tokens", "output_tokens"):
             options["type"] = positive_int()
         elif name == "dtype":

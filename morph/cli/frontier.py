@@ -38,7 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tokens", type=positive_float, metavar="D", help="training tokens of every candidate")
     # --latency-target is the option's former name, still accepted.
     parser.add_argument("--latency-budget", "--latency-target", dest="latency_budget_s", type=positive_float,
-                        required=True, metavar="SECONDS", help="latency budget of one generate call (seconds)")
+                        required=True, metavar="SECONDS",
+                        help="latency budget of one generate call (seconds; --latency-target is its former name)")
     add_workload_arguments(parser)
     law = parser.add_mutually_exclusive_group()
     law.add_argument("--law", choices=list(PRESETS), default="bian2025", help="published parameter set")
