@@ -14,11 +14,11 @@ $(PY):
 
 # Stamps re-run the install whenever pyproject.toml changes.
 $(VENV)/.app-installed: pyproject.toml | $(PY)
-	$(PIP) -e .
+	$(PIP) -e '.[app]'
 	@touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(PY)
-	$(PIP) -e '.[test,measure]'
+	$(PIP) -e '.[app,test,measure]'
 	@touch $@ $(VENV)/.app-installed
 
 dashboard: $(VENV)/.app-installed

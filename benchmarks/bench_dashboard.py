@@ -63,7 +63,7 @@ TIMER = """() => {
 SEPARATE_FIGURES = '''
 import ipywidgets as widgets
 import plotly.graph_objects as go
-from morph.dashboard import Dashboard
+from morph.app.dashboard import Dashboard
 
 board = Dashboard.from_query()
 joint = board.figure
@@ -155,7 +155,7 @@ def slider_moves(browser, notebook: Path, moves: int, pause_ms: int) -> list[flo
         page.goto(url, timeout=120_000)
         page.wait_for_function(READY, arg=1, polling=50, timeout=120_000)
         page.evaluate(TIMER)
-        handle = page.locator(".widget-slider", has=page.locator("label", has_text="Latency target (s)"))
+        handle = page.locator(".widget-slider", has=page.locator("label", has_text="Latency budget (s)"))
         handle.locator(".noUi-handle").focus()
         for i in range(moves):
             page.wait_for_timeout(pause_ms)

@@ -42,7 +42,7 @@ def time_grid(label: str, params_min: float, params_max: float, options: dict) -
 
     def one_evaluation():
         evaluation = evaluate_candidates(candidates, "bian2025", hardware="a100-40gb")
-        return select(evaluation, latency_target=float(np.median(evaluation.latency_s)), top_k=5)
+        return select(evaluation, latency_budget_s=float(np.median(evaluation.latency_s)), top_k=5)
 
     one_evaluation()  # warm caches (hardware and calibration files)
     total_ms = _median_ms(one_evaluation, repeat=30)

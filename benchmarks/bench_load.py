@@ -88,7 +88,7 @@ async def session(browser, url: str, moves: int, pause_ms: int, start_line: asyn
 async def move_slider(state: dict) -> list[float]:
     page = state["page"]
     await page.evaluate(TIMER)
-    slider = page.locator(".widget-slider", has=page.locator("label", has_text="Latency target (s)"))
+    slider = page.locator(".widget-slider", has=page.locator("label", has_text="Latency budget (s)"))
     await slider.locator(".noUi-handle").focus()
     for i in range(state["moves"]):
         await page.wait_for_timeout(state["pause"])

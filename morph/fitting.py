@@ -23,6 +23,7 @@ Two methods:
 from __future__ import annotations
 
 import math
+import sys
 import warnings as _warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal
@@ -48,25 +49,8 @@ CONFOUNDED_SPREAD = 0.1
 
 
 def paper_start(family: str, variant: str) -> tuple[list[float], tuple[list[float], list[float]] | None]:
-    """Starting point and bounds of the ``paper`` method for a law.
-
-    Returns
-    -------
-    p0 : list of float
-        One value per free parameter (all ones, as the paper, except the
-        non-equal law's published start).
-    bounds : (lower, upper) or None
-        Only the non-equal law is bounded (``gamma <= 100``).
-    """
-    names = free_parameters(family, variant)
-    if (family, variant) == ("inference-efficient", "nonequal"):
-        p0 = [5e4, 5e5, 2.0, 0.5, 0.0011, 0.5]
-        upper = [np.inf] * 5 + [100.0]
-        return p0, ([-np.inf] * 6, upper)
-    # The paper starts every parameter at one; the U-shaped law (not the
-    # paper's) starts its optimal aspect ratio at 64, inside the data, since
-    # r_opt = 1 sits where no model lives.
-    return [64.0 if name == "r_opt" else 1.0 for name in names], None
+    """Starting point and bounds of the ``paper`` method for a law (see :meth:`ScalingLaw.paper_start`)."""
+    return law_class(family).paper_start(variant)
 
 
 def design_warnings(N: FloatArray, D: FloatArray, aspect_ratio: FloatArray | None, family: str) -> list[str]:
@@ -465,10 +449,22 @@ def _robust_stderr(model: LogSpaceModel, theta: FloatArray, params: dict[str, fl
 def _progress_bar(total: int, enabled: bool, desc: str):
     if not enabled or total == 0:
         return lambda _n: None, lambda: None
-    from tqdm.auto import tqdm
-
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm comes with the app extra; a core install counts on stderr
+        return _progress_counter(total, desc)
     bar = tqdm(total=total, desc=desc, unit="fit")
     return bar.update, bar.close
+
+
+def _progress_counter(total: int, desc: str):
+    done = [0]
+
+    def update(n: int) -> None:
+        done[0] += n
+        print(f"\r{desc}: {done[0]}/{total} fits", end="", file=sys.stderr, flush=True)
+
+    return update, lambda: print(file=sys.stderr, flush=True)
 
 
 def fit(

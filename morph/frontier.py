@@ -32,7 +32,8 @@ from .data import read_table, to_numeric
 from .errors import SelectionError, ShapeError
 from .fitting import FitResult
 from .laws import ScalingLaw, preset
-from .latency import predict_latency
+from .latency import Workload, predict_latency
+from .latency.workload import as_workload
 from .shapes import aspect_ratio, default_n_heads, enumerate_shapes, parameter_count
 
 __all__ = [
@@ -248,8 +249,12 @@ class Evaluation:
         Predicted decode time per generated token (milliseconds).
     roofline_s : ndarray
         Roofline lower bound of the same call (seconds).
-    settings : dict
-        Hardware, calibration, batch, tokens, dtype and law used.
+    workload : Workload
+        Hardware, calibration, batch, tokens and dtype of the latency predictions.
+    law : str
+        The law used: a preset name, or a fitted or given law's family.
+    fit : FitResult, optional
+        The fit behind the law, which gives loss bands.
     """
 
     candidates: Candidates
@@ -257,11 +262,17 @@ class Evaluation:
     latency_s: FloatArray
     ms_per_token: FloatArray
     roofline_s: FloatArray
-    settings: dict[str, Any] = field(default_factory=dict)
+    workload: Workload = field(default_factory=Workload)
+    law: str = ""
     fit: FitResult | None = None
 
     def __len__(self) -> int:
         return len(self.candidates)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """JSON-ready: the law and the workload's settings (hardware and calibration by name)."""
+        return {"law": self.law, **self.workload.to_dict()}
 
     def loss_band(self, index: ArrayLike, level: float = 0.95) -> tuple[FloatArray, FloatArray] | None:
         """Confidence band of predicted loss for some candidates (None without a fit).
@@ -299,12 +310,8 @@ def evaluate_candidates(
     candidates: Candidates,
     law: LawLike = "bian2025",
     *,
-    hardware: Any = "a100-40gb",
-    calibration: Any = None,
-    batch: int = 1,
-    input_tokens: int = 128,
-    output_tokens: int = 256,
-    dtype: str = "bf16",
+    workload: Workload | None = None,
+    **overrides: Any,
 ) -> Evaluation:
     """Predicted loss and latency for all candidates in one vectorised pass.
 
@@ -313,34 +320,26 @@ def evaluate_candidates(
     candidates : Candidates
     law : preset name, ScalingLaw or FitResult
         The loss model (a fit also gives confidence bands).
-    hardware, calibration, batch, input_tokens, output_tokens, dtype
-        Passed to :func:`morph.latency.predict_latency`.
+    workload : Workload, optional
+        Where and how the candidates generate (default :class:`~morph.latency.Workload`).
+    **overrides
+        ``hardware``, ``calibration``, ``batch``, ``input_tokens``, ``output_tokens``
+        or ``dtype``: change one setting of ``workload``.
     """
+    serving = as_workload(workload, **overrides)
     if len(candidates) == 0:
         raise SelectionError("there are no candidates to evaluate; widen the parameter range or the shape grid")
     scaling_law, fit = resolve_law(law)
     loss = scaling_law.predict(candidates.N.astype(np.float64), candidates.D, candidates.aspect_ratio)
-    timing = predict_latency(
-        candidates.n_layers, candidates.d_model, candidates.n_heads,
-        hardware=hardware, calibration=calibration, batch=batch,
-        input_tokens=input_tokens, output_tokens=output_tokens, dtype=dtype,
-    )
-    settings = {
-        "law": law if isinstance(law, str) else scaling_law.family,
-        "hardware": getattr(hardware, "name", hardware),
-        "calibration": getattr(calibration, "name", calibration),
-        "batch": batch,
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "dtype": dtype,
-    }
+    timing = predict_latency(candidates.n_layers, candidates.d_model, candidates.n_heads, workload=serving)
     return Evaluation(
         candidates=candidates,
         loss=np.asarray(loss, dtype=np.float64),
         latency_s=np.asarray(timing.latency_s, dtype=np.float64),
         ms_per_token=np.asarray(timing.ms_per_token, dtype=np.float64),
         roofline_s=np.asarray(timing.roofline_s, dtype=np.float64),
-        settings=settings,
+        workload=serving,
+        law=law if isinstance(law, str) else scaling_law.family,
         fit=fit,
     )
 
@@ -409,7 +408,8 @@ class Selection:
     frontier : DataFrame
         The (latency, loss) Pareto frontier of all candidates, fastest first.
     evaluation : Evaluation
-    latency_target : float
+    latency_budget_s : float
+        The latency budget ``T_C`` (seconds).
     top_k : int
     selected_index, frontier_index : ndarray
         Positions of the selected and frontier candidates in ``evaluation``.
@@ -417,10 +417,15 @@ class Selection:
 
     selected: pd.DataFrame
     evaluation: Evaluation
-    latency_target: float
+    latency_budget_s: float
     top_k: int
     selected_index: IntArray
     frontier_index: IntArray
+
+    @property
+    def latency_target(self) -> float:
+        """Former name of :attr:`latency_budget_s` (seconds); kept so existing code keeps working."""
+        return self.latency_budget_s
 
     @functools.cached_property
     def frontier(self) -> pd.DataFrame:
@@ -435,7 +440,7 @@ class Selection:
         the whole selection, and a slider never needs it.
         """
         latency, loss = self.evaluation.latency_s, self.evaluation.loss
-        fits = latency <= self.latency_target
+        fits = latency <= self.latency_budget_s
         within = np.flatnonzero(fits)
         ranked = within[np.argsort(loss[within], kind="stable")]
         rank_of = np.zeros(len(self.evaluation), dtype=np.int64)
@@ -443,7 +448,7 @@ class Selection:
         index = np.setdiff1d(np.arange(len(self.evaluation)), self.selected_index)
         frame = self.evaluation.to_frame(index)
         frame["reason"] = [
-            f"latency {latency[i]:.3g} s exceeds the {self.latency_target:.3g} s budget"
+            f"latency {latency[i]:.3g} s exceeds the {self.latency_budget_s:.3g} s budget"
             if not fits[i]
             else f"ranked {rank_of[i]} by predicted loss among {ranked.size} within budget; top {self.top_k} kept"
             for i in index
@@ -460,7 +465,7 @@ class Selection:
             ]
 
         return {
-            "latency_target_s": self.latency_target,
+            "latency_budget_s": self.latency_budget_s,
             "top_k": self.top_k,
             "settings": self.evaluation.settings,
             "n_candidates": len(self.evaluation),
@@ -470,14 +475,23 @@ class Selection:
         }
 
 
-def select(evaluation: Evaluation, latency_target: float, top_k: int = 3, band_level: float = 0.95) -> Selection:
+def select(
+    evaluation: Evaluation,
+    latency_budget_s: float | None = None,
+    top_k: int = 3,
+    band_level: float = 0.95,
+    *,
+    latency_target: float | None = None,
+) -> Selection:
     """Drop candidates over the latency budget, rank the rest by predicted loss, keep the top ``k``.
 
     Parameters
     ----------
     evaluation : Evaluation
-    latency_target : float
+    latency_budget_s : float
         Latency budget ``T_C`` (seconds) for the whole generation call.
+    latency_target : float, optional
+        Former name of ``latency_budget_s``, still accepted.
     top_k : int
         How many candidates to keep.
     band_level : float
@@ -489,16 +503,20 @@ def select(evaluation: Evaluation, latency_target: float, top_k: int = 3, band_l
         If the budget is not a positive number or no candidate meets it; the
         message says how far the fastest candidate is from the budget.
     """
-    if not np.isfinite(latency_target) or latency_target <= 0:
-        raise SelectionError("the latency target must be a positive number of seconds")
+    if latency_budget_s is None:
+        latency_budget_s = latency_target
+    elif latency_target is not None:
+        raise SelectionError("give the latency budget once (latency_budget_s; latency_target is its former name)")
+    if latency_budget_s is None or not np.isfinite(latency_budget_s) or latency_budget_s <= 0:
+        raise SelectionError("the latency budget must be a positive number of seconds")
     if top_k < 1:
         raise SelectionError("top-k must be at least 1")
     latency, loss = evaluation.latency_s, evaluation.loss
-    within = np.flatnonzero(latency <= latency_target)
+    within = np.flatnonzero(latency <= latency_budget_s)
     if within.size == 0:
         fastest = int(np.argmin(latency))
         raise SelectionError(
-            f"no candidate meets the {latency_target:.3g} s latency budget: the fastest, "
+            f"no candidate meets the {latency_budget_s:.3g} s latency budget: the fastest, "
             f"{evaluation.candidates.labels(fastest)}, takes {latency[fastest]:.3g} s. Relax the budget to at "
             f"least {latency[fastest]:.3g} s, or allow smaller or shallower models, fewer output tokens or "
             "faster hardware"
@@ -518,7 +536,7 @@ def select(evaluation: Evaluation, latency_target: float, top_k: int = 3, band_l
     return Selection(
         selected=selected.reset_index(drop=True),
         evaluation=evaluation,
-        latency_target=float(latency_target),
+        latency_budget_s=float(latency_budget_s),
         top_k=int(top_k),
         selected_index=chosen.astype(np.int64),
         frontier_index=frontier,
@@ -611,7 +629,8 @@ def compute_tradeoff(
     params_min: float | None = None,
     params_max: float | None = None,
     enumerate_options: dict[str, Any] | None = None,
-    **latency_options: Any,
+    workload: Workload | None = None,
+    **overrides: Any,
 ) -> ComputeTradeoff:
     """The compute view: at ``flops``, the frontier over (N, D = flops / 6N, shape) and the price of speed.
 
@@ -626,11 +645,13 @@ def compute_tradeoff(
         Parameter range (default: a factor of 8 around the compute-optimal N).
     enumerate_options : dict, optional
         Width grid and depth limits for the shape enumeration.
-    **latency_options
-        ``hardware``, ``calibration``, ``batch``, ``input_tokens``, ``output_tokens``, ``dtype``.
+    workload : Workload, optional
+        Where and how the candidates generate (default :class:`~morph.latency.Workload`).
+    **overrides
+        Change one setting of ``workload`` (``hardware``, ``batch``, ...).
     """
     candidates = candidates_from_flops(flops, params_min, params_max, law=law, **(enumerate_options or {}))
-    evaluation = evaluate_candidates(candidates, law, **latency_options)
+    evaluation = evaluate_candidates(candidates, law, workload=workload, **overrides)
     best = int(np.argmin(evaluation.loss))
     return ComputeTradeoff(
         flops=float(flops),

@@ -12,21 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from morph import PRESETS, hardware_presets, load_candidates, load_runs, parameter_count, preset
-from morph.dashboard import (
-    BATCH_LADDER,
-    CLOUD,
-    FIT_B,
-    FRONTIER,
-    LAW_CURVE,
-    PUBLISHED,
-    RUNS,
-    SELECTED,
-    TOKEN_LADDER,
-    Dashboard,
-    DashboardSettings,
-    settings_from_query,
-    thin_points,
-)
+from morph.app.dashboard import CLOUD, FRONTIER, LAW_CURVE, PUBLISHED, RUNS, SELECTED, Dashboard, thin_points
+from morph.app.settings import BATCH_LADDER, FIT_B, TOKEN_LADDER, DashboardSettings, settings_from_query
 from morph.frontier import candidates_from_table, evaluate_candidates, price_of_speed, select
 from morph.latency import calibrations
 
@@ -83,7 +70,7 @@ def test_moving_the_latency_target_changes_the_plot_table_and_link(dashboard):
     before_table = dashboard.table.value
     before_curve = np.array(dashboard.figure.data[LAW_CURVE].y)
     cloud = np.array(dashboard.figure.data[CLOUD].x)
-    dashboard.controls["latency_target_s"].value = 3.0
+    dashboard.controls["latency_budget_s"].value = 3.0
     selected = dashboard.selection.selected
     assert (selected["latency_s"] <= 3.0).all() and selected["label"].iloc[0] == "1B_v7"
     assert list(dashboard.figure.data[SELECTED].x) == pytest.approx(selected["latency_s"].tolist())
@@ -94,20 +81,20 @@ def test_moving_the_latency_target_changes_the_plot_table_and_link(dashboard):
     # The cloud of candidates did not move: only the ranking did.
     assert np.array_equal(dashboard.figure.data[CLOUD].x, cloud)
     assert dashboard.share.query == "latency=3"
-    assert dashboard.settings.latency_target_s == 3.0
+    assert dashboard.settings.latency_budget_s == 3.0
 
 
 def test_an_impossible_target_shows_why_and_keeps_the_last_view(dashboard):
-    dashboard.controls["latency_target_s"].value = 3.0
+    dashboard.controls["latency_budget_s"].value = 3.0
     kept = (list(dashboard.figure.data[SELECTED].text), dashboard.table.value, dashboard.selection)
-    dashboard.controls["latency_target_s"].value = 0.1
+    dashboard.controls["latency_budget_s"].value = 0.1
     assert dashboard.messages.level == "error"
     assert "no candidate meets the 0.1 s latency budget" in dashboard.messages.text
     assert "Relax the budget to at least 0.602 s" in dashboard.messages.text
     assert (list(dashboard.figure.data[SELECTED].text), dashboard.table.value, dashboard.selection) == kept
     # the control keeps what the user set, and the link says so
-    assert dashboard.controls["latency_target_s"].value == 0.1 and dashboard.share.query == "latency=0.1"
-    dashboard.controls["latency_target_s"].value = 2.0
+    assert dashboard.controls["latency_budget_s"].value == 0.1 and dashboard.share.query == "latency=0.1"
+    dashboard.controls["latency_budget_s"].value = 2.0
     assert dashboard.messages.level is None and dashboard.figure.data[SELECTED].text[0] == "1: 12x3072"
 
 
@@ -118,7 +105,7 @@ def test_bad_settings_in_controls_are_messages_not_exceptions(dashboard):
     assert dashboard.messages.level == "error" and "bf16" in dashboard.messages.text
     dashboard.set_controls(dtype="fp32")
     assert dashboard.messages.level == "error" and "no candidate meets the 2 s latency budget" in dashboard.messages.text
-    dashboard.set_controls(latency_target_s=500.0)
+    dashboard.set_controls(latency_budget_s=500.0)
     assert dashboard.messages.level is None
     assert dashboard.evaluation.settings["hardware"] == "cpu" and dashboard.evaluation.settings["dtype"] == "fp32"
     with pytest.raises(Exception, match="unknown setting"):
@@ -134,7 +121,7 @@ def test_compute_budget_mode_trains_each_shape_on_flops_over_6n(dashboard):
 
 
 def test_the_shape_grid_is_thinned_for_drawing_but_selected_in_full():
-    board = Dashboard(DashboardSettings(shapes="grid", params_min=1e8, params_max=1e11, latency_target_s=5.0),
+    board = Dashboard(DashboardSettings(shapes="grid", params_min=1e8, params_max=1e11, latency_budget_s=5.0),
                       max_cloud_points=400)
     n = len(board.evaluation)
     assert n > 10_000
@@ -160,7 +147,7 @@ def test_fit_b_law_is_fitted_on_first_use_and_gives_a_loss_band():
     # fit set B reproduces the published law, so the pick is the same
     assert selected["label"].iloc[0] == "1B_v8"
     fit_once = board._fit_b
-    board.controls["latency_target_s"].value = 3.0
+    board.controls["latency_budget_s"].value = 3.0
     assert board._fit_b is fit_once
 
 
@@ -192,7 +179,7 @@ _settings = st.builds(
     params_max=st.floats(1e9, 1e12),
     tokens=st.floats(1e8, 1e14),
     flops=st.floats(1e17, 1e27),
-    latency_target_s=st.floats(0.01, 1000.0),
+    latency_budget_s=st.floats(0.01, 1000.0),
     hardware=st.sampled_from(sorted(hardware_presets())),
     calibration=st.sampled_from(["default", *calibrations()]),
     batch=st.sampled_from(BATCH_LADDER),
@@ -214,7 +201,7 @@ def test_settings_survive_a_trip_through_the_link(s):
 
 def test_out_of_range_values_are_clamped_and_unknown_keys_ignored():
     s, notes = settings_from_query("latency=5000&top_k=0&batch=3&output=300&colour=red&params_min=2e9&params_max=1e9")
-    assert s.latency_target_s == 1000.0 and s.top_k == 1 and s.batch == 4 and s.output_tokens == 256
+    assert s.latency_budget_s == 1000.0 and s.top_k == 1 and s.batch == 4 and s.output_tokens == 256
     assert (s.params_min, s.params_max) == (1e9, 2e9)
     assert "latency=5000 is outside 0.01-1000; using 1000" in notes
     assert "top_k=0 is outside 1-20; using 1" in notes
@@ -259,7 +246,7 @@ def test_the_query_string_comes_from_voila_s_environment(monkeypatch):
     monkeypatch.setenv("QUERY_STRING", "latency=3&top_k=5&hardware=h100-sxm")
     board = Dashboard.from_query()
     assert board.share.sync_url is True
-    assert (board.settings.latency_target_s, board.settings.top_k, board.settings.hardware) == (3.0, 5, "h100-sxm")
+    assert (board.settings.latency_budget_s, board.settings.top_k, board.settings.hardware) == (3.0, 5, "h100-sxm")
     assert len(board.selection.selected) == 5
     monkeypatch.delenv("QUERY_STRING")
     assert Dashboard.from_query().share.sync_url is False  # inside JupyterLab: leave its address alone
@@ -300,7 +287,7 @@ def test_thinning_keeps_one_point_per_occupied_cell(n, max_points, seed):
 
 def test_a_fault_inside_a_callback_is_shown_and_the_dashboard_keeps_responding(monkeypatch):
     """A bug (not a bad input) in the middle of an update: one message, the page lives on."""
-    import morph.dashboard as dashboard_module
+    import morph.app.dashboard as dashboard_module
 
     board = Dashboard()
     kept = (list(board.figure.data[SELECTED].text), board.table.value)
@@ -309,13 +296,13 @@ def test_a_fault_inside_a_callback_is_shown_and_the_dashboard_keeps_responding(m
         raise ZeroDivisionError("float division by zero")
 
     monkeypatch.setattr(dashboard_module, "select", broken)
-    board.controls["latency_target_s"].value = 3.0
+    board.controls["latency_budget_s"].value = 3.0
     assert board.messages.level == "error"
     assert "ZeroDivisionError" in board.messages.text and "settings are unchanged" in board.messages.text
     assert (list(board.figure.data[SELECTED].text), board.table.value) == kept
-    assert board.controls["latency_target_s"].value == 3.0  # what the user set stays
+    assert board.controls["latency_budget_s"].value == 3.0  # what the user set stays
 
     monkeypatch.undo()
     board.controls["top_k"].value = 5  # the next move works and clears the message
     assert board.messages.level is None
-    assert len(board.selection.selected) == 5 and board.selection.latency_target == 3.0
+    assert len(board.selection.selected) == 5 and board.selection.latency_budget_s == 3.0

@@ -7,7 +7,7 @@ import urllib.parse
 import pandas as pd
 import pytest
 
-from morph.dashboard import Dashboard
+from morph.app.dashboard import Dashboard
 
 pytestmark = pytest.mark.browser
 
@@ -87,7 +87,7 @@ def test_dashboard_loads_with_the_paper_choice_and_no_errors(page, voila_url):
 
 def test_latency_slider_changes_the_selection_plot_and_address(page, voila_url):
     before = open_dashboard(page, voila_url(NOTEBOOK))
-    handle = slider(page, "Latency target (s)").locator(".noUi-handle")
+    handle = slider(page, "Latency budget (s)").locator(".noUi-handle")
     handle.focus()
     page.keyboard.press("ArrowLeft")  # one step of 0.01 decade: 2.0 s -> 1.95 s, Morph-1B's 1.96 s no longer fits
     after = wait_for_new_selection(page, selected(before))
@@ -95,7 +95,7 @@ def test_latency_slider_changes_the_selection_plot_and_address(page, voila_url):
     assert "12x3072" not in " ".join(selected(after))
     assert all(x <= after["target"] for x in after["traces"]["selected (top k)"]["x"])
     # Typing a value in the readout works too, and the address follows the controls.
-    readout = slider(page, "Latency target (s)").locator(".widget-readout")
+    readout = slider(page, "Latency budget (s)").locator(".widget-readout")
     readout.click()
     readout.fill("3")
     readout.press("Enter")

@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import brentq
 
-import morph.latency as latency_module
+import morph.latency.model as latency_module
 from morph.shapes import parameter_count
-from morph.calibration import (
+from morph.latency.calibration import (
     A100_CALIBRATION,
     additive_host_coefficients,
     calibrate,
@@ -30,20 +30,16 @@ from morph.calibration import (
 from morph.cli import main
 from morph.data import data_dir
 from morph.errors import LatencyError, MorphError, ShapeError
-from morph.hardware import Hardware, get_hardware, hardware_presets, load_hardware, probe_cpu
+from morph.latency.hardware import Hardware, get_hardware, hardware_presets, load_hardware, probe_cpu
 from morph.latency import (
     Calibration,
-    _decode_lines,
-    _evaluate,
-    _max_affine_sum,
-    _streamed_parameters,
-    _workload,
     calibrations,
     load_calibration,
     overlap,
     predict_latency,
     roofline_latency,
 )
+from morph.latency.model import _evaluate, _max_affine_sum, _streamed_parameters, decode_lines, generation_work
 from morph.shapes import parameter_count
 
 REPO = Path(__file__).resolve().parents[1]
@@ -385,9 +381,9 @@ def test_closed_form_sum_of_the_larger_line_is_exact(coefficients, first, length
 @settings(max_examples=60, deadline=None)
 @given(layers_st, width_st, batch_st, tokens_st, st.integers(2, 2048), calibration_st)
 def test_decode_time_matches_the_step_by_step_sum(layers, width, batch, prompt, output, calibration):
-    work = _workload(layers, width, None, None, get_hardware("a100-40gb"), batch, prompt, output, "bf16", 50432)
+    work = generation_work(layers, width, None, None, get_hardware("a100-40gb"), batch, prompt, output, "bf16", 50432)
     host = calibration.c_fixed_s + calibration.c_layer_s * layers
-    compute_a, compute_b, memory_a, memory_b = _decode_lines(work, calibration.eta_bw, calibration.eta_flops)
+    compute_a, compute_b, memory_a, memory_b = decode_lines(work, calibration.eta_bw, calibration.eta_flops)
     k = np.arange(1, output)
     device = np.maximum(compute_a + compute_b * k, memory_a + memory_b * k)
     stepwise = overlap(np.full(k.shape, host), device, calibration.overlap_p).sum()
@@ -695,7 +691,7 @@ def test_errors_are_morph_errors():
 
 def test_shipped_cpu_calibration_meets_its_leave_one_out_target():
     """The CPU sweep is predicted within 10% on average by a model fitted without each shape."""
-    from morph.calibration import leave_one_out, load_measurements
+    from morph.latency.calibration import leave_one_out, load_measurements
 
     measurements = load_measurements(data_dir() / "measurements" / "cpu-torch-eager.csv")
     loo = leave_one_out(measurements, "cpu")

@@ -41,13 +41,29 @@ def _conda_dependencies() -> dict[str, str]:
     return deps
 
 
-def test_environment_yml_matches_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pip = dict(_split(r) for r in project["dependencies"])
+def _project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def test_environment_yml_is_the_core_plus_the_app_extra():
+    project = _project()
+    pip = dict(_split(r) for r in project["dependencies"] + project["optional-dependencies"]["app"])
     conda = _conda_dependencies()
     assert conda.pop("python") == project["requires-python"]
     assert conda.pop("pip") == ""
     assert conda == pip
+
+
+def test_core_dependencies_are_numpy_scipy_and_pandas():
+    # A training script that imports the laws and fitters should not pull in a web stack.
+    assert sorted(_split(r)[0] for r in _project()["dependencies"]) == ["numpy", "pandas", "scipy"]
+
+
+def test_the_test_and_dashboard_installs_include_the_app():
+    assert "morph[app]" in _project()["optional-dependencies"]["test"]
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"-e '\.\[app\]'", makefile)
+    assert re.search(r"-e '\.\[app,test,measure\]'", makefile)
 
 
 def test_environment_yml_ends_with_an_editable_install():

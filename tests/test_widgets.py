@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from morph import fit, load_runs, predict_latency, preset
-from morph.calibration import load_measurements, published_a100_measurements
+from morph.latency.calibration import load_measurements, published_a100_measurements
 from morph.data import data_dir
-from morph.widgets import (
+from morph.app.widgets import (
     UPLOAD_LIMIT_BYTES,
     ComputeExplorer,
     FittingApp,

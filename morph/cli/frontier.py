@@ -15,7 +15,7 @@ from ..frontier import (
     select,
 )
 from ..laws import LAW_FAMILIES, PRESETS
-from .common import positive_float, positive_int, print_json
+from .common import add_workload_arguments, positive_float, positive_int, print_json, workload_from_args
 
 __all__ = ["add_parser", "run"]
 
@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="rank shapes by predicted loss under a latency budget",
         description=(
             "Enumerate or read candidate shapes, predict their loss with a law and their latency with the "
-            "calibrated latency model, drop those over the latency target, rank the rest by loss and keep "
+            "calibrated latency model, drop those over the latency budget, rank the rest by loss and keep "
             "the top K; also print the (latency, loss) Pareto frontier."
         ),
     )
@@ -36,13 +36,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--flops", type=positive_float, metavar="C", help="training budget; D = C / (6 N)")
     parser.add_argument("--params-max", type=positive_float, metavar="N", help="largest parameter count")
     parser.add_argument("--tokens", type=positive_float, metavar="D", help="training tokens of every candidate")
-    parser.add_argument("--latency-target", type=positive_float, required=True, metavar="SECONDS")
-    parser.add_argument("--hardware", default="a100-40gb")
-    parser.add_argument("--calibration", default=None)
-    parser.add_argument("--batch", type=positive_int(), default=1)
-    parser.add_argument("--input-tokens", type=positive_int(), default=128)
-    parser.add_argument("--output-tokens", type=positive_int(), default=256)
-    parser.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
+    # --latency-target is the option's former name, still accepted.
+    parser.add_argument("--latency-budget", "--latency-target", dest="latency_budget_s", type=positive_float,
+                        required=True, metavar="SECONDS",
+                        help="latency budget of one generate call (seconds; --latency-target is its former name)")
+    add_workload_arguments(parser)
     law = parser.add_mutually_exclusive_group()
     law.add_argument("--law", choices=list(PRESETS), default="bian2025", help="published parameter set")
     law.add_argument("--fit", metavar="CSV", help="fit the law on this table of runs instead")
@@ -77,16 +75,13 @@ def run(args: argparse.Namespace) -> int:
         if args.fit
         else args.law
     )
-    evaluation = evaluate_candidates(
-        _candidates(args), law, hardware=args.hardware, calibration=args.calibration, batch=args.batch,
-        input_tokens=args.input_tokens, output_tokens=args.output_tokens, dtype=args.dtype,
-    )
-    selection = select(evaluation, args.latency_target, args.top)
+    evaluation = evaluate_candidates(_candidates(args), law, workload=workload_from_args(args))
+    selection = select(evaluation, args.latency_budget_s, args.top)
     if args.json:
         print_json(selection.to_dict())
         return 0
     columns = ["rank", "label", "n_layers", "d_model", "N", "loss", "latency_s", "speedup"]
-    print(f"{len(evaluation)} candidates, latency target {args.latency_target:g} s on {args.hardware}; "
+    print(f"{len(evaluation)} candidates, latency budget {args.latency_budget_s:g} s on {args.hardware}; "
           f"top {args.top} by predicted loss:")
     print(selection.selected[[c for c in columns if c in selection.selected]].to_string(index=False))
     print(f"\nPareto frontier ({len(selection.frontier)} shapes, fastest first):")

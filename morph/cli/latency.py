@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from ..calibration import DEFAULT_FIT, calibrate, leave_one_out, load_measurements
+from ..latency.calibration import DEFAULT_FIT, calibrate, leave_one_out, load_measurements
 from ..errors import LatencyError
-from ..hardware import DTYPES, HARDWARE_COLUMNS, get_hardware, hardware_csv_row, probe_cpu
-from ..latency import COEFFICIENTS, predict_latency, resolve_calibration
+from ..latency.hardware import HARDWARE_COLUMNS, hardware_csv_row, probe_cpu
+from ..latency import COEFFICIENTS, predict_latency
 from ..shapes import Shape, parse_shape
-from .common import positive_int, print_json
+from .common import add_workload_arguments, print_json, workload_from_args
 
 __all__ = ["add_parser", "run", "run_calibrate", "run_probe"]
 
@@ -42,12 +42,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--shape", action="append", default=[], metavar="LxD[xH]",
                         help="shape as LAYERSxWIDTH or LAYERSxWIDTHxHEADS, e.g. 12x3072; repeat for more")
-    parser.add_argument("--hardware", default="a100-40gb", help="hardware preset (default a100-40gb)")
-    parser.add_argument("--calibration", help="calibration name or JSON file (default: the hardware's own)")
-    parser.add_argument("--batch", type=positive_int(), default=1, help="sequences per call (default 1)")
-    parser.add_argument("--input-tokens", type=positive_int(), default=128, help="prompt tokens (default 128)")
-    parser.add_argument("--output-tokens", type=positive_int(), default=256, help="generated tokens (default 256)")
-    parser.add_argument("--dtype", choices=DTYPES, default="bf16", help="weights and cache dtype (default bf16)")
+    add_workload_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.set_defaults(handler=run)
 
@@ -88,18 +83,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.shape:
         raise LatencyError("give at least one --shape, e.g. --shape 12x3072 (or run `morph latency calibrate FILE`)")
     shapes = [parse_shape(text) for text in args.shape]
-    hardware = get_hardware(args.hardware)
-    calibration = resolve_calibration(args.calibration, hardware)
+    workload = workload_from_args(args)
+    hardware = workload.device
+    calibration = workload.resolved_calibration()
     prediction = predict_latency(
         np.array([s.n_layers for s in shapes]),
         np.array([s.d_model for s in shapes]),
         np.array([s.n_heads for s in shapes]),
-        hardware=hardware,
-        calibration=calibration,
-        batch=args.batch,
-        input_tokens=args.input_tokens,
-        output_tokens=args.output_tokens,
-        dtype=args.dtype,
+        workload=workload.replace(calibration=calibration),
     )
     rows = [_row(shape, prediction, i) for i, shape in enumerate(shapes)]
     if args.json:
@@ -109,10 +100,10 @@ def run(args: argparse.Namespace) -> int:
                 "hardware_label": hardware.label,
                 "calibration": calibration.name,
                 "calibration_hardware": calibration.hardware,
-                "batch": args.batch,
-                "input_tokens": args.input_tokens,
-                "output_tokens": args.output_tokens,
-                "dtype": args.dtype,
+                "batch": workload.batch,
+                "input_tokens": workload.input_tokens,
+                "output_tokens": workload.output_tokens,
+                "dtype": workload.dtype,
                 "shapes": rows,
             }
         )
@@ -120,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{hardware.label} [{hardware.name}], calibration {calibration.name}")
     if calibration.hardware != hardware.name:
         print(f"(host coefficients fitted on {calibration.hardware}, transferred with this hardware's datasheet)")
-    print(f"batch {args.batch}, {args.input_tokens} input + {args.output_tokens} output tokens, {args.dtype}")
+    print(f"batch {workload.batch}, {workload.input_tokens} input + {workload.output_tokens} output tokens, "
+          f"{workload.dtype}")
     print()
     header = f"{'shape':<12}{'params':>9}{'latency s':>11}{'TTFT ms':>9}{'ms/token':>10}{'tokens/s':>10}" \
              f"{'roofline s':>12}{'x roofline':>12}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib.util
 import ipaddress
 import os
 import socket
@@ -150,6 +151,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("voila") is None or importlib.util.find_spec("plotly") is None:
+        raise MorphError("the dashboard needs the app extra: pip install 'morph[app]'")
     notebook = dashboard_notebook()
     check_port_free(args.ip, args.port)
     command = voila_command(

@@ -33,8 +33,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .data import data_dir, read_table
-from .errors import DataError, LatencyError
+from ..data import data_dir, read_table
+from ..errors import DataError, LatencyError
 
 __all__ = [
     "DTYPES",

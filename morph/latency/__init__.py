@@ -1,0 +1,34 @@
+"""Latency of generation per model shape, and everything it is fitted to.
+
+- :mod:`morph.latency.workload`: :class:`Workload`, the serving setting (hardware,
+  calibration, batch, tokens, dtype) every layer passes as one value;
+- :mod:`morph.latency.model`: the pure model (host overhead, roofline, overlap);
+- :mod:`morph.latency.hardware`: hardware presets and the CPU probe;
+- :mod:`morph.latency.record`: the calibration record, its JSON file and the shipped ones;
+- :mod:`morph.latency.calibration`: fitting a calibration to timings;
+- :mod:`morph.latency.measure` (with :mod:`morph.latency.decoder`, needs PyTorch):
+  timing real decoding of shapes.
+
+The model's, the record's and the workload's public names are re-exported here, so ``from morph.latency import
+predict_latency`` is the usual entry point.
+"""
+
+from .model import DECODE_SEGMENTS, LatencyPrediction, overlap, predict_latency, roofline_latency
+from .record import COEFFICIENTS, Calibration, calibrations, calibrations_dir, load_calibration, resolve_calibration
+from .workload import PAPER_WORKLOAD, Workload
+
+__all__ = [
+    "COEFFICIENTS",
+    "DECODE_SEGMENTS",
+    "Calibration",
+    "LatencyPrediction",
+    "PAPER_WORKLOAD",
+    "Workload",
+    "calibrations",
+    "calibrations_dir",
+    "load_calibration",
+    "overlap",
+    "predict_latency",
+    "resolve_calibration",
+    "roofline_latency",
+]
