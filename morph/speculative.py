@@ -192,7 +192,8 @@ def expected_tokens(acceptance: ArrayLike, lookahead: ArrayLike) -> FloatArray:
         # where the plain difference cancels; log(0) = -inf gives exactly 1.
         numerator = -np.expm1((k + 1.0) * np.log(a))
         ratio = numerator / (1.0 - a)
-    return np.where(a == 1.0, k + 1.0, ratio)
+    # The limits exactly: a = 1 keeps every drafted token, k = 0 drafts none.
+    return np.where(a == 1.0, k + 1.0, np.where(k == 0, 1.0, ratio))
 
 
 def speculative_speedup(
