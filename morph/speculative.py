@@ -748,7 +748,7 @@ class DraftSelection:
                     f"{1e3 * self.target_step_s:.3g} ms for the target, at acceptance {self.acceptance[i]:.2f}")
         dominated = self._dominated_by(i)
         beaten = f"; {dominated} is faster with lower loss" if dominated else ""
-        return (f"ranked {rank} of {self.ranking.size} by speed-up ({self.best_speedup[i]:.3g}x at k = "
+        return (f"ranked {rank} of {self.ranking.size} by speed-up ({self.best_speedup[i]:.3f}x at k = "
                 f"{self.best_lookahead[i]}); top {len(self.selected_index)} kept{beaten}")
 
     def _dominated_by(self, i: int) -> str | None:
