@@ -14,10 +14,13 @@ The package is a set of pure functions over numpy arrays, one concept per module
 - :mod:`morph.measure` (with :mod:`morph.decoder`, needs PyTorch): timing real decoding of shapes;
 - :mod:`morph.frontier`: candidates, the accuracy-latency Pareto frontier, selection under a
   latency budget, the price of speed at a fixed compute budget;
-- :mod:`morph.lifetime`: training plus serving cost (FLOPs and GPU-hours).
+- :mod:`morph.lifetime`: training plus serving cost (FLOPs and GPU-hours);
+- :mod:`morph.speculative`: speculative decoding: speed-up and best lookahead of draft models,
+  draft shape selection, a Monte Carlo check of the closed form.
 
 For notebooks and the dashboard (imported on demand, not by ``import morph``):
 :mod:`morph.figures` (plotly figures), :mod:`morph.widgets` (explorers and the fitting app),
+:mod:`morph.speculative_widgets` (the speculative decoding explorer),
 :mod:`morph.dashboard` (the Voila dashboard) and :mod:`morph.ui` (messages and guarded callbacks).
 """
 
