@@ -37,9 +37,11 @@ c_layer * n_layers`` whatever the width (see :mod:`morph.latency`). A deep,
 narrow draft therefore pays per layer on each of its ``k`` steps, while a
 wide, shallow draft of the same size is several times cheaper per step and
 usually about as accurate. Yan, Agarwal and Venkataraman ("Decoding
-Speculative Decoding", 2024) found the same on GPUs: the speed-up depends more
-on the draft's latency than on its acceptance rate, and a wider, shallower
-draft for LLaMA-65B gave about 30% more throughput than the existing drafts.
+Speculative Decoding", arXiv:2402.01528) found the same on GPUs: the speed-up
+depends heavily on the draft's latency, and its language-modelling quality
+does not correlate strongly with it. The draft they designed for LLaMA-65B
+gave 30% more throughput than existing drafts in the paper's first version
+(111% in a later one).
 :func:`select_drafts` ranks candidate draft shapes by speed-up under a
 parameter or memory budget.
 
