@@ -145,7 +145,10 @@ _DTYPE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0}
 
 
 def _acceptance(value: ArrayLike, name: str = "acceptance") -> FloatArray:
-    a = np.asarray(value, dtype=np.float64)
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SpeculativeError(f"the {name} rate must be a number between 0 and 1, got {value!r}") from None
     if not np.all(np.isfinite(a)) or np.any((a < 0) | (a > 1)):
         bad = np.ravel(a)[~(np.isfinite(np.ravel(a)) & (np.ravel(a) >= 0) & (np.ravel(a) <= 1))][0]
         raise SpeculativeError(f"the {name} rate must lie between 0 and 1, got {bad:g}")

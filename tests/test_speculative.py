@@ -72,7 +72,7 @@ def test_expected_tokens_rises_with_acceptance_and_lookahead():
     assert np.all((tokens >= 1) & (tokens <= k + 1))
 
 
-@pytest.mark.parametrize(("a", "k"), [(-0.1, 2), (1.1, 2), (np.nan, 2), (0.5, -1), (0.5, 1.5)])
+@pytest.mark.parametrize(("a", "k"), [(-0.1, 2), (1.1, 2), (np.nan, 2), ("high", 2), (0.5, -1), (0.5, 1.5), (0.5, "2")])
 def test_bad_acceptance_or_lookahead_is_refused(a, k):
     with pytest.raises(SpeculativeError):
         expected_tokens(a, k)
