@@ -670,7 +670,8 @@ class DraftSelection:
     eligible : ndarray of bool
         Within the parameter and memory budgets.
     selected_index : ndarray of int
-        The top drafts, best first.
+        The top drafts, best first, among those within the budgets whose
+        best lookahead is above 0 (a draft that does not pay is no choice).
     frontier_index : ndarray of int
         The (draft latency, draft loss) Pareto frontier, fastest first.
     target_step_s : float
@@ -726,8 +727,8 @@ class DraftSelection:
 
     @functools.cached_property
     def ranking(self) -> IntArray:
-        """Every eligible draft, best speed-up first (ties: faster draft, then order given)."""
-        eligible = np.flatnonzero(self.eligible)
+        """Every draft within the budgets that speeds the target up, best first (ties: faster draft, then order given)."""
+        eligible = np.flatnonzero(self.eligible & (self.best_lookahead > 0))
         order = np.lexsort((eligible, self.draft_step_s[eligible], -self.best_speedup[eligible]))
         return eligible[order]
 
@@ -840,7 +841,8 @@ def select_drafts(
     Raises
     ------
     SpeculativeError
-        No candidates, bad budgets, or no draft within them.
+        No candidates, bad budgets, no draft within them, or none of those
+        that speeds the target up.
     """
     shape = _shape(target)
     if len(candidates) == 0:
@@ -872,11 +874,25 @@ def select_drafts(
     memory = device.memory_gb if memory_budget_gb is None else float(memory_budget_gb)
     within = np.flatnonzero(eligible)
     if within.size == 0:
+        target_gb = shape.N * _DTYPE_BYTES[str(dtype).strip().lower()] / 1e9
+        if target_gb >= memory:
+            raise SpeculativeError(f"the target's weights alone take {target_gb:.3g} GB, more than the {memory:.3g} GB "
+                                   "memory budget; raise the budget or use a smaller target")
+        budget = "no parameter budget" if param_budget is None else f"a parameter budget of {param_budget:.3g}"
         raise SpeculativeError(
-            f"no draft fits the budgets: the smallest candidate has {N.min():.3g} parameters "
-            f"(parameter budget {param_budget if param_budget is not None else 'none'}, memory {memory:.3g} GB "
-            f"with the {shape.N:.3g}-parameter target)"
+            f"no draft fits the budgets: the smallest candidate has {N.min():.3g} parameters ({budget}, "
+            f"{memory - target_gb:.3g} GB left beside the target's weights)"
         )
+    # A draft whose best lookahead is 0 is not worth running: it is not a choice.
+    paying = within[best.lookahead[within] > 0]
+    if paying.size == 0:
+        fastest = within[np.argmin(draft_s[within])]
+        raise SpeculativeError(
+            f"no draft within the budgets speeds the target up: the fastest, {candidates.labels(fastest)}, takes "
+            f"{1e3 * draft_s[fastest]:.3g} ms per step against {1e3 * verify_s[0]:.3g} ms for the target, at "
+            f"acceptance {rates[fastest]:.2f}; allow shallower drafts or give a higher acceptance rate"
+        )
+    within = paying
     # Only the top n are needed in order: a partial sort keeps this O(n).
     n = min(int(top_n), within.size)
     score = best.speedup[within]

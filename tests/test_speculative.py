@@ -370,3 +370,56 @@ def test_cli_bad_input_is_one_line_exit_2(args, message):
                          timeout=60)
     assert out.returncode == 2
     assert out.stderr.startswith("morph: error: ") and out.stderr.count("\n") == 1 and message in out.stderr
+
+
+def test_a_draft_that_does_not_pay_is_never_selected():
+    candidates = Candidates.from_arrays([2, 48, 40], [2048, 256, 512], 2e10)
+    selection = select_drafts("32x4096", candidates, acceptance=0.75, top_n=3)
+    assert selection.selected["label"].tolist() == ["2x2048"]  # the 48- and 40-layer drafts do not pay
+    assert selection.ranking.tolist() == [0]
+    with pytest.raises(SpeculativeError, match="no draft within the budgets speeds the target up"):
+        select_drafts("32x4096", candidates.take([1, 2]), acceptance=0.75)
+    with pytest.raises(SpeculativeError, match="weights alone"):
+        select_drafts("32x4096", candidates, acceptance=0.75, memory_budget_gb=10)
+
+
+def test_cli_ranks_a_parameter_range(capsys):
+    argv = ["speculative", "--target", "32x4096", "--params-min", "5e7", "--params-max", "5e8", "--acceptance", "0.7",
+            "--top", "3", "--json"]
+    assert main(argv) == 0
+    payload = json.loads(capsys.readouterr().out)
+    candidates = enumerate_shapes(5e7, 5e8)
+    assert payload["n_candidates"] == len(candidates)
+    assert [row["rank"] for row in payload["selected"]] == [1, 2, 3]
+    speedups = [row["best_speedup"] for row in payload["selected"]]
+    assert speedups == sorted(speedups, reverse=True) and speedups[0] > 1
+    assert len(payload["dropped"]) == len(candidates) - 3 and all(row["reason"] for row in payload["dropped"])
+    # The same ranking as select_drafts on the same candidates.
+    direct = select_drafts("32x4096", Candidates.from_arrays(candidates.n_layers, candidates.d_model, 2e10,
+                                                             candidates.n_heads), acceptance=0.7, top_n=3)
+    assert [row["label"] for row in payload["selected"]] == direct.selected["label"].tolist()
+    assert main(["speculative", "--target", "32x4096", "--params-max", "5e8", "--target-tokens", "1e12"]) == 0
+    out = capsys.readouterr().out
+    assert "Pinsker" in out and "Pareto frontier" in out and "dropped:" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--params-max", "5e8"], "--target-tokens"),
+        (["--params-max", "5e8", "--acceptance", "0.5", "--acceptance", "0.6"], "one --acceptance for all"),
+        (["--params-max", "5e8", "--acceptance", "0.5", "--target-tokens", "1e12"], "not both"),
+        (["--params-max", "5e8", "--acceptance", "0.5", "--draft", "4x2048"], "not both"),
+        (["--params-min", "5e8", "--acceptance", "0.5"], "--params-min needs --params-max"),
+        (["--params-min", "5e8", "--params-max", "1e8", "--acceptance", "0.5"], "below --params-min"),
+        (["--params-max", "lots", "--acceptance", "0.5"], "--params-max must be a number"),
+        (["--params-max", "5e8", "--acceptance", "0.02"], "speeds the target up"),
+        (["--params-max", "5e8", "--acceptance", "0.5", "--memory-gb", "5"], "weights alone"),
+        (["--candidates", "no-such-file.csv", "--acceptance", "0.5"], "no-such-file.csv"),
+    ],
+)
+def test_cli_ranking_bad_input_is_one_line_exit_2(args, message):
+    out = subprocess.run([sys.executable, "-m", "morph", "speculative", "--target", "32x4096", *args],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.startswith("morph: error: ") and out.stderr.count("\n") == 1 and message in out.stderr

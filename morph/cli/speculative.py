@@ -6,6 +6,13 @@
         --lookahead 4 --hardware a100-40gb [--json]
 
 One ``--acceptance`` for every draft, or one per draft in the same order.
+
+Instead of ``--draft``, ``--params-max N`` (with ``--params-min``) or ``--candidates CSV`` ranks many
+draft shapes by speed-up at each one's best lookahead (:func:`morph.speculative.select_drafts`),
+with one ``--acceptance`` for all of them or, with ``--target-tokens``, acceptance rates derived
+from the predicted loss gap (``--tightness``)::
+
+    morph speculative --target 32x4096 --params-min 5e7 --params-max 1e9 --target-tokens 1e12 [--json]
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..frontier import Candidates, candidates_from_range, candidates_from_table
 from ..latency import resolve_calibration
 from ..shapes import parse_shape
 from ..speculative import (
@@ -24,6 +32,7 @@ from ..speculative import (
     SpeculativeError,
     best_lookahead,
     forward_pass_s,
+    select_drafts,
     speculative_timing,
 )
 from .common import print_json
@@ -56,6 +65,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--context", default=str(DEFAULT_CONTEXT), metavar="TOKENS",
                         help=f"tokens in the key/value cache when a step is timed (default {DEFAULT_CONTEXT})")
     parser.add_argument("--dtype", default="bf16", help="bf16, fp16 or fp32 (default bf16)")
+    ranking = parser.add_argument_group("ranking many drafts (instead of --draft)")
+    ranking.add_argument("--params-min", metavar="N", help="smallest draft (parameters; default 1e7)")
+    ranking.add_argument("--params-max", metavar="N", help="largest draft (parameters): enumerate every shape up to it")
+    ranking.add_argument("--candidates", metavar="CSV", help="table of draft shapes: n_layers, d_model (D optional)")
+    ranking.add_argument("--tokens", metavar="D",
+                         help="training tokens of every draft, for its predicted loss (default: the table's D "
+                              "column, or 2e10 for a parameter range)")
+    ranking.add_argument("--target-tokens", metavar="D",
+                         help="training tokens of the target: derive acceptance from the loss gap instead of --acceptance")
+    ranking.add_argument("--tightness", metavar="T", default="1",
+                         help="factor on the Pinsker term of the loss-to-acceptance assumption (default 1: the bound)")
+    ranking.add_argument("--memory-gb", metavar="GB", help="memory for target and draft weights (default: the hardware's)")
+    ranking.add_argument("--top", metavar="K", default="5", help="drafts to keep (default 5)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.set_defaults(handler=run)
 
@@ -87,11 +109,29 @@ def _rates(texts: list[str], drafts: int) -> list[float]:
     return rates * drafts if len(rates) == 1 else rates
 
 
+def _number(text: str | None, option: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise SpeculativeError(f"{option} must be a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise SpeculativeError(f"{option} must be a finite number > 0, got {text}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     if not args.target:
         raise SpeculativeError("give the target shape with --target, e.g. --target 32x4096")
+    ranking = args.params_max is not None or args.params_min is not None or args.candidates is not None
+    if ranking and args.draft:
+        raise SpeculativeError("give drafts with --draft, or rank many with --params-max or --candidates, not both")
+    if ranking:
+        return run_ranking(args)
     if not args.draft:
-        raise SpeculativeError("give at least one draft shape with --draft, e.g. --draft 4x2048")
+        raise SpeculativeError("give at least one draft shape with --draft, e.g. --draft 4x2048 "
+                               "(or rank many with --params-max N)")
     target = parse_shape(args.target)
     drafts = [parse_shape(text) for text in args.draft]
     rates = _rates(args.acceptance, len(drafts))
@@ -145,3 +185,54 @@ def _print_table(target: Any, target_step_s: float, rows: list[dict[str, Any]], 
               f"{r['speedup']:>9.2f}x{r['best_lookahead']:>8d}{r['best_speedup']:>7.2f}x")
     if any(r["best_lookahead"] == 0 for r in rows):
         print("\nbest k = 0: drafting with that draft does not pay (its steps cost too much for what it gets accepted)")
+
+
+def _draft_candidates(args: argparse.Namespace) -> Candidates:
+    tokens = _number(args.tokens, "--tokens")
+    if args.candidates is not None:
+        if args.params_max is not None or args.params_min is not None:
+            raise SpeculativeError("give --candidates or a parameter range, not both")
+        return candidates_from_table(args.candidates, tokens)
+    if args.params_max is None:
+        raise SpeculativeError("--params-min needs --params-max")
+    smallest = _number(args.params_min, "--params-min") or 1e7
+    largest = _number(args.params_max, "--params-max")
+    if largest < smallest:
+        raise SpeculativeError(f"--params-max ({largest:g}) is below --params-min ({smallest:g})")
+    return candidates_from_range(smallest, largest, tokens or 2e10)
+
+
+def run_ranking(args: argparse.Namespace) -> int:
+    """Rank draft shapes from a parameter range or a table by speed-up at their best lookahead."""
+    if args.acceptance and args.target_tokens:
+        raise SpeculativeError("give one --acceptance for every draft, or --target-tokens to derive it, not both")
+    if len(args.acceptance) > 1:
+        raise SpeculativeError("when ranking many drafts give one --acceptance for all of them")
+    if not args.acceptance and not args.target_tokens:
+        raise SpeculativeError("give --acceptance A, or --target-tokens D to derive acceptance from the loss gap")
+    candidates = _draft_candidates(args)
+    params_max = _number(args.params_max, "--params-max")
+    selection = select_drafts(
+        args.target, candidates,
+        acceptance=_rates(args.acceptance, 1)[0] if args.acceptance else None,
+        target_tokens=_number(args.target_tokens, "--target-tokens"),
+        tightness=_number(args.tightness, "--tightness"),
+        max_lookahead=_whole(args.max_lookahead, "--max-lookahead", 0),
+        param_budget=params_max, memory_budget_gb=_number(args.memory_gb, "--memory-gb"),
+        top_n=_whole(args.top, "--top", 1), hardware=args.hardware, calibration=args.calibration,
+        batch=_whole(args.batch, "--batch", 1), context=_whole(args.context, "--context", 0), dtype=args.dtype,
+    )
+    if args.json:
+        print_json(selection.to_dict())
+        return 0
+    print(f"{len(selection)} draft shapes for target {selection.target} on {selection.settings['hardware']} "
+          f"({1e3 * selection.target_step_s:.3g} ms per token alone); acceptance: {selection.settings['acceptance']}")
+    columns = ["rank", "label", "N", "loss", "acceptance", "draft_step_s", "best_lookahead", "best_speedup"]
+    print(selection.selected[columns].to_string(index=False))
+    print(f"\nPareto frontier of draft loss against draft step time: {len(selection.frontier)} shapes")
+    reasons = selection.dropped["reason"]
+    budget = int(reasons.str.contains("budget").sum())
+    futile = int(reasons.str.startswith("drafting does not pay").sum())
+    print(f"dropped: {budget} over a budget, {futile} where drafting does not pay, "
+          f"{len(reasons) - budget - futile} outranked")
+    return 0
