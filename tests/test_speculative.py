@@ -186,6 +186,16 @@ def test_forward_pass_pays_host_time_once_and_streams_weights_once():
     assert nine - one == pytest.approx(8 * 2 * 2 * 6 * 1024 / 1000e9, rel=1e-9)
 
 
+def test_streamed_parameters_are_the_shapes_count():
+    from morph.shapes import non_embedding_parameters
+    from morph.speculative import _streamed_parameters
+
+    layers, width = np.meshgrid(np.arange(1, 257, 5), np.arange(64, 16385, 64))
+    exact = non_embedding_parameters(layers, width) + VOCAB_SIZE * width
+    fast = _streamed_parameters(layers.astype(float), width.astype(float), float(VOCAB_SIZE))
+    np.testing.assert_array_equal(fast, exact.astype(np.float64))  # integers below 2**53: exact in float64
+
+
 @pytest.mark.parametrize("hardware", ["a100-40gb", "h100-sxm", "cpu"])
 def test_one_token_pass_is_the_latency_models_decode_step(hardware):
     dtype = "fp32" if hardware == "cpu" else "bf16"
