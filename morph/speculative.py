@@ -65,15 +65,15 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from . import Hardware, get_hardware
+from . import FitResult, Hardware, ScalingLaw, get_hardware
 from .errors import MorphError
-from .frontier import Candidates, LawLike, pareto_frontier, resolve_law
+from .frontier import Candidates, pareto_frontier, resolve_law
 from .latency import Calibration, overlap, resolve_calibration
 from .shapes import VOCAB_SIZE, Shape, non_embedding_parameters, parse_shape
 
@@ -100,7 +100,8 @@ __all__ = [
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
-ShapeLike = Shape | str
+ShapeLike = Union[Shape, str]
+LawLike = Union[str, ScalingLaw, FitResult]
 
 
 class SpeculativeError(MorphError):
