@@ -751,7 +751,8 @@ class DraftSelection:
         rank_of[self.ranking] = np.arange(1, self.ranking.size + 1)
         index = np.setdiff1d(np.arange(len(self)), self.selected_index)
         frame = self.to_frame(index)
-        frame["reason"] = [self._reason(int(i), int(rank_of[i])) for i in index]
+        # An object column, so that string methods work even when nothing was dropped.
+        frame["reason"] = np.array([self._reason(int(i), int(rank_of[i])) for i in index], dtype=object)
         return frame
 
     def _reason(self, i: int, rank: int) -> str:

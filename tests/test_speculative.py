@@ -433,3 +433,22 @@ def test_cli_ranking_bad_input_is_one_line_exit_2(args, message):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stderr.startswith("morph: error: ") and out.stderr.count("\n") == 1 and message in out.stderr
+
+
+def test_cli_ranks_a_table_with_its_own_acceptance_rates(tmp_path, capsys):
+    table = tmp_path / "drafts.csv"
+    table.write_text("name,n_layers,d_model,acceptance\nwide,2,2048,0.6\ndeep,24,512,0.8\nmid,6,1024,0.7\n")
+    assert main(["speculative", "--target", "32x4096", "--candidates", str(table), "--tokens", "2e10", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    rows = {row["label"]: row for row in payload["selected"]}
+    assert {label: row["acceptance"] for label, row in rows.items()} == {"wide": 0.6, "deep": 0.8, "mid": 0.7}
+    assert payload["dropped"] == []
+    # Each row is that draft's best speed-up at its own rate.
+    for label, (layers, width, rate) in {"wide": (2, 2048, 0.6), "deep": (24, 512, 0.8)}.items():
+        timing = speculative_timing("32x4096", layers, width, rate, np.arange(17))
+        assert rows[label]["best_speedup"] == pytest.approx(timing.speedup.max(), rel=1e-12)
+    # The wide draft wins although the deep one is accepted more often.
+    assert payload["selected"][0]["label"] == "wide"
+    table.write_text("name,n_layers,d_model,acceptance\nwide,2,2048,1.6\n")
+    assert main(["speculative", "--target", "32x4096", "--candidates", str(table), "--tokens", "2e10"]) == 2
+    assert "between 0 and 1" in capsys.readouterr().err

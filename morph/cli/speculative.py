@@ -9,8 +9,8 @@ One ``--acceptance`` for every draft, or one per draft in the same order.
 
 Instead of ``--draft``, ``--params-max N`` (with ``--params-min``) or ``--candidates CSV`` ranks many
 draft shapes by speed-up at each one's best lookahead (:func:`morph.speculative.select_drafts`),
-with one ``--acceptance`` for all of them or, with ``--target-tokens``, acceptance rates derived
-from the predicted loss gap (``--tightness``)::
+with one ``--acceptance`` for all of them, the table's own ``acceptance`` column, or, with
+``--target-tokens``, acceptance rates derived from the predicted loss gap (``--tightness``)::
 
     morph speculative --target 32x4096 --params-min 5e7 --params-max 1e9 --target-tokens 1e12 [--json]
 """
@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data import read_table, to_numeric
 from ..frontier import Candidates, candidates_from_range, candidates_from_table
 from ..latency import resolve_calibration
 from ..shapes import parse_shape
@@ -68,7 +69,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ranking = parser.add_argument_group("ranking many drafts (instead of --draft)")
     ranking.add_argument("--params-min", metavar="N", help="smallest draft (parameters; default 1e7)")
     ranking.add_argument("--params-max", metavar="N", help="largest draft (parameters): enumerate every shape up to it")
-    ranking.add_argument("--candidates", metavar="CSV", help="table of draft shapes: n_layers, d_model (D optional)")
+    ranking.add_argument("--candidates", metavar="CSV",
+                         help="table of draft shapes: n_layers, d_model (D, acceptance optional)")
     ranking.add_argument("--tokens", metavar="D",
                          help="training tokens of every draft, for its predicted loss (default: the table's D "
                               "column, or 2e10 for a parameter range)")
@@ -187,19 +189,24 @@ def _print_table(target: Any, target_step_s: float, rows: list[dict[str, Any]], 
         print("\nbest k = 0: drafting with that draft does not pay (its steps cost too much for what it gets accepted)")
 
 
-def _draft_candidates(args: argparse.Namespace) -> Candidates:
+def _draft_candidates(args: argparse.Namespace) -> tuple[Candidates, np.ndarray | None]:
+    """The draft shapes, and the acceptance rates of a table's ``acceptance`` column (None without one)."""
     tokens = _number(args.tokens, "--tokens")
     if args.candidates is not None:
         if args.params_max is not None or args.params_min is not None:
             raise SpeculativeError("give --candidates or a parameter range, not both")
-        return candidates_from_table(args.candidates, tokens)
+        table = read_table(args.candidates)
+        rates = None
+        if "acceptance" in table.columns:
+            rates = to_numeric(table["acceptance"], "acceptance", "the candidates table", positive=False)
+        return candidates_from_table(table, tokens), rates
     if args.params_max is None:
         raise SpeculativeError("--params-min needs --params-max")
     smallest = _number(args.params_min, "--params-min") or 1e7
     largest = _number(args.params_max, "--params-max")
     if largest < smallest:
         raise SpeculativeError(f"--params-max ({largest:g}) is below --params-min ({smallest:g})")
-    return candidates_from_range(smallest, largest, tokens or 2e10)
+    return candidates_from_range(smallest, largest, tokens or 2e10), None
 
 
 def run_ranking(args: argparse.Namespace) -> int:
@@ -207,14 +214,22 @@ def run_ranking(args: argparse.Namespace) -> int:
     if args.acceptance and args.target_tokens:
         raise SpeculativeError("give one --acceptance for every draft, or --target-tokens to derive it, not both")
     if len(args.acceptance) > 1:
-        raise SpeculativeError("when ranking many drafts give one --acceptance for all of them")
-    if not args.acceptance and not args.target_tokens:
-        raise SpeculativeError("give --acceptance A, or --target-tokens D to derive acceptance from the loss gap")
-    candidates = _draft_candidates(args)
+        raise SpeculativeError("when ranking many drafts give one --acceptance for all of them (or a table with "
+                               "an acceptance column)")
+    candidates, table_rates = _draft_candidates(args)
+    if args.acceptance:
+        rates: Any = _rates(args.acceptance, 1)[0]
+    elif args.target_tokens:
+        rates = None
+    elif table_rates is not None:
+        rates = table_rates
+    else:
+        raise SpeculativeError("give --acceptance A, --target-tokens D to derive acceptance from the loss gap, "
+                               "or a candidates table with an acceptance column")
     params_max = _number(args.params_max, "--params-max")
     selection = select_drafts(
         args.target, candidates,
-        acceptance=_rates(args.acceptance, 1)[0] if args.acceptance else None,
+        acceptance=rates,
         target_tokens=_number(args.target_tokens, "--target-tokens"),
         tightness=_number(args.tightness, "--tightness"),
         max_lookahead=_whole(args.max_lookahead, "--max-lookahead", 0),
