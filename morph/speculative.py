@@ -27,9 +27,9 @@ over ``k + 1`` tokens, both from Morph's latency model
     speedup = E[tokens] * t_target / (k * t_draft + t_verify(k + 1))
 
 which is 1 at ``k = 0`` (no drafting) and below 1 for every ``k`` when a draft
-step is slower than a target step. At batch ``b > 1`` the same formula assumes
-every sequence keeps the same number of tokens per step, which flatters
-speculation: the batch waits for its slowest sequence. :func:`best_lookahead` finds the best ``k``
+step is slower than a target step. At batch ``b > 1`` a step counts ``b *
+E[tokens]``, which holds when each sequence advances by its own accepted
+count; an implementation that advances the batch in lockstep gains less. :func:`best_lookahead` finds the best ``k``
 for any number of drafts at once.
 
 Why the draft's shape matters
