@@ -21,11 +21,13 @@ one way: each layer below uses only the layers above it in this list.
 - :mod:`morph.frontier`: candidates, the accuracy-latency Pareto frontier, selection under a
   latency budget, the price of speed at a fixed compute budget;
 - :mod:`morph.lifetime`: training plus serving cost (FLOPs and GPU-hours);
+- :mod:`morph.speculative`: speculative decoding: speed-up and best lookahead of draft models,
+  draft shape selection, a Monte Carlo check of the closed form;
 - :mod:`morph.cli`: the ``morph`` command, one module per subcommand.
 
 Everything a person looks at is :mod:`morph.app` (the ``app`` extra; ``import morph`` never
 imports it): plotting plumbing, figures and latency figures, widgets, the dashboard's settings,
-view and share bar, and messages with guarded callbacks.
+view and share bar, the speculative decoding explorer, and messages with guarded callbacks.
 """
 
 from .latency.calibration import calibrate, leave_one_out, load_measurements
