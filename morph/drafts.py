@@ -24,25 +24,24 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from .frontier import Candidates, LawLike, pareto_frontier, resolve_law
-from .latency import DEFAULT_CONTEXT, Calibration, Workload, forward_pass_s
+from .latency import DEFAULT_CONTEXT, Workload, forward_pass_s
 from .latency.hardware import DTYPE_BYTES, Hardware
-from .latency.workload import as_workload
 from .shapes import Shape
 from .speculative import (
     DEFAULT_MAX_LOOKAHEAD,
+    FloatArray,
+    IntArray,
     ShapeLike,
     SpeculativeError,
     acceptance_from_loss,
     as_shape,
     best_lookahead,
+    step_workload,
     target_pass_s,
     validate_acceptance,
 )
 
 __all__ = ["DraftSelection", "select_drafts"]
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -196,11 +195,8 @@ def select_drafts(
     memory_budget_gb: float | None = None,
     top_n: int = 5,
     workload: Workload | None = None,
-    hardware: str | Hardware | None = None,
-    calibration: str | Calibration | None = None,
-    batch: int | None = None,
     context: int = DEFAULT_CONTEXT,
-    dtype: str | None = None,
+    **overrides: Any,
 ) -> DraftSelection:
     """Rank candidate draft shapes for ``target`` by speed-up at each one's best lookahead.
 
@@ -233,14 +229,9 @@ def select_drafts(
         not counted.
     top_n : int
         Drafts to keep.
-    workload : Workload, optional
-        Hardware, calibration, batch and dtype (default
-        :class:`~morph.latency.Workload`); its token counts are not used.
-    hardware, calibration, batch, dtype : optional
-        Override one setting of ``workload``.
-    context : int
-        Tokens in the key/value cache when a step is timed (see
-        :func:`morph.latency.forward_pass_s`).
+    workload, context, **overrides
+        The workload a step is timed under, as in
+        :func:`morph.speculative.step_workload`.
 
     Raises
     ------
@@ -255,7 +246,7 @@ def select_drafts(
         raise SpeculativeError(f"the largest lookahead must be a whole number >= 0, got {max_lookahead!r}")
     if not isinstance(top_n, (int, np.integer)) or top_n < 1:
         raise SpeculativeError(f"keep at least one draft, got top_n={top_n!r}")
-    serving = as_workload(workload, hardware=hardware, calibration=calibration, batch=batch, dtype=dtype)
+    serving = step_workload(workload, **overrides)
     device = serving.device
     coefficients = serving.resolved_calibration()
     # The calibration resolved once, not once per pass.

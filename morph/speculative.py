@@ -75,8 +75,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .errors import MorphError
-from .latency import DEFAULT_CONTEXT, Calibration, Workload, forward_pass_s
-from .latency.hardware import Hardware
+from .latency import DEFAULT_CONTEXT, Workload, forward_pass_s
 from .latency.workload import as_workload
 from .shapes import Shape, parse_shape
 
@@ -89,6 +88,7 @@ __all__ = [
     "speculative_speedup",
     "validate_acceptance",
     "as_shape",
+    "step_workload",
     "target_pass_s",
     "SpeculativeTiming",
     "speculative_timing",
@@ -242,6 +242,32 @@ def as_shape(value: ShapeLike) -> Shape:
     return value if isinstance(value, Shape) else parse_shape(value)
 
 
+def step_workload(workload: Workload | None = None, **overrides: Any) -> Workload:
+    """The workload a speculative step is timed under: ``workload`` with some settings changed.
+
+    Parameters
+    ----------
+    workload : Workload, optional
+        Hardware, calibration, batch and dtype (default
+        :class:`~morph.latency.Workload`). Its token counts are not used: a
+        step is timed at a given ``context``, the tokens in the key/value
+        cache (see :func:`morph.latency.forward_pass_s`).
+    **overrides
+        ``hardware``, ``calibration``, ``batch`` or ``dtype``: change one
+        setting of ``workload``.
+
+    Raises
+    ------
+    SpeculativeError
+        For a token count, which a step does not use.
+    """
+    tokens = sorted({"input_tokens", "output_tokens"} & set(overrides))
+    if tokens:
+        raise SpeculativeError(f"a speculative step is timed at a context of cached tokens, not with "
+                               f"{' or '.join(tokens)}; give context= instead")
+    return as_workload(workload, **overrides)
+
+
 def target_pass_s(
     target: ShapeLike, tokens: ArrayLike, *, workload: Workload | None = None, context: ArrayLike = DEFAULT_CONTEXT
 ) -> FloatArray:
@@ -304,11 +330,8 @@ def speculative_timing(
     lookahead: ArrayLike,
     *,
     workload: Workload | None = None,
-    hardware: str | Hardware | None = None,
-    calibration: str | Calibration | None = None,
-    batch: int | None = None,
     context: int = DEFAULT_CONTEXT,
-    dtype: str | None = None,
+    **overrides: Any,
 ) -> SpeculativeTiming:
     """Step time, tokens per second and speed-up of drafts for ``target`` at given lookaheads.
 
@@ -323,16 +346,10 @@ def speculative_timing(
         Acceptance rate per drafted token, in ``[0, 1]``.
     lookahead : int or array of int
         Drafted tokens per step, >= 0.
-    workload : Workload, optional
-        Hardware, calibration, batch and dtype (default
-        :class:`~morph.latency.Workload`); its token counts are not used.
-    hardware, calibration, batch, dtype : optional
-        Override one setting of ``workload``.
-    context : int
-        Tokens in the key/value cache when a step is timed (see
-        :func:`morph.latency.forward_pass_s`).
+    workload, context, **overrides
+        The workload a step is timed under, as in :func:`step_workload`.
     """
-    serving = as_workload(workload, hardware=hardware, calibration=calibration, batch=batch, dtype=dtype)
+    serving = step_workload(workload, **overrides)
     batch = serving.batch
     a = validate_acceptance(acceptance)
     k = _lookahead(lookahead)

@@ -223,6 +223,9 @@ def test_timing_and_selection_take_a_workload_and_its_overrides_alike():
     assert selection.settings["hardware"] == "h100-sxm" and selection.settings["batch"] == 4
     np.testing.assert_array_equal(selection.draft_step_s, forward_pass_s(
         candidates.n_layers, candidates.d_model, 1, hardware="h100-sxm", batch=4, dtype="fp16"))
+    # A step is timed at a context of cached tokens; a token count of the workload is refused, not ignored.
+    with pytest.raises(SpeculativeError, match="context"):
+        speculative_timing("32x4096", 4, 2048, 0.8, 4, input_tokens=512)
 
 
 def test_best_lookahead_is_the_argmax_of_the_full_table():
