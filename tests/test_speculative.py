@@ -355,6 +355,19 @@ def test_cli_json_fields_and_numbers(capsys):
     assert slow["speedup"] < 1 and slow["best_lookahead"] == 0 and slow["best_speedup"] == 1.0
 
 
+def test_cli_workload_options_are_the_workloads(capsys):
+    argv = ["speculative", "--target", "32x4096", "--draft", "4x2048", "--acceptance", "0.75", "--lookahead", "3",
+            "--hardware", "h100-sxm", "--batch", "4", "--dtype", "fp16", "--json"]
+    assert main(argv) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert (payload["hardware"], payload["batch"], payload["dtype"]) == ("h100-sxm", 4, "fp16")
+    h100 = Workload(hardware="h100-sxm", batch=4, dtype="fp16")
+    step = 3 * float(forward_pass_s(4, 2048, workload=h100)) + float(forward_pass_s(32, 4096, 4, workload=h100))
+    (row,) = payload["drafts"]
+    assert row["step_time_s"] == pytest.approx(step, rel=EXACT)
+    assert row["tokens_per_s"] == pytest.approx(4 * 2.734375 / step, rel=EXACT)  # four sequences per step
+
+
 def test_cli_edge_cases(capsys):
     assert main(["speculative", "--target", "32x4096", "--draft", "4x2048", "--acceptance", "1", "--lookahead", "0",
                  "--json"]) == 0
