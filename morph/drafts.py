@@ -210,7 +210,7 @@ def select_drafts(
         or ``Candidates.from_arrays``).
     acceptance : float or array, optional
         Acceptance rate of every draft (one number or one per candidate).
-        Without it, :func:`acceptance_from_loss` with ``tightness`` maps each
+        Without it, :func:`morph.speculative.acceptance_from_loss` with ``tightness`` maps each
         draft's predicted loss gap to the target to a rate (needs
         ``target_tokens``).
     law : preset name, ScalingLaw or FitResult
@@ -218,7 +218,7 @@ def select_drafts(
     target_tokens : float, optional
         Training tokens of the target, for its predicted loss.
     tightness : float
-        See :func:`acceptance_from_loss`.
+        See :func:`morph.speculative.acceptance_from_loss`.
     max_lookahead : int
         Lookaheads ``0 .. max_lookahead`` are searched.
     param_budget : float, optional
