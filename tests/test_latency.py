@@ -414,9 +414,18 @@ def test_shipped_a100_calibration_is_made_from_the_two_published_timings():
     assert shipped.n_measurements == 2 and shipped.fit_max_error < 1e-9
     assert shipped.hardware == "a100-40gb" and "3.61" in shipped.source and "1.96" in shipped.source
     np.testing.assert_allclose(rebuilt.table["measured_s"], [3.61, 1.96])
-    # About 1.2 ms per forward pass and 0.54 ms per layer.
-    assert shipped.c_fixed_s == pytest.approx(1.21e-3, rel=0.01)
-    assert shipped.c_layer_s == pytest.approx(0.537e-3, rel=0.01)
+    # By hand: at batch 1 the host time h dominates, and with p = 8 the overlap
+    # (h^8 + g^8)^(1/8) is h within (g/h)^8 / 8. One call is 256 forward passes
+    # (the prefill and 255 decode steps), each costing c_fixed + L * c_layer:
+    #   3.61 s = 256 (c_fixed + 24 c_layer),  1.96 s = 256 (c_fixed + 12 c_layer)
+    #   c_layer = (3.61 - 1.96) / (256 * 12) = 0.5371 ms,  c_fixed = 1.96 / 256 - 12 c_layer = 1.2109 ms.
+    # What the sketch leaves out: 12x3072 streams 3.3 GB of bf16 weights per step, 3.1 ms at
+    # 0.7 x 1555 GB/s against 7.7 ms of host time, so g/h = 0.4 adds 0.4^8 / 8 = 4e-5 to its
+    # time; the fit takes that out of c_fixed (about 5e-4 of it). 1e-3 relative covers it.
+    c_layer = (3.61 - 1.96) / (256 * 12)
+    c_fixed = 1.96 / 256 - 12 * c_layer
+    assert shipped.c_layer_s == pytest.approx(c_layer, rel=1e-3)
+    assert shipped.c_fixed_s == pytest.approx(c_fixed, rel=1e-3)
 
 
 def test_published_measurements_come_from_the_shipped_table():
