@@ -58,8 +58,11 @@ lock:
 	build/lock-venv/bin/python -m pip freeze --exclude-editable | build/lock-venv/bin/python tools/lock.py $(LOCK)
 	rm -rf build/lock-venv
 
+# Every script exits 1 when it misses a target: run them all, then fail if any did.
 benchmarks: $(VENV)/.test-installed
-	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@failed=""; for script in benchmarks/bench_*.py; do echo "== $$script"; \
+	  $(PY) $$script || failed="$$failed $$script"; done; \
+	if [ -n "$$failed" ]; then echo "missed a target or failed:$$failed"; exit 1; fi
 
 strip: $(VENV)/.test-installed
 	$(VENV)/bin/nbstripout notebooks/*.ipynb
