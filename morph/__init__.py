@@ -14,7 +14,10 @@ The package is a set of pure functions over numpy arrays, one concept per module
 - :mod:`morph.measure` (with :mod:`morph.decoder`, needs PyTorch): timing real decoding of shapes;
 - :mod:`morph.frontier`: candidates, the accuracy-latency Pareto frontier, selection under a
   latency budget, the price of speed at a fixed compute budget;
-- :mod:`morph.lifetime`: training plus serving cost (FLOPs and GPU-hours).
+- :mod:`morph.lifetime`: training plus serving cost (FLOPs and GPU-hours);
+- :mod:`morph.reproduce`: the paper's published numbers against the computed ones, each within
+  the tolerance the computation supports;
+- :mod:`morph.userdata`: the per-user data folder where saved calibrations go.
 
 For notebooks and the dashboard (imported on demand, not by ``import morph``):
 :mod:`morph.figures` (plotly figures), :mod:`morph.widgets` (explorers and the fitting app),
