@@ -211,7 +211,12 @@ def load_published(path: str | os.PathLike | None = None) -> list[PublishedNumbe
         positive number (or empty, for a text value).
     """
     path = Path(path) if path is not None else data_dir() / PAPER_NUMBERS_FILE
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist or is not a file")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"{path.name} is not a readable UTF-8 CSV ({type(exc).__name__})") from None
     missing = [c for c in _COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{path.name} is missing the column(s) {', '.join(missing)}")

@@ -127,6 +127,16 @@ def test_a_malformed_numbers_file_is_one_clear_error(tmp_path, capsys, edit, mes
     assert err.count("\n") == 1 and message in err
 
 
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe\x00binary", None])
+def test_an_unreadable_numbers_file_exits_2(tmp_path, capsys, content):
+    path = tmp_path / "numbers.csv"
+    if content is not None:
+        path.write_bytes(content)
+    assert main(["reproduce", "--numbers", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("morph: error:") and err.count("\n") == 1
+
+
 def test_unknown_key_is_a_clear_error(tmp_path):
     from morph.data import data_dir
 
