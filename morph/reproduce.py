@@ -191,7 +191,7 @@ class Reproduction:
         width = max(len(row.quantity) for row in self.rows)
         lines = [f"{'quantity':<{width}}  {'paper':>16}  {'computed':>18}  {'tolerance':>9}  ok"]
         for row in self.rows:
-            tolerance = "exact" if row.tolerance is None else f"{row.tolerance:.0e}"
+            tolerance = "exact" if row.tolerance is None else f"{row.tolerance:g}"
             lines.append(f"{row.quantity:<{width}}  {row.paper:>16}  {row.computed:>18}  {tolerance:>9}  "
                          f"{'yes' if row.ok else 'NO'}")
         lines.append(self.summary())
