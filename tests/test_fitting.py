@@ -246,3 +246,28 @@ def test_u_shaped_law_finds_an_optimal_aspect_ratio_inside_the_data(runs):
     assert result.success and result.warnings == []
     assert 20 < result.params["r_opt"] < 64  # the U's bottom, below R of about 64
     assert result.metrics()["all"].r2 > 0.998
+
+
+def test_a_curve_fit_run_that_stops_short_is_rerun_from_where_it_stopped(runs):
+    """The paper method's rerun: taken when it fits clearly better, ignored at an optimum."""
+    from scipy.optimize import curve_fit
+
+    from morph.fitting import _restart_if_stopped_early, _sum_of_squares
+
+    rows = runs[runs["in_fit_A"] == 1]
+    N, D, loss = (rows[c].to_numpy(float) for c in ("N", "D", "loss"))
+
+    def model(_x, A, B, E, alpha):
+        # The optimiser tries wild values on its way, as in the paper method (which silences them too).
+        with np.errstate(all="ignore"):
+            return ChinchillaLaw(A=A, B=B, E=E, alpha=alpha, beta=alpha).predict(N, D)
+
+    kwargs = {"p0": [1.0] * 4, "maxfev": 100000}
+    optimum, cov, _, message, flag = curve_fit(model, np.zeros_like(loss), loss, full_output=True, **kwargs)
+    kept = _restart_if_stopped_early(model, loss, kwargs, optimum, cov, message, flag)
+    assert kept[0] is optimum and kept[2] == message  # nothing gained: the first answer stands
+    # A point short of the optimum, as MINPACK's step-size test can leave it in a flat valley.
+    short = optimum * np.array([1.0, 1.0, 1.0, 1.02])
+    assert _sum_of_squares(model, short, loss) > 1.01 * _sum_of_squares(model, optimum, loss)
+    rerun = _restart_if_stopped_early(model, loss, kwargs, short, None, "stopped", 2)
+    assert _sum_of_squares(model, rerun[0], loss) == pytest.approx(_sum_of_squares(model, optimum, loss), rel=1e-6)
