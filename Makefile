@@ -54,7 +54,7 @@ lock:
 	rm -rf build/lock-venv
 	$(PYTHON) -m venv build/lock-venv
 	build/lock-venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	build/lock-venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,measure]'
+	build/lock-venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[app,test,measure]'
 	build/lock-venv/bin/python -m pip freeze --exclude-editable | build/lock-venv/bin/python tools/lock.py $(LOCK)
 	rm -rf build/lock-venv
 
