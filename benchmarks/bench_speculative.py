@@ -21,8 +21,8 @@ import sys
 import time
 
 import numpy as np
-from bench_latency import machine
 
+from _report import machine
 from morph.drafts import select_drafts
 from morph.frontier import Candidates
 from morph.speculative import best_lookahead, target_pass_s

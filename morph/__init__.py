@@ -25,6 +25,9 @@ one way: each layer below uses only the layers above it in this list.
   under a :class:`Workload`, acceptance rates, a Monte Carlo check of the closed form;
 - :mod:`morph.drafts`: which draft shape to train: candidates ranked by speed-up under parameter
   and memory budgets;
+- :mod:`morph.reproduce`: the paper's published numbers against the computed ones, each within
+  the tolerance the computation supports;
+- :mod:`morph.userdata`: the per-user data folder where saved calibrations go.
 - :mod:`morph.cli`: the ``morph`` command, one module per subcommand.
 
 Everything a person looks at is :mod:`morph.app` (the ``app`` extra; ``import morph`` never
