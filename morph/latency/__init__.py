@@ -13,19 +13,29 @@ The model's, the record's and the workload's public names are re-exported here, 
 predict_latency`` is the usual entry point.
 """
 
-from .model import DECODE_SEGMENTS, LatencyPrediction, overlap, predict_latency, roofline_latency
+from .model import (
+    DECODE_SEGMENTS,
+    DEFAULT_CONTEXT,
+    LatencyPrediction,
+    forward_pass_s,
+    overlap,
+    predict_latency,
+    roofline_latency,
+)
 from .record import COEFFICIENTS, Calibration, calibrations, calibrations_dir, load_calibration, resolve_calibration
 from .workload import PAPER_WORKLOAD, Workload
 
 __all__ = [
     "COEFFICIENTS",
     "DECODE_SEGMENTS",
+    "DEFAULT_CONTEXT",
     "Calibration",
     "LatencyPrediction",
     "PAPER_WORKLOAD",
     "Workload",
     "calibrations",
     "calibrations_dir",
+    "forward_pass_s",
     "load_calibration",
     "overlap",
     "predict_latency",
