@@ -33,6 +33,7 @@ from .errors import SelectionError, ShapeError
 from .fitting import FitResult
 from .laws import ScalingLaw, preset
 from .latency import Workload, predict_latency
+from .latency.memory import serving_memory
 from .latency.workload import as_workload
 from .shapes import aspect_ratio, default_n_heads, enumerate_shapes, parameter_count
 
@@ -255,6 +256,9 @@ class Evaluation:
         The law used: a preset name, or a fitted or given law's family.
     fit : FitResult, optional
         The fit behind the law, which gives loss bands.
+    memory_gb : ndarray, optional
+        Weights plus key/value cache of each candidate under the workload (GB);
+        None: not checked, every candidate counts as fitting.
     """
 
     candidates: Candidates
@@ -265,6 +269,14 @@ class Evaluation:
     workload: Workload = field(default_factory=Workload)
     law: str = ""
     fit: FitResult | None = None
+    memory_gb: FloatArray | None = None
+
+    @property
+    def feasible(self) -> NDArray[np.bool_]:
+        """Whether each candidate's weights and cache fit in the device's memory."""
+        if self.memory_gb is None:
+            return np.ones(len(self), dtype=bool)
+        return self.memory_gb <= self.workload.device.memory_gb
 
     def __len__(self) -> int:
         return len(self.candidates)
@@ -332,6 +344,7 @@ def evaluate_candidates(
     scaling_law, fit = resolve_law(law)
     loss = scaling_law.predict(candidates.N.astype(np.float64), candidates.D, candidates.aspect_ratio)
     timing = predict_latency(candidates.n_layers, candidates.d_model, candidates.n_heads, workload=serving)
+    memory = serving_memory(candidates.n_layers, candidates.d_model, candidates.n_heads, workload=serving)
     return Evaluation(
         candidates=candidates,
         loss=np.asarray(loss, dtype=np.float64),
@@ -341,6 +354,7 @@ def evaluate_candidates(
         workload=serving,
         law=law if isinstance(law, str) else scaling_law.family,
         fit=fit,
+        memory_gb=memory.memory_gb,
     )
 
 
@@ -440,15 +454,20 @@ class Selection:
         the whole selection, and a slider never needs it.
         """
         latency, loss = self.evaluation.latency_s, self.evaluation.loss
-        fits = latency <= self.latency_budget_s
+        feasible = self.evaluation.feasible
+        fits = (latency <= self.latency_budget_s) & feasible
         within = np.flatnonzero(fits)
         ranked = within[np.argsort(loss[within], kind="stable")]
         rank_of = np.zeros(len(self.evaluation), dtype=np.int64)
         rank_of[ranked] = np.arange(1, ranked.size + 1)
         index = np.setdiff1d(np.arange(len(self.evaluation)), self.selected_index)
         frame = self.evaluation.to_frame(index)
+        capacity = self.evaluation.workload.device.memory_gb
+        memory = self.evaluation.memory_gb
         frame["reason"] = [
-            f"latency {latency[i]:.3g} s exceeds the {self.latency_budget_s:.3g} s budget"
+            f"needs {memory[i]:.3g} GB of memory (weights plus KV cache); the device has {capacity:g} GB"
+            if not feasible[i]
+            else f"latency {latency[i]:.3g} s exceeds the {self.latency_budget_s:.3g} s budget"
             if not fits[i]
             else f"ranked {rank_of[i]} by predicted loss among {ranked.size} within budget; top {self.top_k} kept"
             for i in index
@@ -512,7 +531,14 @@ def select(
     if top_k < 1:
         raise SelectionError("top-k must be at least 1")
     latency, loss = evaluation.latency_s, evaluation.loss
-    within = np.flatnonzero(latency <= latency_budget_s)
+    if not evaluation.feasible.any():
+        needs = float(np.min(evaluation.memory_gb))
+        raise SelectionError(
+            f"no candidate fits in the {evaluation.workload.hardware_name}'s {evaluation.workload.device.memory_gb:g} "
+            f"GB: the smallest needs {needs:.3g} GB for its weights and KV cache. Lower the batch or the prompt and "
+            "output tokens, or choose a device with more memory"
+        )
+    within = np.flatnonzero((latency <= latency_budget_s) & evaluation.feasible)
     if within.size == 0:
         fastest = int(np.argmin(latency))
         raise SelectionError(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from typing import Any
+
+from ..decision import FitRange, assess, fit_range, preset_fit
 from ..errors import SelectionError
 from ..fitting import METHODS, fit
 from ..frontier import (
@@ -49,6 +52,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fit-method", choices=list(METHODS), default="paper")
     parser.add_argument("--fit-set", metavar="COLUMN", help="with --fit: rows to fit (0/1 column)")
     parser.add_argument("--top", type=positive_int(), default=3, metavar="K")
+    parser.add_argument("--bootstrap", type=positive_int(allow_zero=True), default=200, metavar="K",
+                        help="bootstrap refits behind the loss bands, ties and probabilities of being best (default "
+                             "200; a bian2025 preset is re-derived on fit set B for them; 0: none for a preset, the "
+                             "covariance for --fit)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run)
 
@@ -69,21 +76,32 @@ def _candidates(args: argparse.Namespace) -> Candidates:
     return candidates_from_range(args.params_min, args.params_max, args.tokens)
 
 
+def _law(args: argparse.Namespace) -> tuple[Any, FitRange | None]:
+    """The law to rank with (a fit where one gives bands) and the runs it was fitted on."""
+    if args.fit:
+        result = fit(args.fit, args.fit_law, args.fit_variant, method=args.fit_method, fit_set=args.fit_set,
+                     bootstrap=args.bootstrap)
+        return result, fit_range(result)
+    refit = preset_fit(args.law, bootstrap=args.bootstrap) if args.bootstrap else None
+    return (refit if refit is not None else args.law), fit_range(args.law)
+
+
 def run(args: argparse.Namespace) -> int:
-    law = (
-        fit(args.fit, args.fit_law, args.fit_variant, method=args.fit_method, fit_set=args.fit_set)
-        if args.fit
-        else args.law
-    )
+    law, runs = _law(args)
     evaluation = evaluate_candidates(_candidates(args), law, workload=workload_from_args(args))
     selection = select(evaluation, args.latency_budget_s, args.top)
+    assessment = assess(selection, runs)
     if args.json:
-        print_json(selection.to_dict())
+        print_json(assessment.update(selection.to_dict(), selection))
         return 0
-    columns = ["rank", "label", "n_layers", "d_model", "N", "loss", "latency_s", "speedup"]
-    print(f"{len(evaluation)} candidates, latency budget {args.latency_budget_s:g} s on {args.hardware}; "
-          f"top {args.top} by predicted loss:")
-    print(selection.selected[[c for c in columns if c in selection.selected]].to_string(index=False))
+    columns = ["rank", "label", "n_layers", "d_model", "N", "loss", "loss_low", "loss_high", "probability_best",
+               "tied_with_best", "latency_s", "latency_low_s", "latency_high_s", "feasible", "speedup"]
+    print(f"{len(evaluation)} candidates, latency budget {args.latency_budget_s:g} s on {args.hardware} "
+          f"({assessment.stack} stack); top {args.top} by predicted loss:")
+    shown = assessment.annotate(selection.selected, selection.selected_index)
+    print(shown[[c for c in columns if c in shown]].to_string(index=False))
+    for warning in assessment.warnings:
+        print(f"warning: {warning}")
     print(f"\nPareto frontier ({len(selection.frontier)} shapes, fastest first):")
     frontier_columns = ["label", "n_layers", "d_model", "N", "loss", "latency_s"]
     print(selection.frontier[frontier_columns].head(20).to_string(index=False))
