@@ -31,8 +31,9 @@ from numpy.typing import NDArray
 from .data import load_runs
 from .fitting import FitResult, fit
 from .frontier import Selection
-from .laws import PRESETS
+from .laws import PRESETS, ScalingLaw
 from .latency.memory import serving_memory
+from .latency.serving import SERVING_METRICS, metric_meets
 from .latency.stacks import latency_band, probability_within
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "range_warnings",
     "loss_draws",
     "assess",
+    "compute_optima",
 ]
 
 POOL = 200
@@ -232,11 +234,14 @@ def assess(selection: Selection, runs: FitRange | None = None, level: float = 0.
     inside, warnings = range_warnings(c.N.astype(np.float64), c.D, c.aspect_ratio, runs)
     columns: dict[str, NDArray] = {
         "latency_low_s": low, "latency_high_s": high,
-        "probability_within_budget": probability_within(evaluation.latency_s, error.relative,
-                                                        selection.latency_budget_s),
+        "probability_within_budget": _probability_meets(selection, error.relative),
         "memory_gb": memory.memory_gb, "feasible": memory.feasible,
         "infeasible_reason": np.where(reasons == "", None, reasons), "in_fit_range": inside,
     }
+    columns["ttft_s"] = evaluation.metric("ttft_s")
+    columns["tokens_per_s"] = evaluation.metric("tokens_per_s")
+    if selection.price_per_gpu_hour is not None:
+        columns["cost_per_million_tokens"] = evaluation.metric("cost_per_million_tokens", selection.price_per_gpu_hour)
     draws = _loss_columns(selection, fit_result, level, columns)
     if error.transferred:
         warnings.insert(0, f"Latency uses coefficients fitted on {workload.resolved_calibration().hardware}, "
@@ -253,6 +258,16 @@ def assess(selection: Selection, runs: FitRange | None = None, level: float = 0.
     return Assessment(columns, warnings, workload.stack_name, draws)
 
 
+def _probability_meets(selection: Selection, relative_error: float) -> NDArray[np.float64]:
+    """Probability that each candidate meets the budget, from the latency band.
+
+    Every serving metric is proportional to latency or to its inverse
+    (throughput), so the band carries over with the same relative width.
+    """
+    below = probability_within(selection.budget_values, relative_error, selection.latency_budget_s)
+    return 1.0 - below if SERVING_METRICS[selection.budget_metric].higher_is_better else below
+
+
 def _loss_columns(selection: Selection, fit_result: FitResult | None, level: float, columns: dict) -> int:
     """Fill loss_low/high, probability_best and tied_with_best over the pool; return the draws used."""
     evaluation = selection.evaluation
@@ -262,7 +277,8 @@ def _loss_columns(selection: Selection, fit_result: FitResult | None, level: flo
     columns["tied_with_best"] = np.full(n, None, dtype=object)
     if fit_result is None:
         return 0
-    within = np.flatnonzero((evaluation.latency_s <= selection.latency_budget_s) & evaluation.feasible)
+    meets = metric_meets(selection.budget_metric, selection.budget_values, selection.latency_budget_s)
+    within = np.flatnonzero(meets & evaluation.feasible)
     pool = within[np.argsort(evaluation.loss[within], kind="stable")[:POOL]]
     shown = np.union1d(np.union1d(pool, selection.selected_index), selection.frontier_index)
     c = evaluation.candidates.take(shown)
@@ -279,3 +295,38 @@ def _loss_columns(selection: Selection, fit_result: FitResult | None, level: flo
     best = np.flatnonzero(shown == selection.selected_index[0])[0]
     columns["tied_with_best"][shown] = in_pool & (low <= high[best])
     return int(draws.shape[0])
+
+
+def compute_optima(selection: Selection, flops: float, law: ScalingLaw) -> dict[str, Any]:
+    """Where the optima lie for a training budget of ``flops``.
+
+    ``compute_optimal``: the law's closed-form allocation (the centre of the
+    compute-mode candidates); ``chinchilla_optimal``: Hoffmann et al.'s
+    (approach 3) allocation for the same budget; ``best_shape``: the candidate
+    of least predicted loss that fits in memory, whatever its latency;
+    ``latency_constrained``: the best within the budget (rank 1), with the loss
+    it gives up against ``best_shape``.
+    """
+    evaluation = selection.evaluation
+    ratio = 64.0 if law.needs_aspect_ratio else None
+    optimum = law.compute_optimal(flops, ratio)
+    chinchilla = PRESETS["hoffmann2022"].law.compute_optimal(flops)
+    feasible = np.flatnonzero(evaluation.feasible)
+    best = int(feasible[np.argmin(evaluation.loss[feasible])])
+    chosen = int(selection.selected_index[0])
+
+    def shape(i: int) -> dict[str, Any]:
+        return {"label": str(evaluation.candidates.labels(i)), "N": float(evaluation.candidates.N[i]),
+                "D": float(evaluation.candidates.D[i]), "loss": float(evaluation.loss[i]),
+                "latency_s": float(evaluation.latency_s[i])}
+
+    return {
+        "flops": float(flops),
+        "compute_optimal": {"N": float(optimum.N), "D": float(optimum.D),
+                            "tokens_per_parameter": float(optimum.tokens_per_parameter)},
+        "chinchilla_optimal": {"N": float(chinchilla.N), "D": float(chinchilla.D),
+                               "tokens_per_parameter": float(chinchilla.tokens_per_parameter),
+                               "law": "hoffmann2022"},
+        "best_shape": shape(best),
+        "latency_constrained": {**shape(chosen), "loss_penalty": float(evaluation.loss[chosen] - evaluation.loss[best])},
+    }

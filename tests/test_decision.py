@@ -123,3 +123,51 @@ def test_cli_frontier_json_adds_the_decision_fields(capsys):
                 assert field in row, (key, field)
             assert row["latency_low_s"] <= row["latency_s"] <= row["latency_high_s"]
     assert out["selected"][0]["tied_with_best"] is True
+
+
+def test_serving_metrics_by_hand():
+    from morph.latency.serving import serving_metric
+
+    common = dict(latency_s=np.array([2.0]), prefill_s=np.array([0.05]), ms_per_token=np.array([7.6]),
+                  batch=4, output_tokens=256)
+    # 4 x 256 = 1,024 tokens in 2 s; at 3.6 per GPU-hour: 0.001 per second x 2 s / 1,024 tokens x 1e6.
+    assert serving_metric("tokens_per_s", **common)[0] == pytest.approx(512.0, rel=1e-12)
+    assert serving_metric("cost_per_million_tokens", **common, price_per_gpu_hour=3.6)[0] == pytest.approx(
+        2e-3 / 1024 * 1e6, rel=1e-12)
+    assert serving_metric("ttft_s", **common)[0] == 0.05 and serving_metric("ms_per_token", **common)[0] == 7.6
+
+
+def test_a_throughput_budget_is_a_floor_and_a_cost_budget_a_ceiling(fit_b):
+    evaluation = evaluate_candidates(candidates_from_range(1.2e9, 1.6e9, 2.9e10), fit_b)
+    tokens = 256 / evaluation.latency_s
+    floor = float(np.median(tokens))
+    selection = select(evaluation, floor, 3, budget_metric="tokens_per_s")
+    assert np.all(tokens[selection.selected_index] >= floor)
+    cost = 2.0 / 3600 * evaluation.latency_s / 256 * 1e6
+    ceiling = float(np.median(cost))
+    chosen = select(evaluation, ceiling, 3, budget_metric="cost_per_million_tokens", price_per_gpu_hour=2.0)
+    assert np.all(cost[chosen.selected_index] <= ceiling)
+    # Meeting the budget is a probability: 1/2 exactly where the prediction sits on the budget.
+    assessment = assess(chosen)
+    p = assessment.columns["probability_within_budget"]
+    assert np.all((p >= 0) & (p <= 1))
+    assert np.all(p[chosen.selected_index] >= 0.5)
+
+
+def test_compute_mode_centres_on_the_laws_optimum(capsys):
+    from morph.laws import preset
+
+    law = preset("bian2025")
+    optimum = law.compute_optimal(1e21, 64.0)
+    # Closed form: N = G (C/6)^(beta/(alpha+beta)), alpha = beta so N = G sqrt(C/6) with G = (A/B)^(1/(2 alpha)).
+    g = (law.params["A"] / law.params["B"]) ** (1 / (2 * law.params["alpha"]))
+    assert float(optimum.N) == pytest.approx(g * np.sqrt(1e21 / 6), rel=1e-9)
+    assert main(["frontier", "--flops", "1e21", "--latency-budget", "2", "--bootstrap", "0", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    compute = out["compute"]
+    assert compute["compute_optimal"]["N"] == pytest.approx(float(optimum.N), rel=1e-9)
+    # The candidates span a factor of 8 either side of the optimum.
+    sizes = [row["N"] for row in out["frontier"]]
+    assert min(sizes) >= float(optimum.N) / 8 * 0.999 and max(sizes) <= float(optimum.N) * 8 * 1.001
+    assert compute["latency_constrained"]["loss_penalty"] >= 0
+    assert compute["latency_constrained"]["latency_s"] <= 2.0
