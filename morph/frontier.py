@@ -463,7 +463,7 @@ class Selection:
         metric = SERVING_METRICS[self.budget_metric]
         name = "latency" if metric.name == "latency_s" else metric.label
         verb = "is below" if metric.higher_is_better else "exceeds"
-        unit = "s" if metric.unit == "s" else f" {metric.unit}"
+        unit = f" {metric.unit}"
         return f"{name} {value:.3g}{unit} {verb} the {self.latency_budget_s:.3g}{unit} budget"
 
     @property
