@@ -181,6 +181,7 @@ class Assessment:
     warnings: list[str] = field(default_factory=list)
     stack: str = ""
     n_draws: int = 0
+    runs: FitRange | None = None
 
     def annotate(self, frame: pd.DataFrame, index: NDArray) -> pd.DataFrame:
         """``frame`` (rows of ``index``) with the assessment's columns added."""
@@ -207,7 +208,9 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def assess(selection: Selection, runs: FitRange | None = None, level: float = 0.95) -> Assessment:
+def assess(
+    selection: Selection, runs: FitRange | None = None, level: float = 0.95, fit_result: FitResult | None = None
+) -> Assessment:
     """Bands, ties, feasibility and validity for a selection.
 
     Parameters
@@ -219,11 +222,15 @@ def assess(selection: Selection, runs: FitRange | None = None, level: float = 0.
         else of its preset name).
     level : float
         Level of the loss bands (0 < level < 1).
+    fit_result : FitResult, optional
+        The fit whose draws give the loss bands (default: the evaluation's
+        own); e.g. a preset's re-derived fit (:func:`preset_fit`) while the
+        evaluation keeps the preset's published digits.
     """
     evaluation = selection.evaluation
     c = evaluation.candidates
     n = len(evaluation)
-    fit_result = evaluation.fit
+    fit_result = fit_result if fit_result is not None else evaluation.fit
     if runs is None:
         runs = fit_range(fit_result if fit_result is not None else evaluation.law)
     workload = evaluation.workload
@@ -255,7 +262,7 @@ def assess(selection: Selection, runs: FitRange | None = None, level: float = 0.
     elif fit_result.bootstrap_params is None:
         warnings.append("Loss bands come from the fit's covariance, which this law's correlated parameters make "
                         "unreliable; bootstrap refits give better ones.")
-    return Assessment(columns, warnings, workload.stack_name, draws)
+    return Assessment(columns, warnings, workload.stack_name, draws, runs)
 
 
 def _probability_meets(selection: Selection, relative_error: float) -> NDArray[np.float64]:
