@@ -54,6 +54,9 @@ POOL = 200
 A candidate outside the 200 best predictions has a vanishing chance of being
 the best; capping the pool keeps the draws at 200 x samples numbers."""
 
+REASONS = 2000
+"""At most this many infeasible shapes beyond those shown get a sentence (a view draws no more)."""
+
 # Hoffmann et al. 2022, abstract: "over 400 language models ranging from 70 million to over 16 billion
 # parameters on 5 to 500 billion tokens". Besiroglu et al. 2024 refit the same runs.
 _CHINCHILLA_RUNS = {"N": (7e7, 1.6e10), "D": (5e9, 5e11)}
@@ -237,13 +240,17 @@ def assess(
     error = workload.latency_error()
     low, high = latency_band(evaluation.latency_s, error.relative, evaluation.roofline_s)
     memory = serving_memory(c.n_layers, c.d_model, c.n_heads, workload=workload)
-    reasons = np.array(memory.reasons(), dtype=object)
+    # Sentences for the shapes a view shows (kept, frontier, and up to REASONS others that do not fit).
+    explained = np.union1d(np.union1d(selection.selected_index, selection.frontier_index),
+                           np.flatnonzero(~memory.feasible)[:REASONS])
+    reasons = np.full(n, None, dtype=object)
+    reasons[explained] = [text or None for text in memory.reasons(explained)]
     inside, warnings = range_warnings(c.N.astype(np.float64), c.D, c.aspect_ratio, runs)
     columns: dict[str, NDArray] = {
         "latency_low_s": low, "latency_high_s": high,
         "probability_within_budget": _probability_meets(selection, error.relative),
         "memory_gb": memory.memory_gb, "feasible": memory.feasible,
-        "infeasible_reason": np.where(reasons == "", None, reasons), "in_fit_range": inside,
+        "infeasible_reason": reasons, "in_fit_range": inside,
     }
     columns["ttft_s"] = evaluation.metric("ttft_s")
     columns["tokens_per_s"] = evaluation.metric("tokens_per_s")

@@ -50,16 +50,23 @@ class MemoryCheck:
     def feasible(self) -> NDArray[np.bool_]:
         return self.memory_gb <= self.capacity_gb
 
-    def reasons(self) -> list[str]:
-        """One sentence per shape: empty where it fits, else what it needs against what the device has."""
+    def reason(self, i: int) -> str:
+        """The sentence for shape ``i`` (flat index): empty where it fits, else what it needs against what there is."""
+        if np.ravel(self.feasible)[i]:
+            return ""
+        total, weights, cache = (float(np.ravel(a)[i]) for a in (self.memory_gb, self.weights_gb, self.kv_cache_gb))
+        return (f"needs {total:.3g} GB (weights {weights:.3g} GB + KV cache {cache:.3g} GB) but the "
+                f"{self.hardware} has {self.capacity_gb:g} GB")
+
+    def reasons(self, index: ArrayLike | None = None) -> list[str]:
+        """:meth:`reason` for every shape, or for the flat positions in ``index``."""
+        positions = np.arange(np.size(self.memory_gb)) if index is None else np.ravel(np.asarray(index, dtype=np.int64))
+        fits = np.ravel(self.feasible)[positions]
+        total, weights, cache = (np.ravel(a)[positions].tolist() for a in (self.memory_gb, self.weights_gb, self.kv_cache_gb))
         return [
-            "" if fits else (
-                f"needs {total:.3g} GB (weights {weights:.3g} GB + KV cache {cache:.3g} GB) but the "
-                f"{self.hardware} has {self.capacity_gb:g} GB"
-            )
-            for fits, total, weights, cache in zip(
-                np.ravel(self.feasible), np.ravel(self.memory_gb), np.ravel(self.weights_gb), np.ravel(self.kv_cache_gb)
-            )
+            "" if ok else (f"needs {t:.3g} GB (weights {w:.3g} GB + KV cache {c:.3g} GB) but the "
+                           f"{self.hardware} has {self.capacity_gb:g} GB")
+            for ok, t, w, c in zip(fits.tolist(), total, weights, cache)
         ]
 
 
