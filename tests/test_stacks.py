@@ -175,3 +175,11 @@ def test_cli_rejects_an_unknown_stack(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["latency", "--shape", "24x2048", "--stack", "magic"])
     assert exc.value.code == 2
+
+
+def test_cli_latency_cost_per_million_tokens(capsys):
+    assert main(["latency", "--shape", "12x3072", "--batch", "8", "--price-per-gpu-hour", "2", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["shapes"][0]
+    # 2 per hour for the call's seconds, over 8 x 256 generated tokens, per million (7 digits printed).
+    assert row["cost_per_million_tokens"] == pytest.approx(2 / 3600 * row["latency_s"] / (8 * 256) * 1e6, rel=1e-6)
+    assert row["ttft_s"] == row["prefill_s"]

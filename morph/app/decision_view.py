@@ -178,6 +178,7 @@ def decision_columns(selection: Selection, assessment: Assessment) -> dict[str, 
     probability = np.asarray(assessment.columns["probability_best"], dtype=np.float64)[i]
     tied = _column(assessment, "tied_with_best", i)
     memory = np.asarray(assessment.columns["memory_gb"])[i]
+    meets = np.asarray(assessment.columns["probability_within_budget"])[i]
     loss_low = np.asarray(assessment.columns["loss_low"], dtype=np.float64)[i]
     loss_high = np.asarray(assessment.columns["loss_high"], dtype=np.float64)[i]
     return {
@@ -185,6 +186,7 @@ def decision_columns(selection: Selection, assessment: Assessment) -> dict[str, 
         "latency band (s)": [f"{a:.3f}-{b:.3f}" for a, b in zip(low, high)],
         "P(best)": [f"{p:.2f}" if np.isfinite(p) else "n/a" for p in probability],
         "tied with best": ["yes" if t else ("no" if t is not None else "n/a") for t in tied],
+        "P(meets budget)": [f"{p:.2f}" for p in meets],
         "memory (GB)": [f"{m:.3g}" for m in memory],
     }
 

@@ -24,9 +24,10 @@ from ..errors import LatencyError
 from ..latency.hardware import HARDWARE_COLUMNS, hardware_csv_row, probe_cpu
 from ..latency import COEFFICIENTS, predict_latency
 from ..latency.memory import serving_memory
+from ..latency.serving import serving_metric
 from ..latency.stacks import latency_band
 from ..shapes import Shape, parse_shape
-from .common import add_workload_arguments, print_json, workload_from_args
+from .common import add_workload_arguments, positive_float, print_json, workload_from_args
 
 __all__ = ["add_parser", "run", "run_calibrate", "run_probe"]
 
@@ -45,6 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--shape", action="append", default=[], metavar="LxD[xH]",
                         help="shape as LAYERSxWIDTH or LAYERSxWIDTHxHEADS, e.g. 12x3072; repeat for more")
     add_workload_arguments(parser)
+    parser.add_argument("--price-per-gpu-hour", type=positive_float, metavar="PRICE",
+                        help="price of one GPU-hour: adds the cost per million generated tokens")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.set_defaults(handler=run)
 
@@ -105,8 +108,13 @@ def run(args: argparse.Namespace) -> int:
         row.update(
             latency_low_s=_significant(low[i]), latency_high_s=_significant(high[i]),
             memory_gb=_significant(memory.memory_gb[i]), kv_cache_gb=_significant(memory.kv_cache_gb[i]),
-            feasible=bool(memory.feasible[i]), infeasible_reason=reason or None,
+            feasible=bool(memory.feasible[i]), infeasible_reason=reason or None, ttft_s=row["prefill_s"],
         )
+        if args.price_per_gpu_hour is not None:
+            row["cost_per_million_tokens"] = _significant(serving_metric(
+                "cost_per_million_tokens", latency_s=prediction.latency_s[i], prefill_s=prediction.prefill_s[i],
+                ms_per_token=prediction.ms_per_token[i], batch=workload.batch, output_tokens=workload.output_tokens,
+                price_per_gpu_hour=args.price_per_gpu_hour))
     if args.json:
         print_json(
             {
@@ -143,6 +151,10 @@ def run(args: argparse.Namespace) -> int:
             f"{row['ms_per_token']:>10.2f}{row['tokens_per_s']:>10.1f}{row['roofline_s']:>12.3f}"
             f"{row['memory_gb']:>11.3g}"
         )
+    for row in rows:
+        if "cost_per_million_tokens" in row:
+            print(f"{row['shape']}: {row['cost_per_million_tokens']:.4g} per million generated tokens at "
+                  f"{args.price_per_gpu_hour:g} per GPU-hour")
     for row in rows:
         if not row["feasible"]:
             print(f"INFEASIBLE {row['shape']}: {row['infeasible_reason']}")
