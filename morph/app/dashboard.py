@@ -62,10 +62,12 @@ with _left_out("rfc3987_syntax"):
 from ..data import load_candidates, load_models_1b, load_runs
 from ..errors import MorphError, SelectionError
 from ..fitting import FitResult, fit
+from ..decision import Assessment, compute_optima
 from ..frontier import (
     Candidates,
     Evaluation,
     Selection,
+    candidates_from_flops,
     candidates_from_range,
     candidates_from_table,
     evaluate_candidates,
@@ -75,6 +77,20 @@ from ..frontier import (
 )
 from ..latency import PAPER_WORKLOAD
 from ..shapes import parameter_count
+from .decision_view import (
+    decision_assessment,
+    decision_columns,
+    decision_notes,
+    fit_range_shading,
+    infeasible_points,
+    infeasible_trace,
+    optima_points,
+    optima_trace,
+    published_points,
+    published_trace,
+    published_visible,
+    selected_bars,
+)
 from .figures import si_format
 from .settings import (
     FIT_B,
@@ -122,7 +138,7 @@ def thin_points(x: NDArray, y: NDArray, max_points: int, log_x: bool = True) -> 
 
 # Trace positions in the single figure (fixed: updates address traces by index).
 # Left: CLOUD .. PUBLISHED; right: LAW_CURVE .. RUNS (the runs never change).
-CLOUD, FRONTIER, SELECTED, PUBLISHED, LAW_CURVE, ASPECT_SELECTED, RUN_LINES, RUNS = range(8)
+CLOUD, FRONTIER, SELECTED, PUBLISHED, LAW_CURVE, ASPECT_SELECTED, RUN_LINES, RUNS, INFEASIBLE, OPTIMA = range(10)
 
 
 _FAINT = "rgba(120,120,120,0.35)"
@@ -142,6 +158,8 @@ class _Result:
     selection: Selection
     evaluation_key: tuple
     law: Any
+    assessment: Assessment
+    optima: dict[str, Any] | None = None
 
 
 class Dashboard:
@@ -304,6 +322,7 @@ class Dashboard:
             "law": dropdown("law", "Loss law"),
             "hardware": dropdown("hardware", "Hardware"),
             "calibration": dropdown("calibration", "Latency calibration"),
+            "stack": dropdown("stack", "Serving stack"),
             "dtype": dropdown("dtype", "Precision"),
             "batch": ladder("batch", "Batch size (sequences)"),
             "input_tokens": ladder("input_tokens", "Prompt length (tokens)"),
@@ -327,6 +346,9 @@ class Dashboard:
         # Range mode fixes the tokens; compute mode derives them from the FLOPs.
         self.controls["tokens"].disabled = mode != "range"
         self.controls["flops"].disabled = mode != "compute"
+        # Compute mode centres every-shape candidates on the law's compute-optimal size.
+        centred = mode == "compute" and self.controls["shapes"].value == "grid"
+        self.controls["params_min"].disabled = self.controls["params_max"].disabled = centred
 
     def _apply_controls(self, change: Any = None) -> None:
         settings = self._read_controls()
@@ -373,6 +395,8 @@ class Dashboard:
 
     def _pool(self, settings: DashboardSettings) -> Candidates:
         """Candidate shapes in the parameter range (tokens set later); cached per range."""
+        if settings.mode == "compute" and settings.shapes == "grid":
+            return Candidates.from_arrays(np.array([1]), np.array([64]), 1.0)  # unused: centred on the optimum
         if settings.params_min > settings.params_max:
             raise SelectionError(
                 f"the smallest model ({settings.params_min:.3g} parameters) is larger than the largest "
@@ -398,21 +422,27 @@ class Dashboard:
     def _compute(self, settings: DashboardSettings) -> _Result:
         law = self._law(settings)
         pool = self._pool(settings)
+        centred = settings.mode == "compute" and settings.shapes == "grid"
         key = (
             settings.mode, settings.shapes, settings.params_min, settings.params_max,
             settings.tokens if settings.mode == "range" else settings.flops, settings.law, settings.hardware,
-            settings.calibration, settings.batch, settings.input_tokens, settings.output_tokens, settings.dtype,
+            settings.calibration, settings.stack, settings.batch, settings.input_tokens, settings.output_tokens,
+            settings.dtype,
         )
         if self._result is not None and self._result.evaluation_key == key:
             evaluation = self._result.evaluation  # only the target or top k moved: re-rank, nothing else
         else:
-            candidates = (
-                pool.with_tokens(settings.tokens) if settings.mode == "range"
-                else pool.with_training_flops(settings.flops)
-            )
+            if centred:  # a factor of 8 either side of the law's compute-optimal N
+                candidates = candidates_from_flops(settings.flops, law=law)
+            elif settings.mode == "range":
+                candidates = pool.with_tokens(settings.tokens)
+            else:
+                candidates = pool.with_training_flops(settings.flops)
             evaluation = evaluate_candidates(candidates, law, workload=settings.workload)
         selection = select(evaluation, settings.latency_budget_s, settings.top_k)
-        return _Result(settings, evaluation, selection, key, law)
+        assessment = decision_assessment(selection, law, settings.law, self.bootstrap)
+        optima = compute_optima(selection, settings.flops, resolve_law(law)[0]) if settings.mode == "compute" else None
+        return _Result(settings, evaluation, selection, key, law, assessment, optima)
 
     def _try_compute(self, settings: DashboardSettings) -> tuple[_Result | None, str | None]:
         try:
@@ -454,10 +484,7 @@ class Dashboard:
         fig.add_trace(go.Scatter(name="selected (top k)", mode="markers+text", textposition="top left",
                                  marker=dict(size=13, color=_ACCENT, line=dict(color="white", width=1)),
                                  textfont=dict(color=_ACCENT), hovertemplate=hover_candidate), row=1, col=1)
-        fig.add_trace(go.Scatter(name="published 1B models (measured latency)", mode="markers+text",
-                                 textposition="bottom right", marker=dict(symbol="diamond", size=10, color="#2ca02c"),
-                                 textfont=dict(size=10, color="#2ca02c"), hovertemplate="%{hovertext}<extra></extra>"),
-                      row=1, col=1)
+        fig.add_trace(published_trace())  # on its own axis y3: measured numbers, not on the loss axis
         fig.add_trace(go.Scatter(name="law at the top pick's N and D", mode="lines", line=dict(color="black", width=2),
                                  hovertemplate="R %{x:.0f}<br>predicted loss %{y:.4f}<extra></extra>"), row=1, col=2)
         fig.add_trace(go.Scatter(name="selected (on the law)", mode="markers", showlegend=False,
@@ -466,11 +493,14 @@ class Dashboard:
                       row=1, col=2)
         for trace in _run_traces():
             fig.add_trace(trace, row=1, col=2)
+        fig.add_trace(infeasible_trace(), row=1, col=1)
+        fig.add_trace(optima_trace(), row=1, col=1)
         fig.update_xaxes(type="log", title_text="predicted latency of one call (s)", row=1, col=1)
         fig.update_yaxes(title_text="predicted training loss", row=1, col=1)
         fig.update_xaxes(type="log", title_text="aspect ratio R", row=1, col=2)
         fig.update_yaxes(title_text="training loss (as released)", row=1, col=2)
         fig.update_layout(
+            yaxis3=dict(overlaying="y", anchor="x", range=[0, 1], visible=False, fixedrange=True),
             height=600, margin=dict(l=60, r=20, t=50, b=120), template="plotly_white",
             legend=dict(orientation="h", yanchor="top", y=-0.12, x=0, font=dict(size=11)),
             shapes=[dict(type="line", xref="x", yref="y domain", x0=1, x1=1, y0=0, y1=1,
@@ -494,12 +524,10 @@ class Dashboard:
         cloud.update(x=ev.latency_s[shown], y=ev.loss[shown], text=ev.candidates.labels(shown).tolist())
         f = sel.frontier_index
         frontier.update(x=ev.latency_s[f], y=ev.loss[f], text=ev.candidates.labels(f).tolist())
-        refs = self._published(result)
-        published.update(
-            x=refs["latency_s"].tolist(), y=refs["loss"].tolist(), text=refs["name"].tolist(),
-            hovertext=refs["hover"].tolist(), visible=bool(len(refs)),
-            textposition=[("bottom center", "top center")[k % 2] for k in range(len(refs))],
-        )
+        published.update(**published_points(result.settings.workload, result.settings.mode))
+        fig.data[INFEASIBLE].update(**infeasible_points(sel, result.assessment))
+        budget_line = fig.layout.shapes[0]
+        fig.layout.shapes = [budget_line, *fit_range_shading(result.assessment.runs)]
 
     def _draw_selection(self, result: _Result, fig: Any = None) -> None:
         """Views that change with the latency budget and top k."""
@@ -509,7 +537,10 @@ class Dashboard:
         labels = [f"{r}: {L}x{d}" for r, L, d in zip(sel.selected["rank"], sel.selected["n_layers"], sel.selected["d_model"])]
         # Labels on alternating sides: the best shapes often share one latency (same depth).
         sides = [("middle left", "top right", "bottom left", "bottom right", "top left")[k % 5] for k in range(len(labels))]
-        fig.data[SELECTED].update(x=ev.latency_s[i], y=ev.loss[i], text=labels, textposition=sides)
+        fig.data[SELECTED].update(x=ev.latency_s[i], y=ev.loss[i], text=labels, textposition=sides,
+                                  **selected_bars(sel, result.assessment))
+        fig.data[SELECTED].hovertemplate = "%{text}<br>%{hovertext}<extra></extra>"
+        fig.data[OPTIMA].update(**optima_points(sel, result.optima))
         budget = result.settings.latency_budget_s
         fig.layout.shapes[0].update(x0=budget, x1=budget)
         fig.layout.annotations[-1].update(x=math.log10(budget), text=f" budget {budget:.3g} s")
@@ -523,28 +554,6 @@ class Dashboard:
             fig.data[LAW_CURVE].update(x=R, y=law.predict(np.full_like(R, N), np.full_like(R, D), R),
                                        name=f"law at N = {si_format(N)}, D = {si_format(D)} (the top pick's)")
         fig.data[ASPECT_SELECTED].update(x=ev.candidates.aspect_ratio[i], y=ev.loss[i], text=labels)
-
-    def _published(self, result: _Result) -> pd.DataFrame:
-        """The open 1B models at their measured latency, when the protocol matches theirs."""
-        if not result.settings.workload.timed_like(PAPER_WORKLOAD):
-            return pd.DataFrame(columns=["name", "latency_s", "loss", "hover"])
-        models = load_models_1b()
-        law = resolve_law(result.law)[0]
-        layers, width = models["n_layers"].to_numpy(), models["d_model"].to_numpy()
-        N = parameter_count(layers, width).astype(np.float64)
-        models = models.assign(loss=law.predict(N, np.full_like(N, PAPER_TOKENS), width / layers))
-        # Models of one shape and one measured latency share a point; name them together.
-        rows = []
-        for (lat, loss), group in models.groupby(["latency_s", "loss"], sort=True):
-            names = ", ".join(group["model"])
-            shape = f"{int(group['n_layers'].iloc[0])}x{int(group['d_model'].iloc[0])}"
-            hover = (
-                f"{names} ({shape})<br>measured {lat:.2f} s (A100 40GB, HF generate, bf16, batch 1, 128 in / 256 out)"
-                f"<br>loss shown: this law's prediction for the shape at {si_format(PAPER_TOKENS)} tokens,"
-                "<br>not the model's own loss (its data and tokens differ)"
-            )
-            rows.append({"name": names, "latency_s": lat, "loss": loss, "hover": hover})
-        return pd.DataFrame(rows)
 
     def _table_html(self, result: _Result) -> str:
         sel, ev = result.selection, result.evaluation
@@ -566,6 +575,7 @@ class Dashboard:
             "latency (s)": frame["latency_s"].map("{:.3f}".format),
             "ms / token": frame["ms_per_token"].map("{:.2f}".format),
             "speed-up": frame["speedup"].map("{:.2f}x".format),
+            **decision_columns(sel, result.assessment),
         })
         within = int(np.count_nonzero(ev.latency_s <= sel.latency_budget_s))
         caption = (
@@ -603,15 +613,20 @@ class Dashboard:
         if drawn < len(ev):
             notes.append(f"{drawn:,} of {len(ev):,} candidates drawn (thinned evenly over the plot); "
                          "the frontier and the selection use all of them.")
-        if not s.workload.timed_like(PAPER_WORKLOAD):
+        if not published_visible(s.workload, s.mode):
             notes.append("The published 1B models are shown only for the setting they were measured in: "
-                         "A100 40GB, bf16, batch 1, 128 input and 256 output tokens.")
+                         "A100 40GB, Hugging Face generate, bf16, batch 1, 128 input and 256 output tokens, "
+                         "in parameter-range mode (they were trained on their own token budgets).")
         else:
-            notes.append("Published 1B models: measured latency (A100 40GB); their loss is placed at this law's "
-                         f"prediction for their shape at {si_format(PAPER_TOKENS)} tokens, not their own loss.")
+            notes.append("Published 1B models (green, top strip): measured latency and measured accuracy; no loss "
+                         "is published for them, so they are not placed on the loss axis.")
         notes.append("Right: the law's shape factor is monotone in R, while the runs rise again for very deep, "
                      "narrow shapes (small R): the law does not see that side of the U.")
-        return "".join(f'<div style="font-size:12px;color:#555">{html.escape(n)}</div>' for n in notes)
+        validity = "".join(
+            f'<div class="morph-validity" style="font-size:12px;color:#8a5a00">{html.escape(n)}</div>'
+            for n in decision_notes(result.assessment, s.workload)
+        )
+        return validity + "".join(f'<div style="font-size:12px;color:#555">{html.escape(n)}</div>' for n in notes)
 
     # -- exports ---------------------------------------------------------------------------
 
@@ -638,7 +653,8 @@ class Dashboard:
             [
                 column("Selection", ["latency_budget_s", "top_k"]),
                 column("Candidates and training", ["mode", "shapes", "params_min", "params_max", "tokens", "flops", "law"]),
-                column("Serving", ["hardware", "calibration", "dtype", "batch", "input_tokens", "output_tokens"]),
+                column("Serving", ["hardware", "stack", "calibration", "dtype", "batch", "input_tokens",
+                                   "output_tokens"]),
             ],
             layout=widgets.Layout(flex_flow="row wrap"),
         )

@@ -86,6 +86,7 @@ from ..errors import LatencyError, ShapeError
 from ..shapes import VOCAB_SIZE
 from .hardware import DTYPE_BYTES, Hardware, canonical_dtype, get_hardware
 from .record import Calibration, resolve_calibration
+from .stacks import stack_calibration
 from .workload import Workload, workload_arguments
 
 __all__ = [
@@ -515,6 +516,7 @@ def predict_latency(
     input_tokens: ArrayLike | None = None,
     output_tokens: ArrayLike | None = None,
     dtype: str | ArrayLike | None = None,
+    stack: str | None = None,
     vocab: ArrayLike = VOCAB_SIZE,
 ) -> LatencyPrediction:
     """Predict the time of one ``generate`` call for each shape.
@@ -531,7 +533,7 @@ def predict_latency(
         Hardware, calibration, batch, tokens and dtype (default
         :class:`~morph.latency.workload.Workload`: an A100 40GB with its
         default calibration, batch 1, 128 input and 256 output tokens, bf16).
-    hardware, calibration, batch, input_tokens, output_tokens, dtype : optional
+    hardware, calibration, batch, input_tokens, output_tokens, dtype, stack : optional
         Override one setting of ``workload``; batch, token counts and dtype
         may be arrays that broadcast against the shapes (tokens, sequences).
     vocab : int or array of int
@@ -560,9 +562,14 @@ def predict_latency(
     [3.61, 1.96]
     """
     settings = workload_arguments(workload, hardware=hardware, calibration=calibration, batch=batch,
-                                  input_tokens=input_tokens, output_tokens=output_tokens, dtype=dtype)
+                                  input_tokens=input_tokens, output_tokens=output_tokens, dtype=dtype, stack=stack)
     device = get_hardware(settings.pop("hardware"))
-    coefficients = resolve_calibration(settings.pop("calibration"), device)
+    stack = settings.pop("stack")
+    calibration = settings.pop("calibration")
+    coefficients = (
+        stack_calibration(stack, device) if calibration is None and stack is not None
+        else resolve_calibration(calibration, device)
+    )
     shapes = dict(n_layers=n_layers, d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads, vocab=vocab)
     return LatencyPrediction(*_per_shape({**shapes, **settings}, device, lambda work: _evaluate(work, coefficients)))
 
@@ -592,6 +599,7 @@ def roofline_latency(
                                   output_tokens=output_tokens, dtype=dtype)
     device = get_hardware(settings.pop("hardware"))
     settings.pop("calibration")
+    settings.pop("stack")
     shapes = dict(n_layers=n_layers, d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads, vocab=vocab)
     (roofline,) = _per_shape({**shapes, **settings}, device, lambda work: (_roofline_s(work),))
     return roofline
