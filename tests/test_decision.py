@@ -22,9 +22,11 @@ def fit_b():
 
 
 def test_preset_fit_reproduces_the_published_parameters(fit_b):
-    # The preset's digits are those of the paper's code (8 significant figures).
+    # The preset's digits are those of the paper's code (8 significant figures), but the
+    # refit holds only 5 of them on every CPU: A moves from 54753.954 (AVX-512) to 54754.025
+    # (AVX2) with the SIMD kernels, the tolerance data/paper_numbers.csv gives the fit-B parameters.
     for name, value in PRESETS["bian2025"].law.params.items():
-        assert fit_b.params[name] == pytest.approx(value, rel=1e-6), name
+        assert fit_b.params[name] == pytest.approx(value, rel=5e-5), name
     assert preset_fit("hoffmann2022") is None
 
 
