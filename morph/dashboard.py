@@ -221,17 +221,7 @@ class DashboardSettings:
         nearest value their slider offers); unknown names fall back to the
         default; a parameter range given backwards is swapped.
         """
-        notes: list[str] = []
-        default = DashboardSettings()
-        values: dict[str, Any] = {}
-        for spec in _NUMBERS:
-            values[spec.field] = _fit_number(spec, getattr(self, spec.field), getattr(default, spec.field), notes)
-        for name, allowed in _choices().items():
-            value = getattr(self, name)
-            if value not in allowed:
-                notes.append(f"{name} {str(value)[:40]!r} is not available; using {getattr(default, name)!r}")
-                value = getattr(default, name)
-            values[name] = value
+        values, notes = _clamp_fields(self)
         if values["params_min"] > values["params_max"]:
             notes.append("the parameter range was given largest first; swapped")
             values["params_min"], values["params_max"] = values["params_max"], values["params_min"]
@@ -305,6 +295,26 @@ def _fit_number(spec: _Number, value: Any, default: Any, notes: list[str]) -> fl
     return int(round(number))
 
 
+def _clamp_fields(settings: DashboardSettings) -> tuple[dict[str, Any], list[str]]:
+    """Every field clamped to what the dashboard accepts, and a sentence per change.
+
+    The one gate for values from a link and values from the page's controls
+    (a crafted client can widen a slider's bounds before moving it).
+    """
+    notes: list[str] = []
+    default = DashboardSettings()
+    values: dict[str, Any] = {}
+    for spec in _NUMBERS:
+        values[spec.field] = _fit_number(spec, getattr(settings, spec.field), getattr(default, spec.field), notes)
+    for name, allowed in _choices().items():
+        value = getattr(settings, name)
+        if not isinstance(value, str) or value not in allowed:
+            notes.append(f"{name} {str(value)[:40]!r} is not available; using {getattr(default, name)!r}")
+            value = getattr(default, name)
+        values[name] = value
+    return values, notes
+
+
 def _shown(text: str) -> str:
     # Quoted and cut short: enough to recognise, never enough to flood the page.
     return repr(text[:40] + ("..." if len(text) > 40 else ""))
@@ -361,8 +371,36 @@ def settings_from_query(query: str | None) -> tuple[DashboardSettings, list[str]
     return settings, notes + adjusted
 
 
-# Keys Voila itself reads from a page's address: kept in the address, not reported.
+# Keys Voila itself reads from a page's address: not reported as unknown, never carried into a shared link.
 _FOREIGN_KEYS = frozenset({"theme", "token"})
+
+
+def _page_query() -> str | None:
+    """The query string of the page this kernel serves under Voila (``None`` outside Voila).
+
+    A kernel pre-started by Voila (``--preheat_kernel``) runs the notebook
+    before any page asks for it: it builds and discards one dashboard (the
+    imports and plotly's first figure are most of a cold start), then waits
+    for the page's request, whose settings the real dashboard is built with.
+    """
+    if os.environ.get("VOILA_PREHEAT") == "True":
+        _warm_up()
+        from voila.utils import get_query_string
+
+        return get_query_string() or ""
+    return os.environ.get("QUERY_STRING")
+
+
+def _warm_up() -> None:
+    """Build a default dashboard and close its widgets: what is left is warm code and caches."""
+    from ipywidgets.widgets.widget import _instances
+
+    before = set(_instances)
+    Dashboard()
+    for model_id in set(_instances) - before:
+        widget = _instances.get(model_id)
+        if widget is not None:
+            widget.close()
 
 
 # --- drawing helpers --------------------------------------------------------------------------
@@ -420,8 +458,10 @@ function render({ model, el }) {
   bar.append(copy, field, status, frontier, selection);
   el.appendChild(bar);
 
-  // The link carries the dashboard's settings and Voila's own theme, never
-  // a login token: a shared link must not share the sharer's session.
+  // The link carries the dashboard's own settings and nothing else: the
+  // query is the kernel's validated, canonical form, and every other key in
+  // the address (a login token, a theme, a template, anything a hostile link
+  // added) is dropped, so a shared link never spreads what it was opened with.
   function link() {
     const query = new URLSearchParams(model.get("query"));
     if (!model.get("sync_url")) {
@@ -429,8 +469,6 @@ function render({ model, el }) {
       return text ? "?" + text : "";
     }
     const url = new URL(window.location.href);
-    const theme = url.searchParams.get("theme");
-    if (theme) query.set("theme", theme);
     url.search = query.toString();
     url.hash = "";
     return url.toString();
@@ -612,7 +650,7 @@ class Dashboard:
             Passed to :class:`Dashboard`.
         """
         if query is None:
-            query = os.environ.get("QUERY_STRING")
+            query = _page_query()
             options.setdefault("sync_url", query is not None)
         settings, notes = settings_from_query(query)
         return cls(settings, notes=notes, **options)
@@ -686,12 +724,33 @@ class Dashboard:
         }
 
     def _read_controls(self) -> DashboardSettings:
-        values = {name: control.value for name, control in self.controls.items()}
-        for name in ("batch", "input_tokens", "output_tokens", "top_k"):
-            values[name] = int(values[name])
-        for name in ("params_min", "params_max", "tokens", "flops", "latency_target_s"):
-            values[name] = float(values[name])
+        """The controls' values, clamped exactly as a link's values are (:func:`_clamp_fields`).
+
+        The page is a client like any other: it may send a value outside a
+        slider's range (after widening the range itself). Such a value is
+        clamped, and the control is put back to its bounds and the clamped value.
+        """
+        raw = DashboardSettings(**{name: control.value for name, control in self.controls.items()})
+        values, notes = _clamp_fields(raw)
+        if notes:
+            self._restore_controls(values)
         return DashboardSettings(**values)
+
+    def _restore_controls(self, values: dict[str, Any]) -> None:
+        """Put the controls back to their own bounds and to ``values``, without a redraw each."""
+        for control in self.controls.values():
+            control.unobserve(self._on_control, names="value")
+        try:
+            for name, control in self.controls.items():
+                spec = _NUMBER_BY_FIELD.get(name)
+                if spec is not None and not spec.ladder:
+                    low, high = (math.log10(spec.low), math.log10(spec.high)) if not spec.integer else (spec.low, spec.high)
+                    control.min, control.max = type(control.min)(low), type(control.max)(high)
+                if control.value != values[name]:
+                    control.value = values[name]
+        finally:
+            for control in self.controls.values():
+                control.observe(self._on_control, names="value")
 
     def _toggle_budget_controls(self, mode: str) -> None:
         # Range mode fixes the tokens; compute mode derives them from the FLOPs.
