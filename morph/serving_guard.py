@@ -21,8 +21,9 @@ What each guard closes:
   parses as a v1 frame (same unbounded loop). Browsers offer v1; any client
   that does not is refused.
 - **Closed tabs.** A page's kernel is shut down a few seconds after its last
-  websocket closes (the page's own shutdown request is refused by the XSRF
-  check, which stays on).
+  websocket closes. The page's own shutdown request on unload carries no XSRF
+  token; rather than exempt it from the check, it is acknowledged (204) and
+  left to the closing websocket.
 - **Too many viewers.** Beyond ``max_sessions`` kernels serving pages, a new
   page gets a short 503 page ("the dashboard is full") instead of a kernel.
 - **Foreign Host headers.** On a loopback address, only ``localhost``,
@@ -258,6 +259,7 @@ def _install_request_guards() -> None:
     """Answer foreign hosts with 400 and new pages beyond the session limit with 503, before any handler runs."""
     import tornado.web
     from voila.handler import VoilaHandler
+    from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 
     class RefuseHandler(tornado.web.RequestHandler):
         def initialize(self, status: int, body: str, retry_after: int | None = None) -> None:
@@ -269,7 +271,7 @@ def _install_request_guards() -> None:
             self.set_header("Cache-Control", "no-store")
             if self._retry_after:
                 self.set_header("Retry-After", str(self._retry_after))
-            self.finish(self._body)
+            self.finish(self._body or None)
 
     original = tornado.web.Application.find_handler
     if getattr(original, "_morph_guard", False):
@@ -280,6 +282,10 @@ def _install_request_guards() -> None:
             log.warning("refusing a request for a foreign host")
             return self.get_handler_delegate(request, RefuseHandler, {"status": 400, "body": "Unknown host\n"})
         delegate = original(self, request, **kwargs)
+        if request.method == "POST" and getattr(delegate, "handler_class", None) is VoilaShutdownKernelHandler:
+            # The page asks on unload without an XSRF token, which is refused (403, an error in
+            # its console). Its kernel is shut down when its websocket closes: acknowledge only.
+            return self.get_handler_delegate(request, RefuseHandler, {"status": 204, "body": ""})
         limit = SETTINGS.max_sessions
         if (
             limit is not None and request.method == "GET"

@@ -319,3 +319,21 @@ def test_a_fault_inside_a_callback_is_shown_and_the_dashboard_keeps_responding(m
     board.controls["top_k"].value = 5  # the next move works and clears the message
     assert board.messages.level is None
     assert len(board.selection.selected) == 5 and board.selection.latency_target == 3.0
+
+
+def test_values_from_a_crafted_client_are_clamped_exactly_as_values_from_a_link():
+    """A client may widen a slider and send any value (ipywidgets applies it through ``set_state``)."""
+    dashboard = Dashboard()
+    top_k = dashboard.controls["top_k"]
+    top_k.set_state({"max": 10**9})
+    top_k.set_state({"value": 10**9})
+    linked, _ = settings_from_query("top_k=1e9")
+    assert dashboard.settings.top_k == linked.top_k == 20  # the range of top k in a link: 1 to 20
+    # As many shapes as the link would select (7 of the paper's 15 meet the default 2 s target).
+    assert dashboard.selection.selected["label"].tolist() == Dashboard.from_query("top_k=1e9").selection.selected["label"].tolist()
+    assert (top_k.value, top_k.max) == (20, 20)  # the control is back within its own bounds
+    latency = dashboard.controls["latency_target_s"]
+    latency.set_state({"min": -30.0})
+    latency.set_state({"value": 1e-30})
+    assert dashboard.settings.latency_target_s == settings_from_query("latency=1e-30")[0].latency_target_s == 0.01
+    assert latency.min == pytest.approx(-2.0, abs=1e-12)  # log10(0.01 s), exact up to float rounding
