@@ -4,8 +4,9 @@
 morph.serving_guard [guard options] -- [voila options]``), which installs
 the guards below in the server process before Voila starts. Under a Jupyter
 server (JupyterHub, Binder) the same guards are installed by loading this
-module as a server extension (``--ServerApp.jpserver_extensions``), where the
-session limit and the host check are left to the hub.
+module as a server extension (``--ServerApp.jpserver_extensions``, see
+``deploy/``), where the session limit, the host check and closed tabs are
+left to the hub and the culler.
 
 What each guard closes:
 
@@ -80,7 +81,7 @@ class GuardSettings:
         any host.
     closed_grace_s : float
         Seconds after a kernel's last websocket closes before it is shut
-        down (a reconnecting page keeps it).
+        down (a reconnecting page keeps it); negative: never.
     """
 
     max_sessions: int | None = None
@@ -341,8 +342,9 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 
 def _load_jupyter_server_extension(server_app: Any) -> None:
-    # The hub authenticates and bounds users; here: frames, legacy clients, closed tabs.
-    install(GuardSettings(max_sessions=None, allowed_hosts=frozenset()))
+    # The hub authenticates and bounds users; here: frames and legacy clients. Kernels of
+    # closed tabs are left to the culler: in JupyterLab a closed notebook keeps its kernel.
+    install(GuardSettings(max_sessions=None, allowed_hosts=frozenset(), closed_grace_s=-1.0))
     server_app.web_app.settings["kernel_websocket_connection_class"] = guarded_connection_class()
     server_app.log.info("morph: kernel websocket guards installed")
 

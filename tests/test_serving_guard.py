@@ -8,6 +8,7 @@ import re
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -225,3 +226,50 @@ def test_foreign_host_headers_are_refused_on_loopback(guarded_server):
         request = urllib.request.Request(base + "/voila/static/voila.js", headers={"Host": host})
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
+
+
+@pytest.mark.slow
+def test_the_binder_recipe_serves_the_dashboard_with_the_guards(tmp_path):
+    """deploy/jupyter_server_config.json (postBuild installs it) under a plain Jupyter server, as on Binder or a hub."""
+    import os
+    import sys
+
+    from conftest import ROOT
+
+    assert "cp deploy/jupyter_server_config.json" in (ROOT / "postBuild").read_text()
+    port = free_port()
+    command = [sys.executable, "-m", "jupyter", "server", f"--config={ROOT / 'deploy' / 'jupyter_server_config.json'}",
+               "--no-browser", f"--port={port}", "--ServerApp.port_retries=0", "--IdentityProvider.token=",
+               f"--ServerApp.root_dir={ROOT}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    environ = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path)}  # no user configuration mixed in
+    with open(tmp_path / "server.log", "w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environ)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(base + "/api/status", timeout=90, process=process)
+        hostile = urllib.parse.quote('dark"><script>alert(5)</script>')
+        with urllib.request.urlopen(f"{base}/voila/render/notebooks/dashboard.ipynb?theme={hostile}",
+                                    timeout=120) as response:
+            page = response.read().decode("utf-8")
+        assert "Morph: choose a model shape under a latency budget" in page
+        assert "alert(5)" not in page and "Dashboard.from_query" not in page  # no theme from the link, sources hidden
+        kernel_id = re.search(r'"kernelId": *"([0-9a-f-]{36})"', page).group(1)
+
+        async def attack() -> None:
+            viewer = await connect(base, kernel_id, [V1])
+            attacker = await connect(base, kernel_id, [V1])
+            await attacker.write_message(b"\xff" * 8, binary=True)
+            assert await asyncio.wait_for(attacker.read_message(), 5) is None and attacker.close_code == 1008
+            legacy = await connect(base, kernel_id, None)
+            assert await asyncio.wait_for(legacy.read_message(), 5) is None and legacy.close_code == 1002
+            assert await answers(viewer)
+
+        asyncio.run(attack())
+        start = time.perf_counter()
+        urllib.request.urlopen(base + "/api/status", timeout=5).close()
+        assert time.perf_counter() - start < 1.0
+    finally:
+        stop(process)
+    assert "morph: kernel websocket guards installed" in (tmp_path / "server.log").read_text()
