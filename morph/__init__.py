@@ -21,10 +21,8 @@ For notebooks and the dashboard (imported on demand, not by ``import morph``):
 :mod:`morph.dashboard` (the Voila dashboard) and :mod:`morph.ui` (messages and guarded callbacks).
 """
 
-from .calibration import calibrate, leave_one_out, load_measurements
 from .data import load_candidates, load_models_1b, load_runs, load_sweep_shapes
 from .errors import DataError, FitError, LatencyError, MorphError, SelectionError, ShapeError
-from .fitting import FitResult, fit
 from .hardware import Hardware, get_hardware, hardware_presets
 from .laws import (
     PRESETS,
@@ -48,6 +46,21 @@ from .shapes import (
 )
 
 __version__ = "0.1.0"
+
+# Fitting and calibration need scipy.optimize (~40 MB and ~0.4 s to import): loaded on first
+# use, so that a dashboard kernel, which fits nothing by default, does without it.
+_LAZY = {
+    "FitResult": "fitting", "fit": "fitting",
+    "calibrate": "calibration", "leave_one_out": "calibration", "load_measurements": "calibration",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "Calibration",

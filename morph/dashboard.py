@@ -28,7 +28,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from urllib.parse import parse_qsl, urlencode
 
 import anywidget
@@ -64,7 +64,6 @@ with _left_out("rfc3987_syntax"):
 
 from .data import load_candidates, load_models_1b, load_runs
 from .errors import MorphError, SelectionError
-from .fitting import FitResult, fit
 from .frontier import (
     Candidates,
     Evaluation,
@@ -82,6 +81,9 @@ from .laws import PRESETS
 from .latency import calibrations
 from .shapes import parameter_count
 from .ui import MessageBar, guarded
+
+if TYPE_CHECKING:  # fitting needs scipy.optimize: imported when the fit-B law is chosen
+    from .fitting import FitResult
 
 __all__ = [
     "DashboardSettings",
@@ -795,6 +797,8 @@ class Dashboard:
                 "bootstrap refits for the loss band...",
                 "info",
             )
+            from .fitting import fit
+
             self._fit_b = fit(fit_set="in_fit_B", bootstrap=self.bootstrap)
             if self.messages.level == "info":
                 self.messages.clear()

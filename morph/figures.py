@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,12 +35,14 @@ from plotly.subplots import make_subplots
 
 from .data import load_runs
 from .errors import MorphError
-from .fitting import FitResult
 from .frontier import Selection
 from .hardware import get_hardware
 from .laws import ScalingLaw
 from .latency import predict_latency, resolve_calibration, roofline_latency
 from .shapes import enumerate_shapes, parameter_count
+
+if TYPE_CHECKING:  # only annotations: the dashboard draws without scipy.optimize
+    from .fitting import FitResult
 
 __all__ = [
     "AXIS_TITLES",
