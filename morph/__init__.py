@@ -18,7 +18,9 @@ The package is a set of pure functions over numpy arrays, one concept per module
 
 For notebooks and the dashboard (imported on demand, not by ``import morph``):
 :mod:`morph.figures` (plotly figures), :mod:`morph.widgets` (explorers and the fitting app),
-:mod:`morph.dashboard` (the Voila dashboard) and :mod:`morph.ui` (messages and guarded callbacks).
+:mod:`morph.dashboard` (the Voila dashboard) and :mod:`morph.ui` (messages and guarded callbacks);
+:mod:`morph.serving_guard` hardens the server that ``morph serve`` runs (websocket frames, hosts,
+sessions, closed tabs).
 """
 
 from .data import load_candidates, load_models_1b, load_runs, load_sweep_shapes
