@@ -241,6 +241,15 @@ def loopback_hosts(port: int) -> frozenset[str]:
     return frozenset(f"{name}:{port}" for name in ("localhost", "127.0.0.1", "[::1]"))
 
 
+def _is_loopback_peer(address: str | None) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address((address or "").split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
 def _page_sessions(kernel_manager: Any) -> int:
     """Kernels serving pages: every kernel, less those waiting in the pre-started pool."""
     pooled = sum(len(pool) for pool in getattr(kernel_manager, "_pools", {}).values())
@@ -260,6 +269,7 @@ def _install_request_guards() -> None:
     """Answer foreign hosts with 400 and new pages beyond the session limit with 503, before any handler runs."""
     import tornado.web
     from voila.handler import VoilaHandler
+    from voila.request_info_handler import RequestInfoSocketHandler
     from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 
     class RefuseHandler(tornado.web.RequestHandler):
@@ -283,6 +293,16 @@ def _install_request_guards() -> None:
             log.warning("refusing a request for a foreign host")
             return self.get_handler_delegate(request, RefuseHandler, {"status": 400, "body": "Unknown host\n"})
         delegate = original(self, request, **kwargs)
+        handler_class = getattr(delegate, "handler_class", None)
+        if handler_class is RequestInfoSocketHandler and not _is_loopback_peer(request.remote_ip):
+            # Where a ready kernel waits for its page's query string: for kernels on this machine only.
+            return self.get_handler_delegate(request, RefuseHandler, {"status": 403, "body": "Forbidden\n"})
+        if isinstance(handler_class, type) and issubclass(handler_class, VoilaHandler):
+            # Overrides are off, yet Voila skips its ready kernels for a page that names a theme
+            # or template: drop both, so such a link is served like any other.
+            for key in ("theme", "template"):
+                request.arguments.pop(key, None)
+                request.query_arguments.pop(key, None)
         if request.method == "POST" and getattr(delegate, "handler_class", None) is VoilaShutdownKernelHandler:
             # The page asks on unload without an XSRF token, which is refused (403, an error in
             # its console). Its kernel is shut down when its websocket closes: acknowledge only.

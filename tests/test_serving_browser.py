@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import urllib.parse
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -14,7 +13,7 @@ from morph.dashboard import Dashboard
 
 from conftest import _chromium, free_port, stop, wait_for_http
 from test_dashboard_browser import PLOT, READY, assert_no_python_errors, selected, slider, wait_for_new_selection
-from test_serving_guard import V1, connect, open_page, static_answer_s
+from test_serving_guard import V1, connect, open_page, run_async, static_answer_s
 
 pytestmark = pytest.mark.browser
 
@@ -68,9 +67,7 @@ def test_an_open_page_keeps_redrawing_while_another_client_sends_a_malformed_fra
         await attacker.write_message(b"\xff" * 8, binary=True)
         assert await asyncio.wait_for(attacker.read_message(), 5) is None
 
-    # Playwright's sync API owns this thread's event loop: the attacker gets a thread of its own.
-    with ThreadPoolExecutor(1) as attacker_thread:
-        attacker_thread.submit(asyncio.run, attack()).result(timeout=60)
+    run_async(attack(), timeout=60)
     assert static_answer_s(pooled_server) < 1.0
     handle = slider(page, "Latency target (s)").locator(".noUi-handle")
     handle.focus()

@@ -11,12 +11,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from jupyter_server.services.kernels.connection.base import serialize_msg_to_ws_v1
 
 from morph.cli.serve import dashboard_notebook, voila_command
-from morph.serving_guard import MAX_FRAME_PARTS, check_v1_frame, default_max_sessions, host_allowed, loopback_hosts
+from morph.serving_guard import MAX_FRAME_PARTS, _is_loopback_peer, check_v1_frame, default_max_sessions, host_allowed, loopback_hosts
 
 from conftest import free_port, stop, wait_for_http
 
@@ -73,6 +74,9 @@ def test_hosts_and_default_session_limit():
     assert all(host_allowed(h, allowed) for h in ("localhost:8866", "127.0.0.1:8866", "[::1]:8866", "LOCALHOST:8866"))
     assert not any(host_allowed(h, allowed) for h in ("evil.example:8866", "localhost:80", "127.0.0.1", "", None))
     assert host_allowed("anything", frozenset())
+    # Where ready kernels wait for their page's query string: reachable from this machine only.
+    assert all(_is_loopback_peer(a) for a in ("127.0.0.1", "127.0.0.2", "::1"))
+    assert not any(_is_loopback_peer(a) for a in ("10.0.0.1", "::ffff:8.8.8.8", "", None, "nonsense"))
     assert 2 <= default_max_sessions() <= 48
     # 160 MB per kernel: one session per 160 MB available beyond 1 GB, whatever the machine has.
     assert default_max_sessions(kernel_mb=1e9) == 2 and default_max_sessions(kernel_mb=1.0, cap=5) == 5
@@ -96,6 +100,12 @@ def guarded_server(tmp_path_factory):
         yield base, process, log
     finally:
         stop(process)
+
+
+def run_async(coroutine, timeout: float = 300.0):
+    """Run ``coroutine`` to its end on a thread of its own (the browser tests' Playwright owns the main loop)."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coroutine).result(timeout=timeout)
 
 
 def open_page(base: str) -> str:
@@ -190,7 +200,7 @@ def test_attacks_on_the_kernel_websocket_leave_the_server_and_other_sessions_wor
             await asyncio.sleep(0.5)
         assert not kernel_alive(base, viewer_kernel)
 
-    asyncio.run(scenario())
+    run_async(scenario())
     assert process.poll() is None
     assert "Traceback" not in log.read_text()
 
@@ -266,7 +276,7 @@ def test_the_binder_recipe_serves_the_dashboard_with_the_guards(tmp_path):
             assert await asyncio.wait_for(legacy.read_message(), 5) is None and legacy.close_code == 1002
             assert await answers(viewer)
 
-        asyncio.run(attack())
+        run_async(attack())
         start = time.perf_counter()
         urllib.request.urlopen(base + "/api/status", timeout=5).close()
         assert time.perf_counter() - start < 1.0
