@@ -46,6 +46,7 @@ from morph.cli.serve import dashboard_notebook, voila_command
 
 
 MOVE_TIMEOUT_MS = 30_000
+INTERACTIVE_TIMEOUT_MS = 120_000
 
 
 def _rss_mb(pid: int) -> float:
@@ -89,9 +90,14 @@ async def session(browser, url: str, moves: int, pause_ms: int, start_line: asyn
     page = await context.new_page()
     await start_line.wait()
     start = time.perf_counter()
-    await page.goto(url, wait_until="commit", timeout=300_000)
-    await page.wait_for_function(READY, arg=1, polling=50, timeout=300_000)
-    interactive_s = time.perf_counter() - start
+    try:
+        await page.goto(url, wait_until="commit", timeout=INTERACTIVE_TIMEOUT_MS)
+        await page.wait_for_function(READY, arg=1, polling=50, timeout=INTERACTIVE_TIMEOUT_MS)
+        interactive_s = time.perf_counter() - start
+    except PlaywrightTimeout:
+        interactive_s = float("nan")  # counted as not interactive, not fatal: this is a load test
+        status = await page.evaluate("() => document.title + ' | ' + document.body.innerText.slice(0, 200)")
+        print(f"a session was not interactive after {INTERACTIVE_TIMEOUT_MS // 1000} s: {status!r}", file=sys.stderr)
     return {"interactive_s": interactive_s, "page": page, "context": context, "moves": moves, "pause": pause_ms}
 
 
@@ -114,11 +120,12 @@ async def move_slider(state: dict) -> list[float]:
     return [float(t) for t in times]
 
 
-def start_pooled_server(pool_size: int, max_sessions: int) -> tuple:
+def start_pooled_server(pool_size: int, max_sessions: int, log: str | None = None) -> tuple:
     """``morph serve``'s command on a free port (pool, session limit, guards); the server and its URL."""
     port = free_port()
     command = voila_command(dashboard_notebook(), port=port, pool_size=pool_size, max_sessions=max_sessions)
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = open(log, "a") if log else subprocess.DEVNULL
+    process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -134,9 +141,9 @@ def start_pooled_server(pool_size: int, max_sessions: int) -> tuple:
     return process, url
 
 
-async def run(sessions: int, moves: int, pause_ms: int, arrival_s: float, pool_size: int) -> dict:
+async def run(sessions: int, moves: int, pause_ms: int, arrival_s: float, pool_size: int, log: str | None) -> dict:
     """Open ``sessions`` pages (all at once, or one every ``arrival_s``), then move a slider in each."""
-    process, url = start_pooled_server(pool_size, max_sessions=sessions + 2)
+    process, url = start_pooled_server(pool_size, max_sessions=sessions + 2, log=log)
     try:
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
@@ -153,16 +160,18 @@ async def run(sessions: int, moves: int, pause_ms: int, arrival_s: float, pool_s
             states = await asyncio.gather(*tasks)
             kernels = kernel_memory(process.pid)
             server_mb = _rss_mb(process.pid)
-            slider_ms = [t for times in await asyncio.gather(*(move_slider(s) for s in states)) for t in times]
+            live = [s for s in states if s["interactive_s"] == s["interactive_s"]]  # not NaN
+            slider_ms = [t for times in await asyncio.gather(*(move_slider(s) for s in live)) for t in times]
             await browser.close()
     finally:
         stop(process)
-    interactive = np.array([s["interactive_s"] for s in states])
+    every = np.array([s["interactive_s"] for s in states])
+    interactive = every[np.isfinite(every)] if np.isfinite(every).any() else np.array([np.nan])
     slider = np.array(slider_ms) if slider_ms else np.array([np.nan])
     page_kernels = kernels  # pooled kernels have built the same dashboard: counted alike
     return {
         "sessions": sessions, "arrival_s": arrival_s, "pool_size": pool_size, "moves": sessions * moves,
-        "interactive": int(len(states)), "answered": int(len(slider_ms)),
+        "interactive": int(np.isfinite(every).sum()), "answered": int(len(slider_ms)),
         "interactive_median_s": float(np.median(interactive)), "interactive_p90_s": float(np.percentile(interactive, 90)),
         "interactive_max_s": float(interactive.max()),
         "slider_median_ms": float(np.median(slider)), "slider_p90_ms": float(np.percentile(slider, 90)),
@@ -222,6 +231,7 @@ def main() -> int:
     parser.add_argument("--pause-ms", type=int, default=300, help="between key presses in each session")
     parser.add_argument("--pool-size", type=int, default=2, help="ready kernels (morph serve's default: 2)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument("--server-log", default=None, metavar="PATH", help="append the server's output to this file")
     args = parser.parse_args()
     machine = (f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                f"python {platform.python_version()}, morph {morph.__version__}; load average before: {load_average()}")
@@ -230,7 +240,8 @@ def main() -> int:
         options = dict(SCENARIOS[name])
         if args.sessions:
             options["sessions"] = args.sessions
-        results[name] = asyncio.run(run(moves=args.moves, pause_ms=args.pause_ms, pool_size=args.pool_size, **options))
+        results[name] = asyncio.run(run(moves=args.moves, pause_ms=args.pause_ms, pool_size=args.pool_size,
+                                      log=args.server_log, **options))
         results[name]["missed"] = misses(results[name])
     if args.json:
         print(json.dumps({"machine": machine, "targets": TARGETS, "results": results}, indent=1))

@@ -337,6 +337,24 @@ def _install_frame_guards() -> None:
         channels.ZMQChannelsWebsocketConnection = guarded
 
 
+def _install_cull_guard() -> None:
+    """Skip kernels still starting when culling (jupyter_server logs a traceback for each otherwise)."""
+    from jupyter_server.services.kernels.kernelmanager import MappingKernelManager
+
+    original = MappingKernelManager.cull_kernel_if_idle
+    if getattr(original, "_morph_guard", False):
+        return
+
+    async def cull_kernel_if_idle(self: Any, kernel_id: str) -> Any:
+        kernel = self._kernels.get(kernel_id)
+        if kernel is not None and kernel._trait_values.get("last_activity") is None:
+            return None  # started moments ago: not idle, and not yet checkable
+        return await _maybe_await(original(self, kernel_id))
+
+    cull_kernel_if_idle._morph_guard = True  # type: ignore[attr-defined]
+    MappingKernelManager.cull_kernel_if_idle = cull_kernel_if_idle  # type: ignore[method-assign]
+
+
 def guarded_connection_class() -> type:
     """The guarded connection class (for ``ServerApp.kernel_websocket_connection_class``)."""
     from jupyter_server.services.kernels.connection import channels
@@ -352,6 +370,7 @@ def install(settings: GuardSettings | None = None) -> None:
         SETTINGS = settings
     _install_frame_guards()
     _install_request_guards()
+    _install_cull_guard()
 
 
 # --- as a Jupyter server extension (JupyterHub, Binder) --------------------------------------
