@@ -154,24 +154,34 @@ def _guarded_connection_class(base: type) -> type:
     class GuardedConnection(base):  # type: ignore[misc, valid-type]
         """Refuses clients without the v1 subprotocol and malformed frames; shuts down orphaned kernels."""
 
+        _refused = False
+
         def _refuse(self, reason: str) -> None:
+            if self._refused:
+                return
+            self._refused = True  # nothing more from this client reaches the kernel
             log.warning("closing kernel websocket %s: %s", self.kernel_id, reason)
-            handler = self.websocket_handler
-            self.channels = {}  # nothing more reaches the kernel from this connection
             try:
-                handler.close(1008, "malformed or unsupported kernel message")
+                # Closing runs disconnect(), which closes this connection's zmq streams.
+                self.websocket_handler.close(1008, "malformed or unsupported kernel message")
             except Exception:  # already closed
                 pass
+
+        _connected = False
 
         async def connect(self) -> Any:
             if self.subprotocol != V1_SUBPROTOCOL:
                 # Close before subscribing: the legacy reply path is never reached.
                 log.warning("refusing kernel websocket %s without the %s subprotocol", self.kernel_id, V1_SUBPROTOCOL)
+                self._refused = True
                 self.websocket_handler.close(1002, f"the {V1_SUBPROTOCOL} subprotocol is required")
                 return None
+            self._connected = True
             return await _maybe_await(super().connect())
 
         def handle_incoming_message(self, incoming_msg: Any) -> None:
+            if self._refused:
+                return
             if self.subprotocol != V1_SUBPROTOCOL:
                 self._refuse("no v1 subprotocol")
                 return
@@ -184,6 +194,13 @@ def _guarded_connection_class(base: type) -> type:
         def disconnect(self) -> None:
             kernel_id = self.kernel_id
             manager = self.multi_kernel_manager
+            if not self._connected:
+                # Refused before connecting: it holds no streams and was never counted as a
+                # connection, so the base class's decrement would make the kernel's real viewer
+                # look gone (to the culler and to the shutdown below).
+                if self._open_sessions.get(self.session_key) is self.websocket_handler:
+                    self._open_sessions.pop(self.session_key)
+                return
             super().disconnect()
             if SETTINGS.closed_grace_s >= 0 and kernel_id in manager:
                 asyncio.get_event_loop().call_later(

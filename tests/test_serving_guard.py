@@ -176,6 +176,9 @@ def test_attacks_on_the_kernel_websocket_leave_the_server_and_other_sessions_wor
         # 2. No subprotocol (the legacy path), then the widget manager's request_states: refused at once.
         legacy = await connect(base, attacker_kernel, None)
         assert await asyncio.wait_for(legacy.read_message(), 5) is None and legacy.close_code == 1002
+        # A refused client on the viewer's own kernel does not make the viewer look gone.
+        intruder = await connect(base, viewer_kernel, None)
+        assert await asyncio.wait_for(intruder.read_message(), 5) is None and intruder.close_code == 1002
         comm = {"header": {"msg_id": "x", "msg_type": "comm_open", "username": "", "session": "", "date": "",
                            "version": "5.3"}, "parent_header": {}, "metadata": {}, "channel": "shell",
                 "content": {"comm_id": "c", "target_name": "jupyter.widget.control", "data": {}}}
@@ -188,7 +191,9 @@ def test_attacks_on_the_kernel_websocket_leave_the_server_and_other_sessions_wor
         assert static_answer_s(base) < 1.0
         assert await answers(viewer)
 
-        # 3. A closed tab's kernel is shut down within seconds (grace 2 s here); the viewer's stays.
+        # 3. A closed tab's kernel is shut down within seconds (grace 2 s here); the viewer's stays
+        #    (past its grace time after the intruder left).
+        await asyncio.sleep(3)
         deadline = time.monotonic() + 20
         while kernel_alive(base, attacker_kernel) and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
