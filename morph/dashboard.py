@@ -645,9 +645,11 @@ class Dashboard:
         Parameters
         ----------
         query : str, optional
-            Defaults to the ``QUERY_STRING`` environment variable, which Voila
-            sets in the kernel of each page; when it is present the browser's
-            address is kept in step with the controls.
+            Defaults to the page's query string under Voila: the
+            ``QUERY_STRING`` environment variable of the page's kernel, or, in
+            a kernel Voila started ahead of the request (``--preheat_kernel``),
+            the request's query string once it arrives. When there is one the
+            browser's address is kept in step with the controls.
         **options
             Passed to :class:`Dashboard`.
         """
