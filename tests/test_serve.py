@@ -45,7 +45,6 @@ def test_voila_command_keeps_the_safe_defaults():
         "--port=9999", "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--template=lab", "--strip_sources=True",
         "--show_tracebacks=False", "--VoilaConfiguration.allow_template_override=NO",
         "--VoilaConfiguration.allow_theme_override=NO",
-        "--VoilaExecutor.iopub_timeout=60",  # a page under load still gets its dashboard
         # A page that never connected is shut down within a minute (cull after 60 s, checked every 10 s).
         "--MappingKernelManager.cull_idle_timeout=60", "--MappingKernelManager.cull_interval=10", "--no-browser",
     ):

@@ -112,10 +112,6 @@ def voila_command(
         "--VoilaConfiguration.allow_theme_override=NO",
         "--strip_sources=True",
         f"--show_tracebacks={show_tracebacks}",
-        # After a cell ends, Voila waits this long for its outputs (default 4 s); the dashboard's
-        # output carries ~5 MB of plotly.js, which under load took longer, and the page came
-        # without its dashboard.
-        "--VoilaExecutor.iopub_timeout=60",
         f"--MappingKernelManager.cull_idle_timeout={cull_idle_timeout}",
         f"--MappingKernelManager.cull_interval={cull_interval}",
     ]
