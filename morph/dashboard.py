@@ -403,6 +403,9 @@ def _warm_up() -> None:
         widget = _instances.get(model_id)
         if widget is not None:
             widget.close()
+    import gc
+
+    gc.collect()  # the closed widgets and figures hold cycles: free them before the page's own
 
 
 # --- drawing helpers --------------------------------------------------------------------------
