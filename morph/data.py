@@ -46,6 +46,7 @@ __all__ = [
     "to_numeric",
     "fit_mask",
     "split_provenance",
+    "read_with_provenance",
     "MAX_BYTES",
     "MAX_CELLS",
     "MAX_COLUMNS",
@@ -112,10 +113,10 @@ def _read_text(source: Source, name: str) -> str:
         if not path.is_file():
             raise DataError(f"{path} does not exist or is not a file")
         if path.stat().st_size > MAX_BYTES:
-            raise DataError(f"{path} is larger than {MAX_BYTES // 2**20} MB; this is not a table of runs")
+            raise DataError(f"{path} is larger than {MAX_BYTES // 2**20} MB; this is not a table Morph reads")
         raw = path.read_bytes()
     if len(raw) > MAX_BYTES:
-        raise DataError(f"{name} is larger than {MAX_BYTES // 2**20} MB; this is not a table of runs")
+        raise DataError(f"{name} is larger than {MAX_BYTES // 2**20} MB; this is not a table Morph reads")
     return _decode(raw, name)
 
 
@@ -401,6 +402,43 @@ def split_provenance(text: str, strict: bool = False, label: str = "the table") 
         elif comment:
             metadata["comment"] = (metadata.get("comment", "") + " " + comment).strip()
     return metadata, "".join(lines[body_start:])
+
+
+def read_with_provenance(
+    source: Source, name: str | None = None, strict: bool = False, required_keys: Iterable[str] = ()
+) -> tuple[dict[str, str], pd.DataFrame]:
+    """A table after leading ``# key: value`` provenance lines: the lines as a dict, and the table.
+
+    The one reader of measurement files, for the calibration and for the
+    measurement harness's own files.
+
+    Parameters
+    ----------
+    source : path, bytes, file-like or DataFrame
+        A DataFrame is returned as a copy, with ``attrs["metadata"]`` as its provenance.
+    name : str, optional
+        How to call the table in error messages (defaults to the file name).
+    strict : bool
+        Refuse header lines not of the form ``# key: value`` (see :func:`split_provenance`).
+    required_keys : iterable of str
+        Provenance keys the header must have (checked before the table is read).
+
+    Raises
+    ------
+    DataError
+        A missing, oversized or non-UTF-8 file, a missing provenance key, no table after the
+        header, or a malformed table.
+    """
+    if isinstance(source, pd.DataFrame):
+        return dict(source.attrs.get("metadata", {})), source.copy()
+    label = name or (Path(source).name if isinstance(source, (str, os.PathLike)) else "the table")
+    metadata, body = split_provenance(_read_text(source, label), strict=strict, label=label)
+    missing = [key for key in required_keys if key not in metadata]
+    if missing:
+        raise DataError(f"{label}: the provenance header lacks {', '.join(missing)}")
+    if not body.strip():
+        raise DataError(f"{label} holds no table after its provenance lines")
+    return metadata, read_table(body.encode("utf-8"), label)
 
 
 def _load_shipped(filename: str) -> pd.DataFrame:

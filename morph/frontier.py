@@ -31,7 +31,10 @@ from numpy.typing import ArrayLike, NDArray
 from .data import read_table, to_numeric
 from .errors import SelectionError, ShapeError
 from .laws import ScalingLaw, preset
-from .latency import predict_latency
+from .latency import Workload, predict_latency
+from .latency.memory import serving_memory
+from .latency.serving import SERVING_METRICS, metric_meets, serving_metric
+from .latency.workload import as_workload
 from .shapes import aspect_ratio, default_n_heads, enumerate_shapes, parameter_count
 
 if TYPE_CHECKING:  # fitting needs scipy.optimize, which a frontier of presets does not
@@ -254,8 +257,17 @@ class Evaluation:
         Predicted decode time per generated token (milliseconds).
     roofline_s : ndarray
         Roofline lower bound of the same call (seconds).
-    settings : dict
-        Hardware, calibration, batch, tokens, dtype and law used.
+    workload : Workload
+        Hardware, calibration, batch, tokens and dtype of the latency predictions.
+    law : str
+        The law used: a preset name, or a fitted or given law's family.
+    fit : FitResult, optional
+        The fit behind the law, which gives loss bands.
+    memory_gb : ndarray, optional
+        Weights plus key/value cache of each candidate under the workload (GB);
+        None: not checked, every candidate counts as fitting.
+    prefill_s : ndarray, optional
+        Predicted time to first token (seconds).
     """
 
     candidates: Candidates
@@ -263,11 +275,33 @@ class Evaluation:
     latency_s: FloatArray
     ms_per_token: FloatArray
     roofline_s: FloatArray
-    settings: dict[str, Any] = field(default_factory=dict)
+    workload: Workload = field(default_factory=Workload)
+    law: str = ""
     fit: FitResult | None = None
+    memory_gb: FloatArray | None = None
+    prefill_s: FloatArray | None = None
+
+    def metric(self, name: str, price_per_gpu_hour: float | None = None) -> FloatArray:
+        """Values of a serving metric per candidate (see :mod:`morph.latency.serving`)."""
+        prefill = self.prefill_s if self.prefill_s is not None else np.full(len(self), np.nan)
+        return serving_metric(name, latency_s=self.latency_s, prefill_s=prefill, ms_per_token=self.ms_per_token,
+                              batch=self.workload.batch, output_tokens=self.workload.output_tokens,
+                              price_per_gpu_hour=price_per_gpu_hour)
+
+    @property
+    def feasible(self) -> NDArray[np.bool_]:
+        """Whether each candidate's weights and cache fit in the device's memory."""
+        if self.memory_gb is None:
+            return np.ones(len(self), dtype=bool)
+        return self.memory_gb <= self.workload.device.memory_gb
 
     def __len__(self) -> int:
         return len(self.candidates)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """JSON-ready: the law and the workload's settings (hardware and calibration by name)."""
+        return {"law": self.law, **self.workload.to_dict()}
 
     def loss_band(self, index: ArrayLike, level: float = 0.95) -> tuple[FloatArray, FloatArray] | None:
         """Confidence band of predicted loss for some candidates (None without a fit).
@@ -305,12 +339,8 @@ def evaluate_candidates(
     candidates: Candidates,
     law: LawLike = "bian2025",
     *,
-    hardware: Any = "a100-40gb",
-    calibration: Any = None,
-    batch: int = 1,
-    input_tokens: int = 128,
-    output_tokens: int = 256,
-    dtype: str = "bf16",
+    workload: Workload | None = None,
+    **overrides: Any,
 ) -> Evaluation:
     """Predicted loss and latency for all candidates in one vectorised pass.
 
@@ -319,35 +349,30 @@ def evaluate_candidates(
     candidates : Candidates
     law : preset name, ScalingLaw or FitResult
         The loss model (a fit also gives confidence bands).
-    hardware, calibration, batch, input_tokens, output_tokens, dtype
-        Passed to :func:`morph.latency.predict_latency`.
+    workload : Workload, optional
+        Where and how the candidates generate (default :class:`~morph.latency.Workload`).
+    **overrides
+        ``hardware``, ``calibration``, ``batch``, ``input_tokens``, ``output_tokens``
+        or ``dtype``: change one setting of ``workload``.
     """
+    serving = as_workload(workload, **overrides)
     if len(candidates) == 0:
         raise SelectionError("there are no candidates to evaluate; widen the parameter range or the shape grid")
     scaling_law, fit = resolve_law(law)
     loss = scaling_law.predict(candidates.N.astype(np.float64), candidates.D, candidates.aspect_ratio)
-    timing = predict_latency(
-        candidates.n_layers, candidates.d_model, candidates.n_heads,
-        hardware=hardware, calibration=calibration, batch=batch,
-        input_tokens=input_tokens, output_tokens=output_tokens, dtype=dtype,
-    )
-    settings = {
-        "law": law if isinstance(law, str) else scaling_law.family,
-        "hardware": getattr(hardware, "name", hardware),
-        "calibration": getattr(calibration, "name", calibration),
-        "batch": batch,
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "dtype": dtype,
-    }
+    timing = predict_latency(candidates.n_layers, candidates.d_model, candidates.n_heads, workload=serving)
+    memory = serving_memory(candidates.n_layers, candidates.d_model, candidates.n_heads, workload=serving)
     return Evaluation(
         candidates=candidates,
         loss=np.asarray(loss, dtype=np.float64),
         latency_s=np.asarray(timing.latency_s, dtype=np.float64),
         ms_per_token=np.asarray(timing.ms_per_token, dtype=np.float64),
         roofline_s=np.asarray(timing.roofline_s, dtype=np.float64),
-        settings=settings,
+        workload=serving,
+        law=law if isinstance(law, str) else scaling_law.family,
         fit=fit,
+        memory_gb=memory.memory_gb,
+        prefill_s=np.asarray(timing.prefill_s, dtype=np.float64),
     )
 
 
@@ -415,18 +440,42 @@ class Selection:
     frontier : DataFrame
         The (latency, loss) Pareto frontier of all candidates, fastest first.
     evaluation : Evaluation
-    latency_target : float
+    latency_budget_s : float
+        The budget ``T_C``: seconds of latency, or the unit of ``budget_metric``.
     top_k : int
     selected_index, frontier_index : ndarray
         Positions of the selected and frontier candidates in ``evaluation``.
+    budget_metric : str
+        The serving metric the budget is set on (:data:`morph.latency.serving.SERVING_METRICS`).
+    price_per_gpu_hour : float, optional
+        Price behind a cost budget.
     """
 
     selected: pd.DataFrame
     evaluation: Evaluation
-    latency_target: float
+    latency_budget_s: float
     top_k: int
     selected_index: IntArray
     frontier_index: IntArray
+    budget_metric: str = "latency_s"
+    price_per_gpu_hour: float | None = None
+
+    @property
+    def budget_values(self) -> FloatArray:
+        """Each candidate's value of the budget metric."""
+        return self.evaluation.metric(self.budget_metric, self.price_per_gpu_hour)
+
+    def _miss(self, value: float) -> str:
+        metric = SERVING_METRICS[self.budget_metric]
+        name = "latency" if metric.name == "latency_s" else metric.label
+        verb = "is below" if metric.higher_is_better else "exceeds"
+        unit = f" {metric.unit}"
+        return f"{name} {value:.3g}{unit} {verb} the {self.latency_budget_s:.3g}{unit} budget"
+
+    @property
+    def latency_target(self) -> float:
+        """Former name of :attr:`latency_budget_s` (seconds); kept so existing code keeps working."""
+        return self.latency_budget_s
 
     @functools.cached_property
     def frontier(self) -> pd.DataFrame:
@@ -440,16 +489,21 @@ class Selection:
         Built on first use: with 100,000 candidates the table costs more than
         the whole selection, and a slider never needs it.
         """
-        latency, loss = self.evaluation.latency_s, self.evaluation.loss
-        fits = latency <= self.latency_target
+        values, loss = self.budget_values, self.evaluation.loss
+        feasible = self.evaluation.feasible
+        fits = metric_meets(self.budget_metric, values, self.latency_budget_s) & feasible
         within = np.flatnonzero(fits)
         ranked = within[np.argsort(loss[within], kind="stable")]
         rank_of = np.zeros(len(self.evaluation), dtype=np.int64)
         rank_of[ranked] = np.arange(1, ranked.size + 1)
         index = np.setdiff1d(np.arange(len(self.evaluation)), self.selected_index)
         frame = self.evaluation.to_frame(index)
+        capacity = self.evaluation.workload.device.memory_gb
+        memory = self.evaluation.memory_gb
         frame["reason"] = [
-            f"latency {latency[i]:.3g} s exceeds the {self.latency_target:.3g} s budget"
+            f"needs {memory[i]:.3g} GB of memory (weights plus KV cache); the device has {capacity:g} GB"
+            if not feasible[i]
+            else self._miss(values[i])
             if not fits[i]
             else f"ranked {rank_of[i]} by predicted loss among {ranked.size} within budget; top {self.top_k} kept"
             for i in index
@@ -466,7 +520,8 @@ class Selection:
             ]
 
         return {
-            "latency_target_s": self.latency_target,
+            "latency_budget_s": self.latency_budget_s,
+            "budget_metric": self.budget_metric,
             "top_k": self.top_k,
             "settings": self.evaluation.settings,
             "n_candidates": len(self.evaluation),
@@ -476,35 +531,71 @@ class Selection:
         }
 
 
-def select(evaluation: Evaluation, latency_target: float, top_k: int = 3, band_level: float = 0.95) -> Selection:
+def select(
+    evaluation: Evaluation,
+    latency_budget_s: float | None = None,
+    top_k: int = 3,
+    band_level: float = 0.95,
+    *,
+    latency_target: float | None = None,
+    budget_metric: str = "latency_s",
+    price_per_gpu_hour: float | None = None,
+) -> Selection:
     """Drop candidates over the latency budget, rank the rest by predicted loss, keep the top ``k``.
 
     Parameters
     ----------
     evaluation : Evaluation
-    latency_target : float
+    latency_budget_s : float
         Latency budget ``T_C`` (seconds) for the whole generation call.
+    latency_target : float, optional
+        Former name of ``latency_budget_s``, still accepted.
     top_k : int
         How many candidates to keep.
     band_level : float
         Level of the loss band shown for the kept candidates (when the law is a fit).
+    budget_metric : str
+        What the budget limits: ``latency_s`` (default), ``ttft_s``,
+        ``ms_per_token``, ``cost_per_million_tokens`` (ceilings) or
+        ``tokens_per_s`` (a floor); see :mod:`morph.latency.serving`.
+    price_per_gpu_hour : float, optional
+        Price of one GPU-hour, for a cost budget.
 
     Raises
     ------
     SelectionError
-        If the budget is not a positive number or no candidate meets it; the
-        message says how far the fastest candidate is from the budget.
+        If the budget is not a positive number, no candidate fits in memory
+        or none meets the budget; the message says how far the closest is.
     """
-    if not np.isfinite(latency_target) or latency_target <= 0:
-        raise SelectionError("the latency target must be a positive number of seconds")
+    if latency_budget_s is None:
+        latency_budget_s = latency_target
+    elif latency_target is not None:
+        raise SelectionError("give the latency budget once (latency_budget_s; latency_target is its former name)")
+    if latency_budget_s is None or not np.isfinite(latency_budget_s) or latency_budget_s <= 0:
+        raise SelectionError("the latency budget must be a positive number of seconds")
     if top_k < 1:
         raise SelectionError("top-k must be at least 1")
     latency, loss = evaluation.latency_s, evaluation.loss
-    within = np.flatnonzero(latency <= latency_target)
+    values = evaluation.metric(budget_metric, price_per_gpu_hour)
+    if not evaluation.feasible.any():
+        needs = float(np.min(evaluation.memory_gb))
+        raise SelectionError(
+            f"no candidate fits in the {evaluation.workload.hardware_name}'s {evaluation.workload.device.memory_gb:g} "
+            f"GB: the smallest needs {needs:.3g} GB for its weights and KV cache. Lower the batch or the prompt and "
+            "output tokens, or choose a device with more memory"
+        )
+    within = np.flatnonzero(metric_meets(budget_metric, values, latency_budget_s) & evaluation.feasible)
+    if within.size == 0 and budget_metric != "latency_s":
+        metric = SERVING_METRICS[budget_metric]
+        closest = int(np.argmax(values) if metric.higher_is_better else np.argmin(values))
+        raise SelectionError(
+            f"no candidate meets the {latency_budget_s:.3g} {metric.unit} budget on {metric.label}: the closest, "
+            f"{evaluation.candidates.labels(closest)}, reaches {values[closest]:.3g} {metric.unit}"
+        )
     if within.size == 0:
         fastest = int(np.argmin(latency))
         raise SelectionError(
-            f"no candidate meets the {latency_target:.3g} s latency budget: the fastest, "
+            f"no candidate meets the {latency_budget_s:.3g} s latency budget: the fastest, "
             f"{evaluation.candidates.labels(fastest)}, takes {latency[fastest]:.3g} s. Relax the budget to at "
             f"least {latency[fastest]:.3g} s, or allow smaller or shallower models, fewer output tokens or "
             "faster hardware"
@@ -524,10 +615,12 @@ def select(evaluation: Evaluation, latency_target: float, top_k: int = 3, band_l
     return Selection(
         selected=selected.reset_index(drop=True),
         evaluation=evaluation,
-        latency_target=float(latency_target),
+        latency_budget_s=float(latency_budget_s),
         top_k=int(top_k),
         selected_index=chosen.astype(np.int64),
         frontier_index=frontier,
+        budget_metric=budget_metric,
+        price_per_gpu_hour=price_per_gpu_hour,
     )
 
 
@@ -617,7 +710,8 @@ def compute_tradeoff(
     params_min: float | None = None,
     params_max: float | None = None,
     enumerate_options: dict[str, Any] | None = None,
-    **latency_options: Any,
+    workload: Workload | None = None,
+    **overrides: Any,
 ) -> ComputeTradeoff:
     """The compute view: at ``flops``, the frontier over (N, D = flops / 6N, shape) and the price of speed.
 
@@ -632,11 +726,13 @@ def compute_tradeoff(
         Parameter range (default: a factor of 8 around the compute-optimal N).
     enumerate_options : dict, optional
         Width grid and depth limits for the shape enumeration.
-    **latency_options
-        ``hardware``, ``calibration``, ``batch``, ``input_tokens``, ``output_tokens``, ``dtype``.
+    workload : Workload, optional
+        Where and how the candidates generate (default :class:`~morph.latency.Workload`).
+    **overrides
+        Change one setting of ``workload`` (``hardware``, ``batch``, ...).
     """
     candidates = candidates_from_flops(flops, params_min, params_max, law=law, **(enumerate_options or {}))
-    evaluation = evaluate_candidates(candidates, law, **latency_options)
+    evaluation = evaluate_candidates(candidates, law, workload=workload, **overrides)
     best = int(np.argmin(evaluation.loss))
     return ComputeTradeoff(
         flops=float(flops),

@@ -31,10 +31,11 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import ClassVar, Mapping
+from typing import ClassVar, Literal, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.special import expit
 
 from .errors import MorphError
 
@@ -44,6 +45,7 @@ __all__ = [
     "InferenceEfficientLaw",
     "UShapedLaw",
     "ComputeOptimal",
+    "Slider",
     "LAW_FAMILIES",
     "PRESETS",
     "Preset",
@@ -83,6 +85,37 @@ class ComputeOptimal:
         return self.D / self.N
 
 
+@dataclass(frozen=True)
+class Slider:
+    """The range a control offers for one parameter.
+
+    Attributes
+    ----------
+    kind : {"log", "linear"}
+        Logarithmic (``low`` and ``high`` are exponents of ``base``) or linear.
+    low, high : float
+        Ends of the range (exponents for ``log``).
+    step : float
+        Step (of the exponent for ``log``).
+    base : float
+        Base of a logarithmic slider.
+    """
+
+    kind: Literal["log", "linear"]
+    low: float
+    high: float
+    step: float
+    base: float = 10.0
+
+
+ParameterKind = Literal["scale", "offset", "exponent", "ratio"]
+"""What a parameter is, which sets how it is fitted and shown: a positive ``scale`` (``A``, ``B``,
+``eps``) and a positive ``offset`` (``E``) or ``ratio`` (``r_opt``) are fitted as logarithms; an
+``exponent`` as it is."""
+
+_LOG_KINDS = frozenset({"scale", "offset", "ratio"})
+
+
 @functools.cache
 def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls))
@@ -118,6 +151,13 @@ class ScalingLaw:
         "alpha": "exponent of N (parameters)",
         "beta": "exponent of D (tokens)",
     }
+
+    #: what each parameter is (see :data:`ParameterKind`)
+    kinds: ClassVar[Mapping[str, ParameterKind]] = {
+        "A": "scale", "B": "scale", "E": "offset", "alpha": "exponent", "beta": "exponent",
+    }
+    #: the paper method's start for parameters that do not start at one
+    paper_start_values: ClassVar[Mapping[str, float]] = {}
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -238,6 +278,98 @@ class ScalingLaw:
         values = ", ".join(f"{k}={v:.6g}" for k, v in self.params.items())
         return f"{self.family}: {values}"
 
+    # -- the fitting form: how fitters and controls see the parameters ------------------
+
+    @classmethod
+    def free_parameters(cls, variant: str) -> tuple[str, ...]:
+        """Names of the parameters a fit of ``variant`` estimates, in order."""
+        if variant not in cls.variants:
+            raise MorphError(f"the {cls.family} law has no variant {variant!r}; choose one of {', '.join(cls.variants)}")
+        ties = cls.variants[variant]
+        return tuple(name for name in cls.parameter_names() if name not in ties)
+
+    @classmethod
+    def fitted_as_log(cls, name: str) -> bool:
+        """Whether fitters work with ``ln(name)`` (the parameter is positive) rather than the value."""
+        return cls.kinds[name] in _LOG_KINDS
+
+    @classmethod
+    def paper_start(cls, variant: str) -> tuple[list[float], tuple[list[float], list[float]] | None]:
+        """Starting point and bounds of the ``paper`` method (``curve_fit``) for ``variant``.
+
+        Returns
+        -------
+        p0 : list of float
+            One value per free parameter: one, as in the paper, unless
+            :attr:`paper_start_values` says otherwise.
+        bounds : (lower, upper) or None
+            None: unbounded.
+        """
+        return [cls.paper_start_values.get(name, 1.0) for name in cls.free_parameters(variant)], None
+
+    @classmethod
+    def start_axes(cls, free: Sequence[str]) -> dict[str, FloatArray]:
+        """Grid values (fitting coordinates: logarithms where :meth:`fitted_as_log`) of the nonlinear parameters.
+
+        The robust fitter solves ``E``, ``A`` and ``B`` linearly at every point
+        of the product of these axes and starts from the best points. With
+        three or more free exponents the exponent axes are coarser, so the
+        grid stays a few thousand points.
+        """
+        n_exponent = 24 if sum(cls.kinds[n] == "exponent" for n in free) <= 2 else 14
+        axes = {"alpha": np.linspace(0.05, 2.0, n_exponent), "beta": np.linspace(0.05, 2.0, n_exponent)}
+        axes.update(cls._shape_axes())
+        return {name: axes[name] for name in free if name in axes}
+
+    @classmethod
+    def _shape_axes(cls) -> dict[str, FloatArray]:
+        """Grid axes of the shape factor's parameters (none for Chinchilla)."""
+        return {}
+
+    @classmethod
+    def log_shape_factor(
+        cls, values: Mapping[str, FloatArray], log_R: FloatArray | None, with_jacobian: bool
+    ) -> tuple[FloatArray | float, dict[str, FloatArray]]:
+        """``ln shape_factor(R)`` in fitting coordinates, and its derivative by each of them.
+
+        Parameters
+        ----------
+        values : mapping of name to array
+            Every parameter in fitting coordinates (see :meth:`fitted_as_log`),
+            as columns that broadcast against ``log_R``.
+        log_R : array or None
+            ``ln(d_model / n_layers)`` of the points.
+        with_jacobian : bool
+            Also return the derivatives.
+
+        Returns
+        -------
+        log_factor : array or float
+        gradients : dict of name to array
+            ``d log_factor / d value`` for the shape parameters (empty without
+            ``with_jacobian``).
+        """
+        return 0.0, {}
+
+    @classmethod
+    def slider(cls, name: str, value: float) -> Slider:
+        """The range a control offers for parameter ``name`` around ``value``.
+
+        Scales span two decades either side of a positive value; an offset
+        runs from 0 to twice its value (at least 4); a ratio spans 2 to 1024;
+        exponents run from 0 (or the value, if negative) to twice its size
+        (at least 1.5).
+        """
+        kind = cls.kinds[name]
+        if kind == "scale" and value > 0:
+            centre = math.log10(value)
+            return Slider("log", centre - 2, centre + 2, 0.01)
+        if kind == "ratio":
+            return Slider("log", 1, 10, 0.05, base=2.0)
+        if kind == "offset":
+            return Slider("linear", 0.0, max(4.0, 2 * value), 0.005)
+        return Slider("linear", min(0.0, value), max(1.5, 2 * abs(value)), 0.001)
+
 
 @dataclass(frozen=True)
 class ChinchillaLaw(ScalingLaw):
@@ -277,10 +409,35 @@ class InferenceEfficientLaw(ScalingLaw):
         "eps": "strength of the aspect-ratio penalty",
         "gamma": "exponent of the aspect ratio R",
     }
+    kinds: ClassVar[Mapping[str, ParameterKind]] = {**ScalingLaw.kinds, "eps": "scale", "gamma": "exponent"}
 
     def shape_factor(self, aspect_ratio: ArrayLike) -> FloatArray:
         """``1 + eps R^gamma``: grows with ``R`` when ``eps > 0`` (wider per layer is worse)."""
         return 1.0 + self.eps * _as_float(aspect_ratio) ** self.gamma
+
+    @classmethod
+    def paper_start(cls, variant: str) -> tuple[list[float], tuple[list[float], list[float]] | None]:
+        """As :meth:`ScalingLaw.paper_start`; the non-equal variant starts from the paper's published
+        values and bounds ``gamma <= 100``, as the paper's code does."""
+        if variant != "nonequal":
+            return super().paper_start(variant)
+        p0 = [5e4, 5e5, 2.0, 0.5, 0.0011, 0.5]
+        return p0, ([-np.inf] * 6, [np.inf] * 5 + [100.0])
+
+    @classmethod
+    def _shape_axes(cls) -> dict[str, FloatArray]:
+        return {"gamma": np.linspace(0.1, 2.0, 8), "eps": np.log(np.logspace(-6, -1, 6))}
+
+    @classmethod
+    def log_shape_factor(
+        cls, values: Mapping[str, FloatArray], log_R: FloatArray | None, with_jacobian: bool
+    ) -> tuple[FloatArray | float, dict[str, FloatArray]]:
+        """``ln(1 + exp(ln eps + gamma ln R))``: a softplus, whose derivative is the logistic function."""
+        z = values["eps"] + values["gamma"] * log_R
+        if not with_jacobian:
+            return np.logaddexp(0.0, z), {}
+        sig = expit(z)
+        return np.logaddexp(0.0, z), {"eps": sig, "gamma": sig * log_R}
 
 
 @dataclass(frozen=True)
@@ -314,11 +471,33 @@ class UShapedLaw(ScalingLaw):
         "eps": "curvature of the aspect-ratio penalty",
         "r_opt": "aspect ratio of least loss",
     }
+    kinds: ClassVar[Mapping[str, ParameterKind]] = {**ScalingLaw.kinds, "eps": "scale", "r_opt": "ratio"}
+    # r_opt = 1 (the paper's start for every parameter) sits where no model
+    # lives; 64 is inside the data.
+    paper_start_values: ClassVar[Mapping[str, float]] = {"r_opt": 64.0}
 
     def shape_factor(self, aspect_ratio: ArrayLike) -> FloatArray:
         """``1 + eps (ln(R / r_opt) + r_opt / R - 1)``."""
         r = _as_float(aspect_ratio) / self.r_opt
         return 1.0 + self.eps * (np.log(r) + 1.0 / r - 1.0)
+
+    @classmethod
+    def _shape_axes(cls) -> dict[str, FloatArray]:
+        return {"eps": np.log(np.logspace(-3, 0, 4)), "r_opt": np.log(np.logspace(np.log10(4.0), np.log10(1000.0), 8))}
+
+    @classmethod
+    def log_shape_factor(
+        cls, values: Mapping[str, FloatArray], log_R: FloatArray | None, with_jacobian: bool
+    ) -> tuple[FloatArray | float, dict[str, FloatArray]]:
+        """``ln(1 + eps bend)`` with ``bend = x + exp(-x) - 1 >= 0`` and ``x = ln R - ln r_opt``."""
+        strength = np.exp(values["eps"])
+        x = log_R - values["r_opt"]
+        bend = x + np.exp(-x) - 1.0  # ln(R/r_opt) + r_opt/R - 1 >= 0
+        denominator = 1.0 + strength * bend
+        if not with_jacobian:
+            return np.log(denominator), {}
+        gradients = {"eps": strength * bend / denominator, "r_opt": strength * (np.exp(-x) - 1.0) / denominator}
+        return np.log(denominator), gradients
 
 
 LAW_FAMILIES: dict[str, type[ScalingLaw]] = {
@@ -336,11 +515,7 @@ def law_class(family: str) -> type[ScalingLaw]:
 
 def free_parameters(family: str, variant: str) -> tuple[str, ...]:
     """Names of the parameters a fit of ``family``/``variant`` estimates, in order."""
-    cls = law_class(family)
-    if variant not in cls.variants:
-        raise MorphError(f"the {family} law has no variant {variant!r}; choose one of {', '.join(cls.variants)}")
-    ties = cls.variants[variant]
-    return tuple(name for name in cls.parameter_names() if name not in ties)
+    return law_class(family).free_parameters(variant)
 
 
 def tie_parameters(family: str, variant: str, free: Mapping[str, float]) -> dict[str, float]:

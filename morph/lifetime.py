@@ -24,7 +24,6 @@ from numpy.typing import ArrayLike, NDArray
 
 from .errors import SelectionError
 from .frontier import Evaluation, LawLike, resolve_law
-from .hardware import get_hardware
 
 __all__ = ["lifetime_flops", "lifetime_cost", "lifetime_optimal", "LifetimeOptimum"]
 
@@ -75,13 +74,13 @@ def lifetime_cost(evaluation: Evaluation, inference_tokens: float, training_mfu:
         raise SelectionError("the number of inference tokens must be zero or more")
     if not 0 < training_mfu <= 1:
         raise SelectionError("the training model FLOP utilisation must be in (0, 1]")
-    settings = evaluation.settings
-    hardware = get_hardware(settings["hardware"])
+    workload = evaluation.workload
+    hardware = workload.device
     frame = evaluation.to_frame()
     flops = lifetime_flops(frame["N"], frame["D"], inference_tokens)
     for key, value in flops.items():
         frame[key] = value
-    frame["tokens_per_s"] = settings["batch"] * settings["output_tokens"] / evaluation.latency_s
+    frame["tokens_per_s"] = workload.batch * workload.output_tokens / evaluation.latency_s
     peak = hardware.bf16_tflops * 1e12
     frame["training_gpu_hours"] = flops["training_flops"] / (training_mfu * peak) / SECONDS_PER_HOUR
     frame["serving_gpu_hours"] = inference_tokens / frame["tokens_per_s"] / SECONDS_PER_HOUR

@@ -30,7 +30,6 @@ from typing import Callable
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import minimize
-from scipy.special import expit
 
 from .errors import FitError
 from .laws import free_parameters, law_class
@@ -42,8 +41,6 @@ DEFAULT_DELTA = 1e-3
 
 FloatArray = NDArray[np.float64]
 
-# Parameters optimised as logarithms (kept positive); the rest are used as they are.
-_LOG_PARAMETERS = {"A", "B", "E", "eps", "r_opt"}
 # Above this many points the multi-start search runs on a seeded subsample:
 # it only has to find the basin, which a few thousand points show as well as
 # a million; the best few starts are then refined on every point.
@@ -100,7 +97,7 @@ class LogSpaceModel:
         self.log_D = np.log(np.asarray(D, dtype=np.float64))
         self.log_R = None if aspect_ratio is None else np.log(np.asarray(aspect_ratio, dtype=np.float64))
         self.log_loss = np.log(np.asarray(loss, dtype=np.float64))
-        self.is_log = np.array([name in _LOG_PARAMETERS for name in self.free])
+        self.is_log = np.array([self.cls.fitted_as_log(name) for name in self.free])
         lo = np.where(self.is_log, _BOUNDS["log"][0], _BOUNDS["exponent"][0])
         hi = np.where(self.is_log, _BOUNDS["log"][1], _BOUNDS["exponent"][1])
         self.lower, self.upper = lo, hi
@@ -120,12 +117,12 @@ class LogSpaceModel:
     def to_internal(self, params: dict[str, float]) -> FloatArray:
         """Internal coordinates of a parameter dict (logs of the positive ones)."""
         return np.array(
-            [np.log(params[n]) if n in _LOG_PARAMETERS else params[n] for n in self.free], dtype=np.float64
+            [np.log(params[n]) if log else params[n] for n, log in zip(self.free, self.is_log)], dtype=np.float64
         )
 
     def to_params(self, theta: FloatArray) -> dict[str, float]:
         """Full parameter dict (tied ones filled in) from internal coordinates."""
-        free = {n: float(np.exp(v) if n in _LOG_PARAMETERS else v) for n, v in zip(self.free, theta)}
+        free = {n: float(np.exp(v) if log else v) for n, v, log in zip(self.free, theta, self.is_log)}
         ties = self.cls.variants[self.variant]
         return {name: free[ties.get(name, name)] for name in self.full}
 
@@ -155,21 +152,10 @@ class LogSpaceModel:
         if with_jacobian:
             s1, s2, s3 = e1 / total, e2 / total, e3 / total
             grads = {"A": s1, "B": s2, "E": s3, "alpha": -s1 * self.log_N, "beta": -s2 * self.log_D}
-        if self.family == "inference-efficient":
-            z = col["eps"] + col["gamma"] * self.log_R
-            log_pred = log_pred + np.logaddexp(0.0, z)
-            if with_jacobian:
-                sig = expit(z)
-                grads["eps"], grads["gamma"] = sig, sig * self.log_R
-        elif self.family == "u-shaped":
-            strength = np.exp(col["eps"])
-            x = self.log_R - col["r_opt"]
-            bend = x + np.exp(-x) - 1.0  # ln(R/r_opt) + r_opt/R - 1 >= 0
-            denominator = 1.0 + strength * bend
-            log_pred = log_pred + np.log(denominator)
-            if with_jacobian:
-                grads["eps"] = strength * bend / denominator
-                grads["r_opt"] = strength * (np.exp(-x) - 1.0) / denominator
+        if self.cls.needs_aspect_ratio:
+            log_factor, shape_grads = self.cls.log_shape_factor(col, self.log_R, with_jacobian)
+            log_pred = log_pred + log_factor
+            grads.update(shape_grads)
         if not with_jacobian:
             return log_pred, None
         jac_full = np.stack([np.broadcast_to(grads[name], log_pred.shape) for name in self.full], axis=-1)
@@ -193,19 +179,7 @@ class LogSpaceModel:
     # -- starting points ---------------------------------------------------------------
 
     def _nonlinear_grid(self) -> list[dict[str, float]]:
-        n_exponent = 24 if sum(n in ("alpha", "beta", "gamma") for n in self.free) <= 2 else 14
-        axes: dict[str, FloatArray] = {}
-        for name in self.free:
-            if name in ("alpha", "beta"):
-                axes[name] = np.linspace(0.05, 2.0, n_exponent)
-            elif name == "gamma":
-                axes[name] = np.linspace(0.1, 2.0, 8)
-            elif name == "eps" and self.family == "inference-efficient":
-                axes[name] = np.log(np.logspace(-6, -1, 6))
-            elif name == "eps":
-                axes[name] = np.log(np.logspace(-3, 0, 4))
-            elif name == "r_opt":
-                axes[name] = np.log(np.logspace(np.log10(4.0), np.log10(1000.0), 8))
+        axes = self.cls.start_axes(self.free)
         names = list(axes)
         return [dict(zip(names, values)) for values in product(*(axes[n] for n in names))]
 

@@ -8,8 +8,8 @@ import plotly.graph_objects as go
 import pytest
 
 from morph import MorphError, fit, load_runs, predict_latency, preset
-from morph import figures
-from morph.calibration import load_measurements, published_a100_measurements
+from morph.app import figures
+from morph.latency.calibration import load_measurements, published_a100_measurements
 from morph.data import data_dir
 from morph.frontier import candidates_from_table, evaluate_candidates, select
 

@@ -38,7 +38,7 @@ def one_b():
 
 def test_the_paper_selects_morph_1b_under_two_seconds(one_b):
     assert (one_b.candidates.D == ONE_B_TOKENS).all()
-    selection = select(one_b, latency_target=2.0, top_k=3)
+    selection = select(one_b, latency_budget_s=2.0, top_k=3)
     first = selection.selected.iloc[0]
     assert (first["n_layers"], first["d_model"], first["label"]) == (12, 3072, "1B_v8")
     assert first["latency_s"] == pytest.approx(1.96, rel=0.01)
@@ -60,7 +60,7 @@ def test_speedup_is_against_the_deepest_candidate(one_b):
 
 
 def test_with_a_larger_budget_the_best_loss_wins(one_b):
-    selection = select(one_b, latency_target=10.0, top_k=1)
+    selection = select(one_b, latency_budget_s=10.0, top_k=1)
     assert selection.selected["label"].iloc[0] == one_b.candidates.label[np.argmin(one_b.loss)]
 
 
@@ -206,7 +206,7 @@ def test_lifetime_cost_favours_fast_shapes_when_serving_dominates(one_b):
 def test_cli_frontier_json():
     out = subprocess.run(
         [sys.executable, "-m", "morph", "frontier", "--candidates", str(CANDIDATES_CSV),
-         "--latency-target", "2.0", "--hardware", "a100-40gb", "--top", "3", "--json"],
+         "--latency-budget", "2.0", "--hardware", "a100-40gb", "--top", "3", "--json"],
         capture_output=True, text=True, timeout=120,
     )
     assert out.returncode == 0, out.stderr
@@ -223,12 +223,12 @@ def test_cli_frontier_json():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--candidates", str(CANDIDATES_CSV), "--latency-target", "0.1"], "no candidate meets"),
-        (["--params-min", "1e9", "--latency-target", "2"], "--params-min needs --params-max"),
-        (["--params-min", "2e9", "--params-max", "1e9", "--tokens", "1e10", "--latency-target", "2"], "below"),
-        (["--params-min", "1e9", "--params-max", "2e9", "--latency-target", "2"], "--tokens"),
-        (["--flops", "1e21", "--tokens", "1e10", "--latency-target", "2"], "drop --tokens"),
-        (["--candidates", str(CANDIDATES_CSV), "--latency-target", "2", "--hardware", "abacus"], "abacus"),
+        (["--candidates", str(CANDIDATES_CSV), "--latency-budget", "0.1"], "no candidate meets"),
+        (["--params-min", "1e9", "--latency-budget", "2"], "--params-min needs --params-max"),
+        (["--params-min", "2e9", "--params-max", "1e9", "--tokens", "1e10", "--latency-budget", "2"], "below"),
+        (["--params-min", "1e9", "--params-max", "2e9", "--latency-budget", "2"], "--tokens"),
+        (["--flops", "1e21", "--tokens", "1e10", "--latency-budget", "2"], "drop --tokens"),
+        (["--candidates", str(CANDIDATES_CSV), "--latency-budget", "2", "--hardware", "abacus"], "abacus"),
     ],
 )
 def test_cli_frontier_bad_input(args, message):

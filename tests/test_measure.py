@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from morph.cli import main
-from morph.measure import (
+from morph.latency.measure import (
     COLUMNS,
     CPU_PROTOCOL,
     PROVENANCE_KEYS,
@@ -50,7 +50,7 @@ needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is not installed
 )
 def test_torch_parameter_count_equals_formula(shape):
     torch = pytest.importorskip("torch")
-    from morph.decoder import Decoder
+    from morph.latency.decoder import Decoder
 
     with torch.device("meta"):
         model = Decoder(shape)
@@ -69,7 +69,7 @@ def test_torch_parameter_count_equals_formula(shape):
 
 def test_built_model_keeps_tied_head_and_unit_gains():
     torch = pytest.importorskip("torch")
-    from morph.decoder import build_decoder
+    from morph.latency.decoder import build_decoder
 
     tied = build_decoder(Shape(2, 64, tied_embeddings=True))
     assert tied.head.weight.data_ptr() == tied.embedding.weight.data_ptr()
@@ -85,7 +85,7 @@ def test_built_model_keeps_tied_head_and_unit_gains():
 @pytest.mark.parametrize("shape", [Shape(2, 64), Shape(3, 128, 4, 2)], ids=str)
 def test_kv_cache_decode_matches_full_recomputation(shape):
     torch = pytest.importorskip("torch")
-    from morph.decoder import build_decoder, greedy_generate
+    from morph.latency.decoder import build_decoder, greedy_generate
 
     model = build_decoder(shape, seed=1)
     prompt = torch.randint(0, shape.vocab, (2, 7), generator=torch.Generator().manual_seed(0))
@@ -103,7 +103,7 @@ def test_kv_cache_decode_matches_full_recomputation(shape):
 
 def test_chunked_prefill_after_cache_matches_one_pass():
     torch = pytest.importorskip("torch")
-    from morph.decoder import KVCache, build_decoder
+    from morph.latency.decoder import KVCache, build_decoder
 
     model = build_decoder(Shape(2, 128, 2), seed=2)
     tokens = torch.randint(0, 50432, (1, 9), generator=torch.Generator().manual_seed(1))
@@ -117,7 +117,7 @@ def test_chunked_prefill_after_cache_matches_one_pass():
 
 def test_generate_rejects_zero_output_tokens():
     torch = pytest.importorskip("torch")
-    from morph.decoder import build_decoder, greedy_generate
+    from morph.latency.decoder import build_decoder, greedy_generate
 
     with pytest.raises(ValueError):
         greedy_generate(build_decoder(Shape(1, 64)), torch.zeros((1, 3), dtype=torch.long), 0)

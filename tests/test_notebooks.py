@@ -59,7 +59,8 @@ def text_of(output: dict) -> str:
 
 def test_there_are_notebooks():
     assert {p.name for p in NOTEBOOKS} >= {
-        "01-scaling-laws.ipynb", "02-latency.ipynb", "03-fit-your-runs.ipynb", "04-reproduce-the-paper.ipynb"}
+        "01-scaling-laws.ipynb", "02-latency.ipynb", "03-fit-your-runs.ipynb", "04-reproduce-the-paper.ipynb",
+        "05-speculative-decoding.ipynb"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
@@ -74,15 +75,17 @@ def test_notebook_runs_cleanly(path):
 
 
 def test_reproduce_notebook_matches_every_number():
+    from morph.reproduce import load_published
+
     notebook = execute(NOTEBOOK_DIR / "04-reproduce-the-paper.ipynb")
     comparison = "\n".join(text_of(o) for o in outputs(notebook, "comparison"))
     counts = re.search(r"(\d+) of (\d+) numbers match", comparison)
     assert counts is not None, comparison[:500]
-    assert counts.group(1) == counts.group(2) and int(counts.group(2)) >= 30
+    assert int(counts.group(1)) == int(counts.group(2)) == len(load_published()) >= 30
     table = [o for o in outputs(notebook, "comparison") if "text/plain" in o.get("data", {})]
     assert table and "False" not in table[0]["data"]["text/plain"]
     everything = "\n".join(text_of(o) for o in outputs(notebook))
-    for expected in ("0.998237", "1B_v8", "12x3072", "0.695", "4.096", "-0.4"):
+    for expected in ("0.998237", "1B_v8", "12x3072", "0.695", "4.096", "-0.4", "4 decimals"):
         assert expected in everything, expected
 
 
@@ -108,6 +111,21 @@ def test_latency_notebook_reports_the_leave_one_out_error():
                       r"mean ([\d.]+)%, worst ([\d.]+)%\)", everything)
     assert found is not None
     assert found.group(1) == found.group(3) and found.group(2) == found.group(4)
+
+
+def test_speculative_notebook_shows_exactness_the_simulation_and_the_deep_draft_losing():
+    notebook = execute(NOTEBOOK_DIR / "05-speculative-decoding.ipynb")
+    everything = "\n".join(text_of(o) for o in outputs(notebook))
+    assert "emitted equals target: True" in everything
+    deviation = re.search(r"largest deviation ([\d.]+) standard errors", everything)
+    assert deviation is not None and float(deviation.group(1)) < 5
+    # The command's table: the wide draft speeds the target up, the deep one of equal size does not pay.
+    wide = re.search(r"^4x2048 .* ([\d.]+)x\s+\d+\s+([\d.]+)x$", everything, re.MULTILINE)
+    deep = re.search(r"^24x1024 .* ([\d.]+)x\s+0\s+1\.00x$", everything, re.MULTILINE)
+    assert wide is not None and float(wide.group(2)) > 1.2
+    assert deep is not None and float(deep.group(1)) < 1
+    widget_views = [o for o in outputs(notebook) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(widget_views) >= 1  # the explorer
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])

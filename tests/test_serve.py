@@ -36,7 +36,7 @@ def test_the_dashboard_notebook_is_found_and_committed_without_outputs():
 def test_voila_command_keeps_the_safe_defaults():
     command = voila_command("notebooks/dashboard.ipynb", port=9999)
     split = command.index("--")
-    assert command[:3] == [sys.executable, "-m", "morph.serving_guard"]  # the guards, then Voila
+    assert command[:3] == [sys.executable, "-m", "morph.app.serving_guard"]  # the guards, then Voila
     guard, voila = command[3:split], command[split + 1:]
     assert voila[0] == "notebooks/dashboard.ipynb"
     assert set(guard) == {"--closed-grace=5", "--allow-host=localhost:9999", "--allow-host=127.0.0.1:9999",

@@ -9,7 +9,7 @@ import urllib.parse
 import pytest
 
 from morph.cli.serve import dashboard_notebook, voila_command
-from morph.dashboard import Dashboard
+from morph.app.dashboard import Dashboard
 
 from conftest import _chromium, free_port, stop, wait_for_http
 from test_dashboard_browser import PLOT, READY, assert_no_python_errors, selected, slider, wait_for_new_selection
@@ -69,7 +69,7 @@ def test_an_open_page_keeps_redrawing_while_another_client_sends_a_malformed_fra
 
     run_async(attack(), timeout=60)
     assert static_answer_s(pooled_server) < 1.0
-    handle = slider(page, "Latency target (s)").locator(".noUi-handle")
+    handle = slider(page, "Latency budget (s)").locator(".noUi-handle")
     handle.focus()
     page.keyboard.press("ArrowLeft")  # 2.0 s -> 1.95 s: Morph-1B (1.96 s) leaves the selection
     after = wait_for_new_selection(page, selected(before))

@@ -17,7 +17,8 @@ import pytest
 from jupyter_server.services.kernels.connection.base import serialize_msg_to_ws_v1
 
 from morph.cli.serve import dashboard_notebook, voila_command
-from morph.serving_guard import MAX_FRAME_PARTS, _is_loopback_peer, check_v1_frame, default_max_sessions, host_allowed, loopback_hosts
+from morph.app.serving_guard import MAX_FRAME_PARTS, _is_loopback_peer, check_v1_frame, host_allowed, loopback_hosts
+from morph.cli.serve import default_max_sessions
 
 from conftest import free_port, stop, wait_for_http
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from morph.errors import DataError
-from morph.ui import MessageBar, guarded
+from morph.app.ui import MessageBar, guarded
 
 
 def test_messages_are_escaped_and_classed():

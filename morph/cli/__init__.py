@@ -14,13 +14,13 @@ import sys
 from typing import Any, Sequence
 
 from ..errors import MorphError
-from . import fit, frontier, latency, measure, serve
+from . import fit, frontier, latency, measure, reproduce, serve, speculative
 from .common import terminal_safe_output
 
 __all__ = ["main", "build_parser"]
 
 #: Subcommand modules, in the order ``morph --help`` lists them.
-COMMANDS = [fit, latency, frontier, measure, serve]
+COMMANDS = [fit, latency, frontier, measure, reproduce, speculative, serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

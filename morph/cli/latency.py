@@ -19,12 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from ..calibration import DEFAULT_FIT, calibrate, leave_one_out, load_measurements
+from ..latency.calibration import DEFAULT_FIT, calibrate, leave_one_out, load_measurements
 from ..errors import LatencyError
-from ..hardware import DTYPES, HARDWARE_COLUMNS, get_hardware, hardware_csv_row, probe_cpu
-from ..latency import COEFFICIENTS, predict_latency, resolve_calibration
+from ..latency.hardware import HARDWARE_COLUMNS, hardware_csv_row, probe_cpu
+from ..latency import COEFFICIENTS, predict_latency
+from ..latency.memory import serving_memory
+from ..latency.serving import serving_metric
+from ..latency.stacks import latency_band
 from ..shapes import Shape, parse_shape
-from .common import positive_int, print_json
+from .common import add_workload_arguments, positive_float, print_json, workload_from_args
 
 __all__ = ["add_parser", "run", "run_calibrate", "run_probe"]
 
@@ -42,12 +45,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--shape", action="append", default=[], metavar="LxD[xH]",
                         help="shape as LAYERSxWIDTH or LAYERSxWIDTHxHEADS, e.g. 12x3072; repeat for more")
-    parser.add_argument("--hardware", default="a100-40gb", help="hardware preset (default a100-40gb)")
-    parser.add_argument("--calibration", help="calibration name or JSON file (default: the hardware's own)")
-    parser.add_argument("--batch", type=positive_int(), default=1, help="sequences per call (default 1)")
-    parser.add_argument("--input-tokens", type=positive_int(), default=128, help="prompt tokens (default 128)")
-    parser.add_argument("--output-tokens", type=positive_int(), default=256, help="generated tokens (default 256)")
-    parser.add_argument("--dtype", choices=DTYPES, default="bf16", help="weights and cache dtype (default bf16)")
+    add_workload_arguments(parser)
+    parser.add_argument("--price-per-gpu-hour", type=positive_float, metavar="PRICE",
+                        help="price of one GPU-hour: adds the cost per million generated tokens")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.set_defaults(handler=run)
 
@@ -62,14 +62,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     fit.add_argument("measurements", help="CSV of generate timings")
-    fit.add_argument("--hardware", help="hardware preset the timings were taken on (default: from the file)")
+    fit.add_argument("--hardware", help="hardware preset the timings were taken on (default: from the file's "
+                                        "hardware column or header, or cpu when its device is cpu)")
     fit.add_argument("--fit", default=",".join(DEFAULT_FIT), metavar="NAMES",
                      help=f"comma-separated coefficients to fit, from {', '.join(COEFFICIENTS)} "
                           f"(default {','.join(DEFAULT_FIT)})")
     fit.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                      help="fix a coefficient that is not fitted, e.g. overlap_p=1; repeatable")
-    fit.add_argument("--save", metavar="NAME", help="save as data/calibrations/NAME.json (or to a .json path)")
-    fit.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
+    fit.add_argument("--save", metavar="NAME",
+                     help="save as calibrations/NAME.json in your data folder ($MORPH_DATA_HOME, else "
+                          "$XDG_DATA_HOME/morph, else ~/.local/share/morph), where --calibration NAME finds it; "
+                          "or to a path ending in .json")
+    # SUPPRESS: without --json here, `morph latency --json calibrate FILE` keeps the parent's.
+    fit.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                     help="print one JSON object instead of a report")
     fit.set_defaults(handler=run_calibrate)
 
     probe = actions.add_parser(
@@ -77,7 +83,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="measure this machine's memory bandwidth and fp32 throughput",
         description="Measure this CPU with numpy and print its row for data/hardware.csv.",
     )
-    probe.add_argument("--json", action="store_true", help="print one JSON object instead of a CSV row")
+    probe.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                       help="print one JSON object instead of a CSV row")
     probe.set_defaults(handler=run_probe)
 
 
@@ -88,20 +95,33 @@ def run(args: argparse.Namespace) -> int:
     if not args.shape:
         raise LatencyError("give at least one --shape, e.g. --shape 12x3072 (or run `morph latency calibrate FILE`)")
     shapes = [parse_shape(text) for text in args.shape]
-    hardware = get_hardware(args.hardware)
-    calibration = resolve_calibration(args.calibration, hardware)
+    workload = workload_from_args(args)
+    hardware = workload.device
+    calibration = workload.resolved_calibration()
     prediction = predict_latency(
         np.array([s.n_layers for s in shapes]),
         np.array([s.d_model for s in shapes]),
         np.array([s.n_heads for s in shapes]),
-        hardware=hardware,
-        calibration=calibration,
-        batch=args.batch,
-        input_tokens=args.input_tokens,
-        output_tokens=args.output_tokens,
-        dtype=args.dtype,
+        workload=workload.replace(calibration=calibration),
     )
+    error = workload.latency_error()
+    memory = serving_memory(
+        np.array([s.n_layers for s in shapes]), np.array([s.d_model for s in shapes]),
+        np.array([s.n_heads for s in shapes]), np.array([s.n_kv_heads for s in shapes]), workload=workload,
+    )
+    low, high = latency_band(prediction.latency_s, error.relative, prediction.roofline_s)
     rows = [_row(shape, prediction, i) for i, shape in enumerate(shapes)]
+    for i, (row, reason) in enumerate(zip(rows, memory.reasons())):
+        row.update(
+            latency_low_s=_significant(low[i]), latency_high_s=_significant(high[i]),
+            memory_gb=_significant(memory.memory_gb[i]), kv_cache_gb=_significant(memory.kv_cache_gb[i]),
+            feasible=bool(memory.feasible[i]), infeasible_reason=reason or None, ttft_s=row["prefill_s"],
+        )
+        if args.price_per_gpu_hour is not None:
+            row["cost_per_million_tokens"] = _significant(serving_metric(
+                "cost_per_million_tokens", latency_s=prediction.latency_s[i], prefill_s=prediction.prefill_s[i],
+                ms_per_token=prediction.ms_per_token[i], batch=workload.batch, output_tokens=workload.output_tokens,
+                price_per_gpu_hour=args.price_per_gpu_hour))
     if args.json:
         print_json(
             {
@@ -109,28 +129,42 @@ def run(args: argparse.Namespace) -> int:
                 "hardware_label": hardware.label,
                 "calibration": calibration.name,
                 "calibration_hardware": calibration.hardware,
-                "batch": args.batch,
-                "input_tokens": args.input_tokens,
-                "output_tokens": args.output_tokens,
-                "dtype": args.dtype,
+                "stack": workload.stack_name,
+                "transferred": error.transferred,
+                "relative_error": error.relative,
+                "error_basis": error.basis,
+                "batch": workload.batch,
+                "input_tokens": workload.input_tokens,
+                "output_tokens": workload.output_tokens,
+                "dtype": workload.dtype,
                 "shapes": rows,
             }
         )
         return 0
-    print(f"{hardware.label} [{hardware.name}], calibration {calibration.name}")
-    if calibration.hardware != hardware.name:
-        print(f"(host coefficients fitted on {calibration.hardware}, transferred with this hardware's datasheet)")
-    print(f"batch {args.batch}, {args.input_tokens} input + {args.output_tokens} output tokens, {args.dtype}")
+    print(f"{hardware.label} [{hardware.name}], stack {workload.stack_name}, calibration {calibration.name}")
+    if error.transferred:
+        print(f"TRANSFERRED: coefficients fitted on {calibration.hardware}, used with this hardware's datasheet")
+    print(f"latency band +/-{error.relative:.0%}: {error.basis}")
+    print(f"batch {workload.batch}, {workload.input_tokens} input + {workload.output_tokens} output tokens, "
+          f"{workload.dtype}")
     print()
-    header = f"{'shape':<12}{'params':>9}{'latency s':>11}{'TTFT ms':>9}{'ms/token':>10}{'tokens/s':>10}" \
-             f"{'roofline s':>12}{'x roofline':>12}"
+    header = f"{'shape':<12}{'params':>9}{'latency s':>11}{'band s':>15}{'TTFT ms':>9}{'ms/token':>10}" \
+             f"{'tokens/s':>10}{'roofline s':>12}{'memory GB':>11}"
     print(header)
     for row in rows:
+        band = f"{row['latency_low_s']:.2g}-{row['latency_high_s']:.2g}"
         print(
-            f"{row['shape']:<12}{row['N'] / 1e9:>8.2f}B{row['latency_s']:>11.3f}{1e3 * row['prefill_s']:>9.1f}"
+            f"{row['shape']:<12}{row['N'] / 1e9:>8.2f}B{row['latency_s']:>11.2f}{band:>15}{1e3 * row['prefill_s']:>9.1f}"
             f"{row['ms_per_token']:>10.2f}{row['tokens_per_s']:>10.1f}{row['roofline_s']:>12.3f}"
-            f"{row['latency_s'] / row['roofline_s']:>12.1f}"
+            f"{row['memory_gb']:>11.3g}"
         )
+    for row in rows:
+        if "cost_per_million_tokens" in row:
+            print(f"{row['shape']}: {row['cost_per_million_tokens']:.4g} per million generated tokens at "
+                  f"{args.price_per_gpu_hour:g} per GPU-hour")
+    for row in rows:
+        if not row["feasible"]:
+            print(f"INFEASIBLE {row['shape']}: {row['infeasible_reason']}")
     return 0
 
 

@@ -9,9 +9,8 @@ import time
 from typing import NoReturn
 
 from ..errors import LatencyError
-from ..measure import (
+from ..latency.measure import (
     CPU_PROTOCOL,
-    DTYPE_NAMES,
     PAPER_PROTOCOL,
     Measurement,
     MeasurementProtocol,
@@ -29,7 +28,7 @@ from ..measure import (
     write_measurements,
 )
 from ..shapes import Shape, parse_shape
-from .common import positive_int, print_json
+from .common import add_workload_arguments, positive_int, print_json
 
 __all__ = ["add_parser", "run"]
 
@@ -57,14 +56,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="CSV with n_layers, d_model and optionally n_heads, n_kv_heads")
     source.add_argument("--gpu", metavar="NAME", help="with --shapes-csv, keep rows whose 'gpu' column is NAME")
     protocol = parser.add_argument_group("protocol")
-    protocol.add_argument("--batch", type=positive_int(), help="sequences per call")
-    protocol.add_argument("--input-tokens", type=positive_int(), help="prompt length (tokens)")
-    protocol.add_argument("--output-tokens", type=positive_int(), help="new tokens per sequence")
+    add_workload_arguments(protocol, ("batch", "input_tokens", "output_tokens", "dtype"), follow="the device")
     protocol.add_argument("--trials", type=positive_int(), default=5, help="kept, timed calls (default 5)")
     protocol.add_argument("--warmup", type=positive_int(allow_zero=True), default=1,
                           help="untimed calls first (default 1)")
     protocol.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto", help="default auto")
-    protocol.add_argument("--dtype", choices=list(DTYPE_NAMES), help="weights and activations")
     protocol.add_argument("--threads", type=positive_int(), help="CPU threads for PyTorch (default: its own)")
     protocol.add_argument("--seed", type=int, default=0, help="seed of the random weights and prompt")
     parser.add_argument("--output", metavar="FILE", help="write the measurements CSV with its provenance header")

@@ -3,7 +3,7 @@
 Voila runs the dashboard notebook and only that notebook (no file browser,
 so no other notebook can be executed from a browser), with the lab
 template, cell sources stripped and tracebacks kept out of the page, through
-the guards of :mod:`morph.serving_guard` (malformed kernel messages, foreign
+the guards of :mod:`morph.app.serving_guard` (malformed kernel messages, foreign
 Host headers, a session limit, kernels of closed tabs shut down within
 seconds). It listens on the loopback interface unless told otherwise, keeps
 the Jupyter server's XSRF and origin checks, and keeps ``--pool-size``
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib.util
 import ipaddress
 import os
 import socket
@@ -22,14 +23,21 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..errors import MorphError
-from ..serving_guard import KERNEL_MB, MAX_DEFAULT_SESSIONS, default_max_sessions
 from .common import positive_int
 
 __all__ = [
     "add_parser", "run", "dashboard_notebook", "voila_command", "check_port_free", "normalize_base_url", "read_token",
+    "default_max_sessions",
 ]
 
 NOTEBOOK = "dashboard.ipynb"
+
+KERNEL_MB = 160
+"""Resident memory budgeted per dashboard kernel (MB), to derive the default session limit."""
+
+MAX_DEFAULT_SESSIONS = 48
+"""Most viewers at once when ``--max-sessions`` is not given, however much memory is free."""
+
 
 
 def dashboard_notebook() -> Path:
@@ -64,7 +72,7 @@ def voila_command(
     max_sessions: int | None = None,
     closed_grace_s: float = 5.0,
 ) -> list[str]:
-    """The command that runs Voila with Morph's serving defaults and guards (:mod:`morph.serving_guard`).
+    """The command that runs Voila with Morph's serving defaults and guards (:mod:`morph.app.serving_guard`).
 
     Parameters
     ----------
@@ -92,7 +100,7 @@ def voila_command(
     closed_grace_s : float
         Seconds after a page's last connection closes before its kernel is shut down.
     """
-    guard = [sys.executable, "-m", "morph.serving_guard", f"--closed-grace={closed_grace_s:g}"]
+    guard = [sys.executable, "-m", "morph.app.serving_guard", f"--closed-grace={closed_grace_s:g}"]
     if max_sessions is not None:
         guard.append(f"--max-sessions={max_sessions}")
     if _is_loopback(ip):
@@ -141,6 +149,21 @@ def check_port_free(ip: str, port: int) -> None:
             if exc.errno in (errno.EACCES, errno.EPERM):
                 raise MorphError(f"no permission to listen on port {port}; choose a port above 1023") from None
             raise MorphError(f"cannot listen on {ip}:{port} ({exc.strerror}); check --ip") from None
+
+
+def default_max_sessions(kernel_mb: float = KERNEL_MB, cap: int = MAX_DEFAULT_SESSIONS) -> int:
+    """Sessions that fit in the memory available now: ``(available - 1 GB) / kernel_mb``, within 2 .. ``cap``."""
+    available_mb = None
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    available_mb = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    if available_mb is None:
+        return 8
+    return int(min(cap, max(2, (available_mb - 1024) // kernel_mb)))
 
 
 def _is_loopback(ip: str) -> bool:
@@ -212,6 +235,8 @@ def read_token(token: str | None, token_file: str | None, environ: Mapping[str, 
 
 
 def run(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("voila") is None or importlib.util.find_spec("plotly") is None:
+        raise MorphError("the dashboard needs the app extra: pip install 'morph[app]'")
     notebook = dashboard_notebook()
     check_port_free(args.ip, args.port)
     token = read_token(args.token, args.token_file)

@@ -1,6 +1,6 @@
 """The paper's decoder-only transformer in plain PyTorch, with an explicit KV cache.
 
-This is the architecture whose latency :mod:`morph.measure` times, written so
+This is the architecture whose latency :mod:`morph.latency.measure` times, written so
 that its parameter count is exactly :func:`morph.shapes.parameter_count`:
 
 - token embedding ``V x d`` and an untied output head ``d x V`` (tying is an
@@ -32,8 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .errors import ShapeError
-from .shapes import Shape
+from ..errors import ShapeError
+from ..shapes import Shape
 
 __all__ = [
     "DTYPES",

@@ -1,7 +1,7 @@
 """Hardening of the Voila server that ``morph serve`` runs: frames, hosts, sessions, closed tabs.
 
 ``morph serve`` starts Voila through :func:`main` (``python -m
-morph.serving_guard [guard options] -- [voila options]``), which installs
+morph.app.serving_guard [guard options] -- [voila options]``), which installs
 the guards below in the server process before Voila starts. Under a Jupyter
 server (JupyterHub, Binder) the same guards are installed by loading this
 module as a server extension (``--ServerApp.jpserver_extensions``, see
@@ -48,23 +48,17 @@ __all__ = [
     "MAX_FRAME_PARTS",
     "check_v1_frame",
     "host_allowed",
-    "default_max_sessions",
     "install",
     "main",
 ]
 
-log = logging.getLogger("morph.serving_guard")
+log = logging.getLogger("morph.app.serving_guard")
 
 V1_SUBPROTOCOL = "v1.kernel.websocket.jupyter.org"
 CHANNELS = frozenset({"shell", "control", "iopub", "stdin"})
 
 MAX_FRAME_PARTS = 1024
 """Most parts a v1 frame may declare: channel, 4 message parts and widget buffers (a handful in practice)."""
-
-KERNEL_MB = 160
-"""Resident memory budgeted per dashboard kernel (MB), to derive the default session limit."""
-
-MAX_DEFAULT_SESSIONS = 48
 
 
 @dataclass
@@ -231,21 +225,6 @@ async def _shutdown_if_orphaned(manager: Any, kernel_id: str) -> None:
 # --- sessions and hosts ------------------------------------------------------------------------
 
 
-def default_max_sessions(kernel_mb: float = KERNEL_MB, cap: int = MAX_DEFAULT_SESSIONS) -> int:
-    """Sessions that fit in the memory available now: ``(available - 1 GB) / kernel_mb``, within 2 .. ``cap``."""
-    available_mb = None
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    available_mb = int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    if available_mb is None:
-        return 8
-    return int(min(cap, max(2, (available_mb - 1024) // kernel_mb)))
-
-
 def host_allowed(host: str | None, allowed: frozenset[str]) -> bool:
     """Whether a request's ``Host`` header is one of ``allowed`` (any host when ``allowed`` is empty)."""
     if not allowed:
@@ -394,7 +373,7 @@ def install(settings: GuardSettings | None = None) -> None:
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "morph.serving_guard"}]
+    return [{"module": "morph.app.serving_guard"}]
 
 
 def _load_jupyter_server_extension(server_app: Any) -> None:
@@ -409,7 +388,7 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
 
 
 def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(prog="python -m morph.serving_guard",
+    parser = argparse.ArgumentParser(prog="python -m morph.app.serving_guard",
                                      description="Run Voila with Morph's serving guards.")
     parser.add_argument("--max-sessions", type=int, default=None)
     parser.add_argument("--allow-host", action="append", default=[], help="accepted Host header (repeatable)")

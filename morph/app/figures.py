@@ -11,7 +11,8 @@ Curves are computed as whole arrays; loops run over curves and groups, never
 over points. Axis titles carry units: loss in nats per token (the training
 loss as released by Bian et al.), compute in FLOPs, time in seconds.
 
-Builders
+Builders (the latency ones live in :mod:`morph.app.latency_figures`, the shared
+plumbing in :mod:`morph.app.plotting`; both are re-exported here)
 --------
 Laws and data: :func:`runs_scatter`, :func:`loss_terms`, :func:`loss_vs_params`,
 :func:`law_overview`, :func:`compute_optimal_frontier`, :func:`loss_vs_aspect_ratio`.
@@ -22,27 +23,36 @@ Fits: :func:`residuals_figure`, :func:`predicted_vs_actual`, :func:`fit_diagnost
 
 from __future__ import annotations
 
-import copy
 import math
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from numpy.typing import ArrayLike, NDArray
-from plotly.colors import qualitative
-from plotly.subplots import make_subplots
 
-from .data import load_runs
-from .errors import MorphError
-from .frontier import Selection
-from .hardware import get_hardware
-from .laws import ScalingLaw
-from .latency import predict_latency, resolve_calibration, roofline_latency
-from .shapes import enumerate_shapes, parameter_count
+from ..data import load_runs
+from ..errors import MorphError
+from ..fitting import FitResult
+from ..frontier import Selection
+from ..laws import ScalingLaw
+from .latency_figures import latency_at_equal_size, latency_vs_shape, throughput_vs_batch
+from .plotting import (
+    AXIS_TITLES,
+    COLORS,
+    FIT_COLOR,
+    HELDOUT_COLOR,
+    LABEL_COLOR,
+    fill,
+    finish,
+    new_figure,
+    quiet,
+    run_labels,
+    si_format,
+    two_lines,
+)
 
-if TYPE_CHECKING:  # only annotations: the dashboard draws without scipy.optimize
-    from .fitting import FitResult
+FloatArray = NDArray[np.float64]
 
 __all__ = [
     "AXIS_TITLES",
@@ -63,111 +73,6 @@ __all__ = [
     "compare_residuals",
     "selection_figure",
 ]
-
-FloatArray = NDArray[np.float64]
-
-AXIS_TITLES: dict[str, str] = {
-    "N": "parameters N",
-    "D": "training tokens D",
-    "aspect_ratio": "aspect ratio R = d_model / n_layers",
-    "tokens_per_parameter": "tokens per parameter D / N",
-    "loss": "training loss (nats/token, as released)",
-    "predicted": "predicted loss (nats/token)",
-    "residual": "actual - predicted loss (nats/token)",
-    "flops": "training compute C = 6 N D (FLOPs)",
-    "n_layers": "depth n_layers (blocks)",
-    "d_model": "width d_model (features)",
-    "latency_s": "latency of one generate call (s)",
-    "tokens_per_s": "throughput (generated tokens/s)",
-    "batch": "batch (sequences per call)",
-}
-"""Axis title, with its unit, for each quantity the figures plot."""
-
-COLORS = qualitative.Plotly
-FIT_COLOR, HELDOUT_COLOR, LABEL_COLOR = "#1f77b4", "#ff7f0e", "#d62728"
-ROOFLINE_DASH = "dot"
-_FIGURE_LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=90, b=50), hovermode="closest")
-
-
-# -- plumbing ------------------------------------------------------------------------------
-
-
-def fill(target: go.FigureWidget, source: go.Figure) -> go.FigureWidget:
-    """Copy ``source`` into the widget ``target`` in one ``batch_update``.
-
-    When both have the same traces (same count and types, the usual case when
-    a slider moves) each trace is updated in place and the layout merged key
-    by key, so the page only restyles and relayouts; otherwise traces and
-    layout are replaced whole.
-
-    A page draws a FigureWidget from the state it had when it was built and
-    applies later edits only to views already shown: build the widget from a
-    figure (``go.FigureWidget(builder(...))``), not empty, and fill it afterwards.
-
-    Returns
-    -------
-    FigureWidget
-        ``target``.
-    """
-    same = len(target.data) == len(source.data) and all(
-        old.type == new.type for old, new in zip(target.data, source.data)
-    )
-    with target.batch_update():
-        if not same:
-            target.data = ()
-            target.add_traces(list(source.data))
-            target.layout = source.layout
-            # A page shows messages like the ones above only in views that already
-            # exist; keep the widget's own state current for views made later.
-            target._widget_data = copy.deepcopy(target._data)
-            target._widget_layout = copy.deepcopy(target._layout_obj._props)
-            return target
-        for old, new in zip(target.data, source.data):
-            old.update(new.to_plotly_json(), overwrite=True)
-        layout = source.layout.to_plotly_json()
-        if target.layout.template == source.layout.template:
-            layout.pop("template", None)  # unchanged: not worth sending again
-        # Shapes and annotations are lists: replace them whole, even when empty.
-        layout.setdefault("shapes", [])
-        layout.setdefault("annotations", [])
-        target.update_layout(layout, overwrite=True)
-    return target
-
-
-def _finish(fig: go.Figure, into: go.FigureWidget | None) -> go.Figure:
-    return fill(into, fig) if into is not None else fig
-
-
-def _figure(rows: int = 1, cols: int = 1, **subplots: Any) -> go.Figure:
-    fig = make_subplots(rows=rows, cols=cols, **subplots) if rows * cols > 1 or subplots else go.Figure()
-    fig.update_layout(**_FIGURE_LAYOUT)
-    return fig
-
-
-def _quiet() -> Any:
-    # A fit on a degenerate design can hold exponents in the thousands; its
-    # curves overflow to inf, which plotly draws as gaps. Say nothing.
-    return np.errstate(all="ignore")
-
-
-def si_format(value: float) -> str:
-    """``1.67e9`` as ``1.67B``, ``2.9e10`` as ``29B``: how model and data sizes are spoken of."""
-    for factor, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= factor:
-            return f"{value / factor:.3g}{suffix}"
-    return f"{value:.3g}"
-
-
-def _run_labels(frame: pd.DataFrame) -> NDArray[np.str_]:
-    """A short name per run: ``run`` or ``variant`` if the table has one, else ``LxD``, else the row number."""
-    for column in ("run", "variant", "name", "label", "model"):
-        if column in frame.columns:
-            return frame[column].astype(str).to_numpy()
-    if {"n_layers", "d_model"} <= set(frame.columns):
-        layers = frame["n_layers"].astype(np.int64).astype(str).to_numpy()
-        return np.char.add(np.char.add(layers, "x"), frame["d_model"].astype(np.int64).astype(str).to_numpy())
-    return np.char.add("row ", np.arange(1, len(frame) + 1).astype(str))
-
 
 def _x_values(frame: pd.DataFrame, x: str) -> FloatArray:
     if x == "tokens_per_parameter":
@@ -202,8 +107,8 @@ def runs_scatter(
         Fill this widget instead of returning a new figure.
     """
     runs = load_runs() if runs is None else runs
-    fig = _figure()
-    xs, labels = _x_values(runs, x), _run_labels(runs)
+    fig = new_figure()
+    xs, labels = _x_values(runs, x), run_labels(runs)
     groups = runs[color].astype(str).to_numpy() if color in runs.columns else np.full(len(runs), "runs")
     order = pd.unique(groups)
     for i, group in enumerate(order):
@@ -216,7 +121,7 @@ def runs_scatter(
     fig.update_xaxes(type=_log_axis(x), title=AXIS_TITLES.get(x, x))
     fig.update_yaxes(title=AXIS_TITLES["loss"])
     fig.update_layout(title=f"{len(runs)} training runs", legend_title=color if color in runs.columns else None)
-    return _finish(fig, into)
+    return finish(fig, into)
 
 
 def loss_terms(
@@ -247,7 +152,7 @@ def loss_terms(
     """
     N = np.geomspace(*params, n_points)
     D = tokens_per_parameter * N
-    fig = _figure()
+    fig = new_figure()
     terms = {
         f"A / N^alpha (model size; alpha = {law.alpha:.3g})": law.A / N**law.alpha,
         f"B / D^beta (data; beta = {law.beta:.3g})": law.B / D**law.beta,
@@ -264,7 +169,7 @@ def loss_terms(
     fig.update_xaxes(type="log", title=AXIS_TITLES["N"])
     fig.update_yaxes(type="log", title="loss and its terms (nats/token)")
     fig.update_layout(title=f"{law.family}: the terms of the loss at D = {tokens_per_parameter:g} N")
-    return _finish(fig, into)
+    return finish(fig, into)
 
 
 def _add_loss_vs_params(
@@ -273,7 +178,7 @@ def _add_loss_vs_params(
     showlegend: bool = True,
 ) -> None:
     N = np.geomspace(*params, n_points)
-    with _quiet():
+    with quiet():
         for i, D in enumerate(tokens):
             fig.add_trace(go.Scatter(
                 x=N, y=law.predict(N, D, aspect_ratio), mode="lines", name=f"D = {si_format(D)} tokens",
@@ -305,11 +210,11 @@ def loss_vs_params(
     params : (float, float)
         Range of ``N``.
     """
-    fig = _figure()
+    fig = new_figure()
     _add_loss_vs_params(fig, law, tokens, aspect_ratio, params, n_points)
     shape = f" at R = {aspect_ratio:g}" if law.needs_aspect_ratio else ""
     fig.update_layout(title=f"{law.family} law: loss vs model size{shape}", legend_title="training tokens")
-    return _finish(fig, into)
+    return finish(fig, into)
 
 
 def law_overview(
@@ -340,13 +245,13 @@ def law_overview(
     params, ratios : (float, float)
         Ranges of ``N`` and ``R`` shown.
     """
-    with _quiet():
+    with quiet():
         loss = float(law.predict(N, D, aspect_ratio))
-    fig = _figure(1, 2, horizontal_spacing=0.1,
+    fig = new_figure(1, 2, horizontal_spacing=0.1,
                   subplot_titles=("loss vs parameters N", f"loss vs aspect ratio at N = {si_format(N)}, D = {si_format(D)}"))
     _add_loss_vs_params(fig, law, (D / 10, D, 10 * D), aspect_ratio, params, n_points, row=1, col=1)
     R = np.geomspace(*ratios, n_points)
-    with _quiet():
+    with quiet():
         fig.add_trace(go.Scatter(
             x=R, y=np.broadcast_to(law.predict(N, D, R), R.shape), mode="lines", name="loss vs R",
             line=dict(color=COLORS[1]), showlegend=False,
@@ -361,7 +266,7 @@ def law_overview(
     fig.update_xaxes(type="log", title=AXIS_TITLES["aspect_ratio"], row=1, col=2)
     fig.update_yaxes(title=AXIS_TITLES["predicted"], row=1, col=2)
     fig.update_layout(title=f"{law.family}: predicted loss {loss:.4f} nats/token at the marked point")
-    return _finish(fig, into)
+    return finish(fig, into)
 
 
 def compute_optimal_frontier(
@@ -397,7 +302,7 @@ def compute_optimal_frontier(
     """
     named = {laws.family: laws} if isinstance(laws, ScalingLaw) else dict(laws)
     C = np.geomspace(*flops, n_points)
-    fig = _figure(1, 3, horizontal_spacing=0.08, subplot_titles=(
+    fig = new_figure(1, 3, horizontal_spacing=0.08, subplot_titles=(
         "least loss at compute C", "optimal N (solid) and D (dashed)", "tokens per parameter D / N"))
     for i, (name, law) in enumerate(named.items()):
         ratio = aspect_ratio if law.needs_aspect_ratio else None
@@ -431,7 +336,7 @@ def compute_optimal_frontier(
     fig.update_yaxes(type="log", title="parameters N, tokens D", row=1, col=2)
     fig.update_yaxes(type="log", title=AXIS_TITLES["tokens_per_parameter"], row=1, col=3)
     fig.update_layout(title="Compute-optimal allocation (6 N D = C)", legend_title="law")
-    return _finish(fig, into)
+    return finish(fig, into)
 
 
 def loss_vs_aspect_ratio(
@@ -483,10 +388,10 @@ def loss_vs_aspect_ratio(
     if unknown or not groups:
         raise MorphError(f"no runs in group(s) {', '.join(unknown) or '(none chosen)'}; groups look like 80M@20N")
     rows = math.ceil(len(groups) / cols)
-    fig = _figure(rows, cols, subplot_titles=list(groups), horizontal_spacing=0.06,
+    fig = new_figure(rows, cols, subplot_titles=list(groups), horizontal_spacing=0.06,
                   vertical_spacing=0.12 if rows > 1 else 0.0)
     R = np.geomspace(*ratios, n_points)
-    labels = _run_labels(runs)
+    labels = run_labels(runs)
     for i, group in enumerate(groups):
         row, col = i // cols + 1, i % cols + 1
         mask = key == group
@@ -497,7 +402,7 @@ def loss_vs_aspect_ratio(
             hovertemplate="%{text}<br>R = %{x:.3g}<br>loss = %{y:.4f}<extra></extra>",
         ), row=row, col=col)
         N, D = float(members["N"].median()), float(members["D"].median())
-        with _quiet():
+        with quiet():
             for j, (name, law) in enumerate(laws.items()):
                 fig.add_trace(go.Scatter(
                     x=R, y=np.broadcast_to(law.predict(N, D, R), R.shape), mode="lines", name=name,
@@ -512,258 +417,7 @@ def loss_vs_aspect_ratio(
         fig.update_yaxes(title="loss (nats/token)", row=row, col=1)
     fig.update_layout(title="Loss against shape at fixed size and tokens: points are runs, lines are laws",
                       height=max(380, 300 * rows))
-    return _finish(fig, into)
-
-
-# -- latency ---------------------------------------------------------------------------------
-
-
-def _workload_mask(measurements: pd.DataFrame, hardware: str, batch: int, input_tokens: int,
-                   output_tokens: int, dtype: str) -> NDArray[np.bool_]:
-    """Rows timed under the given workload (columns a table lacks are not checked)."""
-    mask = np.ones(len(measurements), dtype=bool)
-    for column, value in (("batch", batch), ("input_tokens", input_tokens), ("output_tokens", output_tokens)):
-        if column in measurements.columns:
-            mask &= measurements[column].to_numpy() == value
-    if "dtype" in measurements.columns:
-        mask &= measurements["dtype"].astype(str).to_numpy() == dtype
-    if "hardware" in measurements.columns:
-        mask &= measurements["hardware"].astype(str).to_numpy() == hardware
-    return mask
-
-
-def _measurement_trace(frame: pd.DataFrame, x: str, name: str, showlegend: bool) -> go.Scatter:
-    labels = _run_labels(frame[["n_layers", "d_model"]])
-    return go.Scatter(
-        x=frame[x], y=frame["latency_s"], mode="markers", name=name, legendgroup="measured", showlegend=showlegend,
-        marker=dict(color=LABEL_COLOR, size=9, symbol="diamond"), text=labels,
-        hovertemplate="%{text}: %{y:.3g} s measured<extra></extra>",
-    )
-
-
-def _two_lines(title: str, subtitle: str) -> str:
-    return f"{title}<br><sup>{subtitle}</sup>"
-
-
-def _workload_text(batch: int, input_tokens: int, output_tokens: int, dtype: str) -> str:
-    return f"batch {batch}, {input_tokens} in + {output_tokens} out tokens, {dtype}"
-
-
-def latency_vs_shape(
-    *,
-    hardware: str = "a100-40gb",
-    calibration: Any = None,
-    d_model: int = 2048,
-    n_layers: int = 12,
-    depth: tuple[int, int] = (1, 48),
-    width: tuple[int, int] = (256, 8192),
-    batch: int = 1,
-    input_tokens: int = 128,
-    output_tokens: int = 256,
-    dtype: str = "bf16",
-    measurements: pd.DataFrame | None = None,
-    mark_shape: bool = False,
-    into: go.FigureWidget | None = None,
-) -> go.Figure:
-    """Latency against depth at fixed width (left) and against width at fixed depth (right).
-
-    Each panel has the calibrated model (solid), the roofline floor (dotted:
-    datasheet bandwidth and throughput, no host time) and, where given,
-    measurements timed under the same workload with the panel's fixed
-    dimension.
-
-    Parameters
-    ----------
-    hardware : str
-        Hardware preset (:func:`morph.hardware.hardware_presets`).
-    calibration : str, path or Calibration, optional
-        Latency-model coefficients; the hardware's default when None.
-    d_model : int
-        Width of the depth panel (features).
-    n_layers : int
-        Depth of the width panel (blocks).
-    depth, width : (int, int)
-        Ranges of the two panels (widths on a grid of 64).
-    batch, input_tokens, output_tokens, dtype
-        The ``generate`` workload (see :func:`morph.latency.predict_latency`).
-    measurements : DataFrame, optional
-        Timings with ``n_layers``, ``d_model``, ``latency_s`` (as from
-        :func:`morph.calibration.load_measurements`); rows of another
-        workload or hardware are left out. Given (even empty), the figure
-        always has its measurement traces, so an explorer redraws in place.
-    mark_shape : bool
-        Mark the shape ``n_layers x d_model`` where the two panels meet.
-    """
-    device = get_hardware(hardware)
-    name = resolve_calibration(calibration, device).name
-    workload = dict(hardware=device, calibration=calibration, batch=batch, input_tokens=input_tokens,
-                    output_tokens=output_tokens, dtype=dtype)
-    layers = np.arange(max(1, depth[0]), depth[1] + 1)
-    widths = np.arange(max(64, -(-width[0] // 64) * 64), width[1] + 1, 64)
-    fig = _figure(1, 2, horizontal_spacing=0.1, subplot_titles=(
-        f"depth at d_model = {d_model}", f"width at n_layers = {n_layers}"))
-    panels = ((1, "n_layers", layers, np.full_like(layers, d_model)), (2, "d_model", np.full_like(widths, n_layers), widths))
-    for col, x, L, d in panels:
-        xs = L if x == "n_layers" else d
-        model = predict_latency(L, d, **workload)
-        floor = roofline_latency(L, d, **{k: v for k, v in workload.items() if k != "calibration"})
-        fig.add_trace(go.Scatter(
-            x=xs, y=model.latency_s, mode="lines", name=f"model ({name})", legendgroup="model", showlegend=col == 1,
-            line=dict(color=COLORS[0], width=3), customdata=np.column_stack([model.ms_per_token, floor]),
-            hovertemplate="%{x}: %{y:.3g} s, %{customdata[0]:.3g} ms/token<extra>model</extra>",
-        ), row=1, col=col)
-        fig.add_trace(go.Scatter(
-            x=xs, y=floor, mode="lines", name="roofline floor", legendgroup="roofline", showlegend=col == 1,
-            line=dict(color=COLORS[2], dash=ROOFLINE_DASH),
-            hovertemplate="%{x}: %{y:.3g} s<extra>roofline</extra>",
-        ), row=1, col=col)
-        fig.update_xaxes(title=AXIS_TITLES[x], row=1, col=col)
-    if measurements is not None:
-        keep = measurements[_workload_mask(measurements, device.name, batch, input_tokens, output_tokens, dtype)]
-        source = str(measurements.attrs.get("source", "measured"))
-        for col, x, fixed, value in ((1, "n_layers", "d_model", d_model), (2, "d_model", "n_layers", n_layers)):
-            rows = keep[keep[fixed].to_numpy() == value]
-            fig.add_trace(_measurement_trace(rows, x, f"measured ({source})", col == 1 and len(keep) > 0),
-                          row=1, col=col)
-    if mark_shape:
-        at = predict_latency(n_layers, d_model, **workload)
-        text = f"{n_layers}x{d_model}: {float(at.latency_s):.3g} s"
-        for col, x in ((1, n_layers), (2, d_model)):
-            fig.add_trace(go.Scatter(
-                x=[x], y=[float(at.latency_s)], mode="markers", name=f"{n_layers}x{d_model}", legendgroup="shape",
-                showlegend=col == 1, marker=dict(color="black", size=11, symbol="x"),
-                hovertemplate=text + "<extra></extra>",
-            ), row=1, col=col)
-    fig.update_yaxes(title=AXIS_TITLES["latency_s"], rangemode="tozero")
-    fig.update_layout(title=_two_lines(f"Latency against depth and width on {device.label}",
-                                       _workload_text(batch, input_tokens, output_tokens, dtype)))
-    return _finish(fig, into)
-
-
-def latency_at_equal_size(
-    params: float,
-    *,
-    hardware: str = "a100-40gb",
-    calibration: Any = None,
-    tolerance: float = 0.05,
-    depth: tuple[int, int] = (1, 64),
-    batch: int = 1,
-    input_tokens: int = 128,
-    output_tokens: int = 256,
-    dtype: str = "bf16",
-    measurements: pd.DataFrame | None = None,
-    measurement_tolerance: float | None = None,
-    into: go.FigureWidget | None = None,
-) -> go.Figure:
-    """Latency of shapes of (nearly) one size, from deep and narrow to shallow and wide.
-
-    For each depth the width (multiple of 64) whose total parameter count is
-    closest to ``params`` is taken, if within ``tolerance``.
-
-    Parameters
-    ----------
-    params : float
-        Target parameter count ``N``.
-    tolerance : float
-        Largest relative gap ``|N / params - 1|`` of a shape shown.
-    depth : (int, int)
-        Range of depths (blocks).
-    measurements : DataFrame, optional
-        Timings with ``n_layers``, ``d_model``, ``latency_s``; rows of this
-        workload within ``measurement_tolerance`` (default ``tolerance``) of
-        ``params`` are drawn, labelled with their shape.
-    hardware, calibration, batch, input_tokens, output_tokens, dtype
-        As in :func:`latency_vs_shape`.
-    """
-    device = get_hardware(hardware)
-    grid = enumerate_shapes(params * (1 - tolerance), params * (1 + tolerance), n_layers_max=depth[1]).to_frame()
-    grid = grid[grid["n_layers"] >= depth[0]]
-    if grid.empty:
-        raise MorphError(f"no shape of {depth[0]}-{depth[1]} layers has {si_format(params)} parameters within {tolerance:.0%}")
-    grid["gap"] = (grid["N"] / params - 1).abs()
-    shapes = grid.loc[grid.groupby("n_layers")["gap"].idxmin()].sort_values("n_layers")
-    L, d = shapes["n_layers"].to_numpy(), shapes["d_model"].to_numpy()
-    workload = dict(hardware=device, batch=batch, input_tokens=input_tokens, output_tokens=output_tokens, dtype=dtype)
-    model = predict_latency(L, d, **workload, calibration=calibration)
-    floor = roofline_latency(L, d, **workload)
-    info = np.column_stack([d, shapes["N"].to_numpy(float), shapes["aspect_ratio"].to_numpy()])
-    fig = _figure()
-    fig.add_trace(go.Scatter(
-        x=L, y=model.latency_s, mode="lines+markers", name=f"model ({resolve_calibration(calibration, device).name})",
-        line=dict(color=COLORS[0], width=3), marker=dict(size=5), customdata=info,
-        hovertemplate="%{x} x %{customdata[0]:.0f}: N = %{customdata[1]:.3s}, R = %{customdata[2]:.3g}<br>"
-                      "%{y:.3g} s<extra>model</extra>",
-    ))
-    fig.add_trace(go.Scatter(
-        x=L, y=floor, mode="lines", name="roofline floor", line=dict(color=COLORS[2], dash=ROOFLINE_DASH),
-        customdata=info, hovertemplate="%{x} x %{customdata[0]:.0f}: %{y:.3g} s<extra>roofline</extra>",
-    ))
-    if measurements is not None and len(measurements):
-        near = measurement_tolerance if measurement_tolerance is not None else tolerance
-        keep = measurements[_workload_mask(measurements, device.name, batch, input_tokens, output_tokens, dtype)]
-        N = parameter_count(keep["n_layers"].to_numpy(), keep["d_model"].to_numpy())
-        rows = keep[np.abs(N / params - 1) <= near]
-        trace = _measurement_trace(rows, "n_layers", f"measured ({measurements.attrs.get('source', 'timings')})", True)
-        trace.update(mode="markers+text", textposition="top center")
-        fig.add_trace(trace)
-    fig.update_xaxes(title=AXIS_TITLES["n_layers"])
-    fig.update_yaxes(title=AXIS_TITLES["latency_s"], rangemode="tozero")
-    fig.update_layout(title=_two_lines(f"Shapes of {si_format(params)} parameters (within {tolerance:.0%}) on {device.label}",
-                                       _workload_text(batch, input_tokens, output_tokens, dtype)))
-    return _finish(fig, into)
-
-
-def throughput_vs_batch(
-    shapes: Sequence[tuple[int, int]],
-    *,
-    hardware: str = "a100-40gb",
-    calibration: Any = None,
-    batch_max: int = 256,
-    input_tokens: int = 128,
-    output_tokens: int = 256,
-    dtype: str = "bf16",
-    into: go.FigureWidget | None = None,
-) -> go.Figure:
-    """Throughput (left) and latency (right) against batch size for a few shapes.
-
-    At batch 1 decode is host-bound and latency barely depends on width; as
-    the batch grows, the device's arithmetic and the key/value cache take
-    over, throughput saturates and the roofline (dotted) becomes the limit.
-
-    Parameters
-    ----------
-    shapes : sequence of (n_layers, d_model)
-    batch_max : int
-        Largest batch (powers of two from 1). The key/value cache is assumed to fit in memory.
-    """
-    if not shapes:
-        raise MorphError("give at least one shape (n_layers, d_model)")
-    device = get_hardware(hardware)
-    batch = 2 ** np.arange(0, int(math.log2(batch_max)) + 1)
-    L = np.array([s[0] for s in shapes])[:, None]
-    d = np.array([s[1] for s in shapes])[:, None]
-    workload = dict(hardware=device, batch=batch[None, :], input_tokens=input_tokens,
-                    output_tokens=output_tokens, dtype=dtype)
-    model = predict_latency(L, d, **workload, calibration=calibration)
-    floor = roofline_latency(L, d, **workload)
-    fig = _figure(1, 2, horizontal_spacing=0.1, subplot_titles=("throughput", "latency of one call"))
-    for i, (layers, width) in enumerate(shapes):
-        name, color = f"{layers}x{width}", COLORS[i % len(COLORS)]
-        for col, y, y_floor in ((1, model.tokens_per_s[i], batch * output_tokens / floor[i]),
-                                (2, model.latency_s[i], floor[i])):
-            fig.add_trace(go.Scatter(x=batch, y=y, mode="lines+markers", name=name, legendgroup=name,
-                                     showlegend=col == 1, line=dict(color=color),
-                                     hovertemplate="batch %{x}: %{y:.4g}<extra>" + name + "</extra>"), row=1, col=col)
-            fig.add_trace(go.Scatter(x=batch, y=y_floor, mode="lines", name=f"{name} roofline", legendgroup=name,
-                                     showlegend=False, line=dict(color=color, dash=ROOFLINE_DASH),
-                                     hovertemplate="batch %{x}: %{y:.4g}<extra>" + name + " roofline</extra>"),
-                          row=1, col=col)
-    fig.update_xaxes(type="log", title=AXIS_TITLES["batch"])
-    fig.update_yaxes(type="log", title=AXIS_TITLES["tokens_per_s"], row=1, col=1)
-    fig.update_yaxes(type="log", title=AXIS_TITLES["latency_s"], row=1, col=2)
-    fig.update_layout(title=_two_lines(f"Batch size on {device.label} (dotted: roofline floor)",
-                                       f"{input_tokens} in + {output_tokens} out tokens, {dtype}"), legend_title="shape")
-    return _finish(fig, into)
+    return finish(fig, into)
 
 
 # -- fits ------------------------------------------------------------------------------------
@@ -805,15 +459,15 @@ def _label_positions(x: FloatArray, y: FloatArray) -> NDArray[np.object_]:
 
 
 def _short_labels(frame: pd.DataFrame) -> NDArray[np.str_]:
-    return frame["variant"].astype(str).to_numpy() if "variant" in frame.columns else _run_labels(frame)
+    return frame["variant"].astype(str).to_numpy() if "variant" in frame.columns else run_labels(frame)
 
 
 def _add_fit_points(fig: go.Figure, result: FitResult, x: FloatArray, y: FloatArray, hover: str,
                     highlight: ArrayLike | None, row: int | None, col: int | None, showlegend: bool,
                     prefix: str = "", label_text: bool = True) -> None:
     frame, fitted = result.data, result.fit_mask
-    labels = _run_labels(frame)
-    with _quiet():
+    labels = run_labels(frame)
+    with quiet():
         custom = np.column_stack([frame["loss"].to_numpy(float), result.predictions, result.residuals])
     for mask, name, color, symbol in ((fitted, "fit points", FIT_COLOR, "circle"),
                                       (~fitted, "held-out points", HELDOUT_COLOR, "circle-open")):
@@ -848,7 +502,7 @@ _POINT_HOVER = ("%{text}<br>actual %{customdata[0]:.4f}, predicted %{customdata[
 
 def _add_residuals(fig: go.Figure, result: FitResult, x: str, highlight: ArrayLike | None,
                    row: int | None = None, col: int | None = None, showlegend: bool = True, prefix: str = "") -> None:
-    with _quiet():
+    with quiet():
         residuals = result.residuals
     _add_fit_points(fig, result, _x_values(result.data, x), residuals, _POINT_HOVER, highlight, row, col,
                     showlegend, prefix)
@@ -862,7 +516,7 @@ def _fit_title(result: FitResult) -> str:
     split = result.metrics()
     held = split["heldout"]
     tail = f", held-out R^2 {held.r2:.4f} ({held.n} runs)" if held is not None and held.n > 1 else ""
-    return _two_lines(f"{result.family} law ({result.variant}), {result.method} fit on {result.n_fit} of "
+    return two_lines(f"{result.family} law ({result.variant}), {result.method} fit on {result.n_fit} of "
                       f"{len(result.data)} runs", f"R^2 {split['all'].r2:.4f} on all runs{tail}")
 
 
@@ -882,17 +536,17 @@ def residuals_figure(
     highlight : boolean array, optional
         Runs to label instead of the default.
     """
-    fig = _figure()
-    with _quiet():
+    fig = new_figure()
+    with quiet():
         _add_residuals(fig, result, x, highlight)
         fig.update_layout(title=_fit_title(result))
-    return _finish(fig, into)
+    return finish(fig, into)
 
 
 def _add_predicted_vs_actual(fig: go.Figure, result: FitResult, highlight: ArrayLike | None,
                              row: int | None = None, col: int | None = None, showlegend: bool = True) -> None:
     actual = result.data["loss"].to_numpy(float)
-    with _quiet():
+    with quiet():
         predicted = result.predictions
     finite = predicted[np.isfinite(predicted)]
     low, high = float(min(actual.min(), finite.min(initial=np.inf))), float(max(actual.max(), finite.max(initial=-np.inf)))
@@ -908,11 +562,11 @@ def predicted_vs_actual(
     result: FitResult, *, highlight: ArrayLike | None = None, into: go.FigureWidget | None = None
 ) -> go.Figure:
     """Predicted against actual loss for every run of a fit, with the diagonal."""
-    fig = _figure()
-    with _quiet():
+    fig = new_figure()
+    with quiet():
         _add_predicted_vs_actual(fig, result, highlight)
         fig.update_layout(title=_fit_title(result))
-    return _finish(fig, into)
+    return finish(fig, into)
 
 
 def fit_diagnostics(
@@ -920,13 +574,13 @@ def fit_diagnostics(
     into: go.FigureWidget | None = None,
 ) -> go.Figure:
     """Residuals against ``x`` (left) and predicted against actual loss (right), in one figure."""
-    fig = _figure(1, 2, horizontal_spacing=0.1, subplot_titles=(
+    fig = new_figure(1, 2, horizontal_spacing=0.1, subplot_titles=(
         f"residuals vs {AXIS_TITLES.get(x, x).split(' =')[0]}", "predicted vs actual"))
-    with _quiet():
+    with quiet():
         _add_residuals(fig, result, x, highlight, row=1, col=1)
         _add_predicted_vs_actual(fig, result, highlight, row=1, col=2, showlegend=False)
         fig.update_layout(title=_fit_title(result))
-    return _finish(fig, into)
+    return finish(fig, into)
 
 
 def compare_residuals(
@@ -936,14 +590,14 @@ def compare_residuals(
     """Residuals of several fits against ``x``, one panel per fit on a shared vertical scale."""
     if not results:
         raise MorphError("give at least one fit to compare")
-    fig = _figure(1, len(results), shared_yaxes=True, horizontal_spacing=0.04, subplot_titles=list(results))
-    with _quiet():
+    fig = new_figure(1, len(results), shared_yaxes=True, horizontal_spacing=0.04, subplot_titles=list(results))
+    with quiet():
         for i, result in enumerate(results.values()):
             _add_residuals(fig, result, x, highlight, row=1, col=i + 1, showlegend=i == 0)
     fig.update_yaxes(title=None)
     fig.update_yaxes(title=AXIS_TITLES["residual"], row=1, col=1)
     fig.update_layout(title=f"Residuals against {AXIS_TITLES.get(x, x)}")
-    return _finish(fig, into)
+    return finish(fig, into)
 
 
 # -- selection -------------------------------------------------------------------------------
@@ -957,11 +611,11 @@ def selection_figure(selection: Selection, *, into: go.FigureWidget | None = Non
     """
     ev = selection.evaluation
     labels = ev.candidates.label.astype(str)
-    within = ev.latency_s <= selection.latency_target
+    within = ev.latency_s <= selection.latency_budget_s
     info = np.column_stack([ev.candidates.n_layers, ev.candidates.d_model, ev.candidates.N.astype(float)])
     hover = "%{text}: %{customdata[0]:.0f} x %{customdata[1]:.0f}, N = %{customdata[2]:.3s}<br>" \
             "%{x:.3g} s, loss %{y:.4f}<extra></extra>"
-    fig = _figure()
+    fig = new_figure()
     for mask, name, symbol, color in ((within, "within budget", "circle", FIT_COLOR),
                                       (~within, "over budget", "x", "grey")):
         fig.add_trace(go.Scatter(x=ev.latency_s[mask], y=ev.loss[mask], mode="markers", name=name,
@@ -977,11 +631,10 @@ def selection_figure(selection: Selection, *, into: go.FigureWidget | None = Non
                              textfont=dict(color=LABEL_COLOR),
                              marker=dict(size=15, symbol="circle-open", color=LABEL_COLOR, line=dict(width=2)),
                              customdata=info[chosen], hovertemplate=hover))
-    fig.add_vline(x=selection.latency_target, line=dict(color=LABEL_COLOR, dash="dash"),
-                  annotation_text=f"budget {selection.latency_target:g} s", annotation_position="top")
+    fig.add_vline(x=selection.latency_budget_s, line=dict(color=LABEL_COLOR, dash="dash"),
+                  annotation_text=f"budget {selection.latency_budget_s:g} s", annotation_position="top")
     fig.update_xaxes(title=AXIS_TITLES["latency_s"])
     fig.update_yaxes(title=AXIS_TITLES["predicted"])
-    settings = ev.settings
-    fig.update_layout(title=f"{len(ev)} candidates on {settings.get('hardware')}: top {selection.top_k} "
-                            f"by predicted loss within {selection.latency_target:g} s")
-    return _finish(fig, into)
+    fig.update_layout(title=f"{len(ev)} candidates on {ev.workload.hardware_name}: top {selection.top_k} "
+                            f"by predicted loss within {selection.latency_budget_s:g} s")
+    return finish(fig, into)

@@ -22,11 +22,11 @@ from typing import Any, Callable, TypeVar
 
 import ipywidgets as widgets
 
-from .errors import MorphError
+from ..errors import MorphError
 
 __all__ = ["MessageBar", "guarded"]
 
-logger = logging.getLogger("morph.ui")
+logger = logging.getLogger("morph.app.ui")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _STYLES = {

@@ -51,7 +51,7 @@ coefficients. With a pure sum (``p = 1``) the wider model's larger weights take
 device time that the fit must pay back with a *negative* ``c_fixed`` for every
 ``eta_bw`` below about 1.82, i.e. unless the GPU streamed memory 82% faster than
 its datasheet allows (at ``eta_bw = 0.7``: ``c_fixed = -1.9 ms``).
-``morph.calibration.additive_host_coefficients`` does this arithmetic and the
+``morph.latency.calibration.additive_host_coefficients`` does this arithmetic and the
 tests check it; ``docs/latency.md`` tabulates it. With asynchronous overlap
 (``p = 8``) the device time hides behind the host time and the timings are
 reproduced with positive coefficients (about 1.2 ms per pass and 0.54 ms per
@@ -74,276 +74,46 @@ arrays, and 100,000 shapes take 5-7 ms on two cores (float32 arithmetic, see
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import re
-from dataclasses import asdict, dataclass, field, fields, replace
-from functools import lru_cache
-from pathlib import Path
-from typing import Any, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Callable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .data import data_dir
-from .errors import LatencyError, ShapeError
+from ..errors import LatencyError, ShapeError
+from ..shapes import VOCAB_SIZE
 from .hardware import DTYPE_BYTES, Hardware, canonical_dtype, get_hardware
-from .shapes import VOCAB_SIZE
+from .record import Calibration, resolve_calibration
+from .stacks import stack_calibration
+from .workload import Workload, workload_arguments
 
 __all__ = [
-    "COEFFICIENTS",
     "DECODE_SEGMENTS",
-    "Calibration",
     "LatencyPrediction",
+    "DEFAULT_CONTEXT",
     "predict_latency",
     "roofline_latency",
+    "forward_pass_s",
     "overlap",
-    "load_calibration",
-    "calibrations",
-    "calibrations_dir",
-    "resolve_calibration",
+    "GenerationWork",
+    "generation_work",
+    "decode_lines",
+    "prefill_device_s",
+    "segment_device_s",
+    "segments",
+    "predict",
 ]
 
 FloatArray = NDArray[np.float64]
 
-COEFFICIENTS = ("c_fixed_s", "c_layer_s", "eta_bw", "eta_flops", "overlap_p")
-"""The latency model's coefficients, in the order calibrations list them."""
-
 DECODE_SEGMENTS = 4
 """Runs of decode steps over which host and device time are combined (see the module docstring)."""
 
-
-# --- calibrations -----------------------------------------------------------------------------
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Coefficients of the latency model for one hardware and software stack.
-
-    Parameters
-    ----------
-    name : str
-        Slug; the file is ``data/calibrations/<name>.json``.
-    hardware : str
-        Slug of the hardware it was fitted on.
-    c_fixed_s : float
-        Host time per forward pass, independent of depth (seconds, >= 0).
-    c_layer_s : float
-        Host time per layer per forward pass (seconds, >= 0).
-    eta_bw : float
-        Fraction of the datasheet memory bandwidth reached (0 < eta_bw <= 1).
-    eta_flops : float
-        Fraction of the datasheet matrix throughput reached (0 < eta_flops <= 1).
-    overlap_p : float
-        Exponent of :func:`overlap` (>= 1; 1 = host and device time add).
-    framework, protocol, source : str
-        What was timed, how, and where the numbers come from.
-    fitted : tuple of str
-        Which coefficients were fitted; the others were fixed (see ``notes``).
-    fit_mape, fit_max_error : float, optional
-        Mean and worst absolute relative error of the fit on its measurements.
-    loo_mape, loo_max_error : float, optional
-        The same, each row predicted by a fit without it (leave-one-out).
-    n_measurements : int
-        Measurements fitted.
-    notes : str
-        Why the fixed coefficients have their values, and caveats.
-    provenance : dict
-        Free-form metadata of the measurements (machine, versions).
-    """
-
-    name: str
-    hardware: str
-    c_fixed_s: float
-    c_layer_s: float
-    eta_bw: float
-    eta_flops: float
-    overlap_p: float
-    framework: str = ""
-    protocol: str = ""
-    source: str = ""
-    fitted: tuple[str, ...] = ()
-    fit_mape: float | None = None
-    fit_max_error: float | None = None
-    loo_mape: float | None = None
-    loo_max_error: float | None = None
-    n_measurements: int = 0
-    notes: str = ""
-    provenance: dict[str, str] = field(default_factory=dict, hash=False)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise LatencyError(
-                f"calibration name {self.name!r} must start with a letter or digit and hold only letters, "
-                "digits, '-', '_' and '.'"
-            )
-        values = {name: getattr(self, name) for name in COEFFICIENTS}
-        for name, value in values.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not math.isfinite(value):
-                raise LatencyError(f"calibration {self.name!r}: {name} must be a finite number, got {value!r}")
-            object.__setattr__(self, name, float(value))
-        if self.c_fixed_s < 0 or self.c_layer_s < 0:
-            raise LatencyError(f"calibration {self.name!r}: host overheads c_fixed_s and c_layer_s must be >= 0")
-        for name in ("eta_bw", "eta_flops"):
-            if not 0 < getattr(self, name) <= 1:
-                raise LatencyError(f"calibration {self.name!r}: {name} must lie in (0, 1], got {getattr(self, name)}")
-        if self.overlap_p < 1:
-            raise LatencyError(f"calibration {self.name!r}: overlap_p must be >= 1, got {self.overlap_p}")
-        unknown = [f for f in self.fitted if f not in COEFFICIENTS]
-        if unknown:
-            raise LatencyError(f"calibration {self.name!r}: unknown fitted coefficient(s) {', '.join(unknown)}")
-        object.__setattr__(self, "fitted", tuple(self.fitted))
-        object.__setattr__(self, "provenance", {str(k): str(v) for k, v in dict(self.provenance).items()})
-
-    @property
-    def coefficients(self) -> dict[str, float]:
-        """``{name: value}`` of the five coefficients."""
-        return {name: getattr(self, name) for name in COEFFICIENTS}
-
-    def replace(self, **changes: Any) -> "Calibration":
-        """A copy with some fields changed (validated again)."""
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary; :meth:`from_dict` reads it back."""
-        raw = asdict(self)
-        return {
-            "name": self.name,
-            "hardware": self.hardware,
-            "framework": self.framework,
-            "protocol": self.protocol,
-            "source": self.source,
-            "coefficients": self.coefficients,
-            "fitted": list(self.fitted),
-            "fit_error": {
-                "n_measurements": self.n_measurements,
-                "mape": raw["fit_mape"],
-                "max_error": raw["fit_max_error"],
-                "loo_mape": raw["loo_mape"],
-                "loo_max_error": raw["loo_max_error"],
-            },
-            "notes": self.notes,
-            "provenance": dict(self.provenance),
-        }
-
-    @classmethod
-    def from_dict(cls, payload: Mapping[str, Any], label: str = "the calibration") -> "Calibration":
-        """Build from :meth:`to_dict`'s layout.
-
-        Raises
-        ------
-        LatencyError
-            If a required entry is missing or holds a bad value.
-        """
-        try:
-            coefficients = payload["coefficients"]
-            errors = payload.get("fit_error", {}) or {}
-            known = {f.name for f in fields(cls)}
-            extra = {k: payload[k] for k in ("framework", "protocol", "source", "notes", "provenance") if k in payload}
-            return cls(
-                name=payload["name"],
-                hardware=payload["hardware"],
-                **{name: coefficients[name] for name in COEFFICIENTS},
-                fitted=tuple(payload.get("fitted", ())),
-                fit_mape=errors.get("mape"),
-                fit_max_error=errors.get("max_error"),
-                loo_mape=errors.get("loo_mape"),
-                loo_max_error=errors.get("loo_max_error"),
-                n_measurements=int(errors.get("n_measurements", 0) or 0),
-                **{k: v for k, v in extra.items() if k in known},
-            )
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise LatencyError(f"{label} is not a calibration file (missing or bad entry {exc})") from None
-
-    def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Write the calibration as JSON; by default to ``data/calibrations/<name>.json``.
-
-        Returns
-        -------
-        Path
-            The file written.
-        """
-        target = Path(path) if path is not None else calibrations_dir() / f"{self.name}.json"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        _read_calibration.cache_clear()
-        return target
-
-
-def calibrations_dir() -> Path:
-    """Folder of the shipped and saved calibrations (``data/calibrations``)."""
-    return data_dir() / "calibrations"
-
-
-def calibrations() -> list[str]:
-    """Names of the calibrations in :func:`calibrations_dir`, sorted."""
-    folder = calibrations_dir()
-    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
-
-
-@lru_cache(maxsize=32)
-def _read_calibration(path: str, mtime_ns: int) -> Calibration:
-    label = Path(path).name
-    try:
-        payload = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LatencyError(f"{label} could not be read as JSON ({exc})") from None
-    if not isinstance(payload, dict):
-        raise LatencyError(f"{label} is not a calibration file (expected a JSON object)")
-    return Calibration.from_dict(payload, label)
-
-
-def load_calibration(name_or_path: str | os.PathLike) -> Calibration:
-    """A calibration by name (``data/calibrations/<name>.json``) or from a JSON file.
-
-    Raises
-    ------
-    LatencyError
-        For an unknown name (listing the known ones) or a bad file.
-    """
-    text = str(name_or_path)
-    path = Path(text)
-    if not path.is_file():
-        if _NAME.match(text) and not text.endswith(".json"):
-            path = calibrations_dir() / f"{text}.json"
-        if not path.is_file():
-            known = ", ".join(calibrations()) or "none"
-            raise LatencyError(f"unknown calibration {text!r}; known calibrations: {known}, or give a JSON file")
-    return _read_calibration(str(path.resolve()), path.stat().st_mtime_ns)
-
-
-def resolve_calibration(calibration: str | os.PathLike | Calibration | None, hardware: Hardware) -> Calibration:
-    """The calibration a prediction uses: the one given, else the hardware's default.
-
-    Raises
-    ------
-    LatencyError
-        If none is given and the hardware has no default, or its default has
-        not been produced yet.
-    """
-    if isinstance(calibration, Calibration):
-        return calibration
-    if calibration is not None:
-        return load_calibration(calibration)
-    default = hardware.default_calibration
-    if not default:
-        raise LatencyError(
-            f"hardware {hardware.name!r} has no default calibration; name one "
-            f"(known: {', '.join(calibrations()) or 'none'})"
-        )
-    if not (calibrations_dir() / f"{default}.json").is_file():
-        raise LatencyError(
-            f"the default calibration {default!r} of hardware {hardware.name!r} has not been made yet; fit it from "
-            f"timings with `morph latency calibrate MEASUREMENTS.csv --hardware {hardware.name} --save {default}`, "
-            "or name another calibration"
-        )
-    return load_calibration(default)
-
-
-# --- the model --------------------------------------------------------------------------------
+DEFAULT_CONTEXT = 256
+"""Tokens in the key/value cache when :func:`forward_pass_s` times one pass: the middle of the
+default workload's generation (a 128-token prompt and 256 generated tokens)."""
 
 
 @dataclass(frozen=True)
@@ -432,8 +202,8 @@ def overlap(host_s: ArrayLike, device_s: ArrayLike, p: float) -> FloatArray:
     return larger * ratio
 
 
-def _whole_numbers(name: str, value: ArrayLike, error: type[Exception]) -> NDArray[np.int64]:
-    """``value`` as int64 after checking every element is a whole number >= 1."""
+def _whole_numbers(name: str, value: ArrayLike, error: type[Exception], minimum: int = 1) -> NDArray[np.int64]:
+    """``value`` as int64 after checking every element is a whole number >= ``minimum``."""
     array = np.asarray(value)
     if array.dtype.kind not in "iuf":
         raise error(f"{name} must be whole numbers, got {type(value).__name__} {np.ravel(array)[:3].tolist()}")
@@ -442,8 +212,9 @@ def _whole_numbers(name: str, value: ArrayLike, error: type[Exception]) -> NDArr
         if not np.all(whole):
             raise error(f"{name} must be whole numbers, got {np.asarray(array)[~whole].ravel()[0]!r}")
     integers = array.astype(np.int64, copy=False)
-    if integers.size and integers.min() < 1:
-        raise error(f"{name} must be positive, got {int(integers.min())}")
+    if integers.size and integers.min() < minimum:
+        kind = "positive" if minimum == 1 else f">= {minimum}"
+        raise error(f"{name} must be {kind}, got {int(integers.min())}")
     return integers
 
 
@@ -454,7 +225,7 @@ def _scalar_or_array(values: NDArray, precision: type) -> float | NDArray:
 
 
 @dataclass(frozen=True)
-class _Workload:
+class GenerationWork:
     """Per-shape quantities of one ``generate`` call (arrays, or floats where shared by all shapes)."""
 
     n_layers: NDArray  # blocks
@@ -488,7 +259,7 @@ def _streamed_parameters(layers: NDArray, width: NDArray, kv_fraction: float | N
     return layers * per_layer + width * (1.0 + vocab)
 
 
-def _workload(
+def generation_work(
     n_layers: ArrayLike,
     d_model: ArrayLike,
     n_heads: ArrayLike | None,
@@ -500,7 +271,7 @@ def _workload(
     dtype: str | ArrayLike,
     vocab: ArrayLike,
     precision: type = np.float64,
-) -> _Workload:
+) -> GenerationWork:
     layers = _whole_numbers("n_layers", n_layers, ShapeError).astype(precision)
     width = _whole_numbers("d_model", d_model, ShapeError).astype(precision)
     kv_fraction: float | NDArray = 1.0
@@ -521,7 +292,7 @@ def _workload(
         name: _scalar_or_array(_whole_numbers(name, value, LatencyError).astype(np.float64), precision)
         for name, value in (("batch", batch), ("input_tokens", input_tokens), ("output_tokens", output_tokens))
     }
-    return _Workload(
+    return GenerationWork(
         n_layers=layers,
         params=_streamed_parameters(layers, width, kv_fraction, vocabulary),
         layer_width=layers * width,
@@ -545,7 +316,7 @@ def _dtype_figures(dtype: str | ArrayLike, hardware: Hardware, precision: type) 
     return sizes, peaks
 
 
-def _decode_lines(work: _Workload, eta_bw: float, eta_flops: float) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+def decode_lines(work: GenerationWork, eta_bw: float, eta_flops: float) -> tuple[NDArray, NDArray, NDArray, NDArray]:
     """Compute and memory time of decode step ``k`` as ``a + b k`` (seconds; context ``input_tokens + k``).
 
     Memory: the streamed weights plus the key/value cache of every sequence,
@@ -562,7 +333,7 @@ def _decode_lines(work: _Workload, eta_bw: float, eta_flops: float) -> tuple[NDA
     return compute_a, compute_b, memory_a, memory_b
 
 
-def _prefill_device_s(work: _Workload, lines: tuple[NDArray, ...], eta_flops: float) -> NDArray:
+def prefill_device_s(work: GenerationWork, lines: tuple[NDArray, ...], eta_flops: float) -> NDArray:
     """Device time of the prompt's forward pass (seconds).
 
     Its traffic is the weights plus writing the prompt's cache, which is the
@@ -615,7 +386,7 @@ def _max_affine_sum(
     return compute + np.maximum(positive, 0.0)
 
 
-def _segment_device_s(lines: tuple[NDArray, ...], bounds: list[tuple]) -> list[NDArray]:
+def segment_device_s(lines: tuple[NDArray, ...], bounds: list[tuple]) -> list[NDArray]:
     """Device time summed over runs of decode steps ``[(first, last, count, middle), ...]`` (seconds).
 
     Where compute and memory time do not cross anywhere in the decode (the
@@ -642,7 +413,7 @@ def _segment_device_s(lines: tuple[NDArray, ...], bounds: list[tuple]) -> list[N
     return sums
 
 
-def _segments(steps: float | NDArray, n_segments: int) -> list[tuple]:
+def segments(steps: float | NDArray, n_segments: int) -> list[tuple]:
     """``(first, last, count, middle)`` of ``n_segments`` near-equal runs covering steps 1..``steps``."""
     bounds = []
     for j in range(n_segments):
@@ -653,23 +424,23 @@ def _segments(steps: float | NDArray, n_segments: int) -> list[tuple]:
     return bounds
 
 
-def _roofline_s(work: _Workload) -> NDArray:
-    lines = _decode_lines(work, 1.0, 1.0)
-    prefill = _prefill_device_s(work, lines, 1.0)
-    (decode,) = _segment_device_s(lines, _segments(work.decode_steps, 1))
+def _roofline_s(work: GenerationWork) -> NDArray:
+    lines = decode_lines(work, 1.0, 1.0)
+    prefill = prefill_device_s(work, lines, 1.0)
+    (decode,) = segment_device_s(lines, segments(work.decode_steps, 1))
     return prefill + decode
 
 
-def _evaluate(work: _Workload, calibration: Calibration) -> tuple:
+def _evaluate(work: GenerationWork, calibration: Calibration) -> tuple:
     """Latency, prefill, decode, ms per token, tokens per second and roofline of one workload."""
     eta_bw, eta_flops, p = calibration.eta_bw, calibration.eta_flops, calibration.overlap_p
     host = calibration.c_fixed_s + calibration.c_layer_s * work.n_layers
-    lines = _decode_lines(work, eta_bw, eta_flops)
-    prefill = overlap(host, _prefill_device_s(work, lines, eta_flops), p)
+    lines = decode_lines(work, eta_bw, eta_flops)
+    prefill = overlap(host, prefill_device_s(work, lines, eta_flops), p)
     # Times that add (p = 1) can be summed over the whole decode at once.
-    bounds = _segments(work.decode_steps, 1 if p == 1 else DECODE_SEGMENTS)
+    bounds = segments(work.decode_steps, 1 if p == 1 else DECODE_SEGMENTS)
     decode: NDArray | float = 0.0
-    for (_, _, count, _), device in zip(bounds, _segment_device_s(lines, bounds)):
+    for (_, _, count, _), device in zip(bounds, segment_device_s(lines, bounds)):
         decode = decode + overlap(host * count, device, p)
     latency = prefill + decode
     steps = work.decode_steps
@@ -684,7 +455,7 @@ def _evaluate(work: _Workload, calibration: Calibration) -> tuple:
     return latency, prefill, decode, 1e3 * per_token, tokens_per_s, _roofline_s(work)
 
 
-def _predict(work: _Workload, calibration: Calibration) -> LatencyPrediction:
+def predict(work: GenerationWork, calibration: Calibration) -> LatencyPrediction:
     results = _evaluate(work, calibration)
     shape = np.broadcast_shapes(*(np.shape(r) for r in results))
     return LatencyPrediction(*(np.broadcast_to(np.asarray(r, dtype=np.float64), shape).copy() for r in results))
@@ -702,7 +473,7 @@ model's uncertainty. Fits use float64, which finite-difference Jacobians need.""
 
 
 def _chunked(
-    arguments: dict[str, Any], evaluate
+    arguments: dict[str, Any], evaluate: Callable[..., tuple]
 ) -> tuple[FloatArray, ...]:
     """Run ``evaluate(**arguments)`` over the broadcast inputs in runs of :data:`CHUNK`.
 
@@ -725,18 +496,27 @@ def _chunked(
     return tuple(row.reshape(shape) for row in block)
 
 
+def _per_shape(
+    arguments: dict[str, Any], device: Hardware, evaluate: Callable[[GenerationWork], tuple]
+) -> tuple[FloatArray, ...]:
+    """``evaluate`` on the float32 work of every shape and setting in ``arguments``, a chunk at a time."""
+    return _chunked(arguments, lambda **chunk: evaluate(generation_work(**chunk, hardware=device, precision=PRECISION)))
+
+
 def predict_latency(
     n_layers: ArrayLike,
     d_model: ArrayLike,
     n_heads: ArrayLike | None = None,
     n_kv_heads: ArrayLike | None = None,
     *,
-    hardware: str | Hardware = "a100-40gb",
+    workload: Workload | None = None,
+    hardware: str | Hardware | None = None,
     calibration: str | os.PathLike | Calibration | None = None,
-    batch: ArrayLike = 1,
-    input_tokens: ArrayLike = 128,
-    output_tokens: ArrayLike = 256,
-    dtype: str | ArrayLike = "bf16",
+    batch: ArrayLike | None = None,
+    input_tokens: ArrayLike | None = None,
+    output_tokens: ArrayLike | None = None,
+    dtype: str | ArrayLike | None = None,
+    stack: str | None = None,
     vocab: ArrayLike = VOCAB_SIZE,
 ) -> LatencyPrediction:
     """Predict the time of one ``generate`` call for each shape.
@@ -749,17 +529,13 @@ def predict_latency(
     n_heads, n_kv_heads : int or array of int, optional
         Query and key/value heads. Only their ratio matters here (it sets the
         key/value cache size); without them attention is multi-head.
-    hardware : str or Hardware
-        Preset slug (see :func:`morph.hardware.hardware_presets`) or a
-        :class:`~morph.hardware.Hardware`.
-    calibration : str, path or Calibration, optional
-        Coefficients; None takes the hardware's default calibration.
-    batch : int or array of int
-        Sequences generated together.
-    input_tokens, output_tokens : int or array of int
-        Prompt length and tokens generated per sequence.
-    dtype : {"bf16", "fp16", "fp32"} or array of them
-        Weight, activation and cache dtype.
+    workload : Workload, optional
+        Hardware, calibration, batch, tokens and dtype (default
+        :class:`~morph.latency.workload.Workload`: an A100 40GB with its
+        default calibration, batch 1, 128 input and 256 output tokens, bf16).
+    hardware, calibration, batch, input_tokens, output_tokens, dtype, stack : optional
+        Override one setting of ``workload``; batch, token counts and dtype
+        may be arrays that broadcast against the shapes (tokens, sequences).
     vocab : int or array of int
         Vocabulary size (tokens), for the output head.
 
@@ -785,18 +561,17 @@ def predict_latency(
     >>> [round(float(t), 2) for t in p.latency_s]
     [3.61, 1.96]
     """
-    device = get_hardware(hardware)
-    coefficients = resolve_calibration(calibration, device)
-
-    def evaluate(**chunk: Any) -> tuple:
-        return _evaluate(_workload(**chunk, hardware=device, precision=PRECISION), coefficients)
-
-    return LatencyPrediction(*_chunked(_arguments(locals()), evaluate))
-
-
-def _arguments(scope: Mapping[str, Any]) -> dict[str, Any]:
-    names = ("n_layers", "d_model", "n_heads", "n_kv_heads", "batch", "input_tokens", "output_tokens", "dtype", "vocab")
-    return {name: scope[name] for name in names}
+    settings = workload_arguments(workload, hardware=hardware, calibration=calibration, batch=batch,
+                                  input_tokens=input_tokens, output_tokens=output_tokens, dtype=dtype, stack=stack)
+    device = get_hardware(settings.pop("hardware"))
+    stack = settings.pop("stack")
+    calibration = settings.pop("calibration")
+    coefficients = (
+        stack_calibration(stack, device) if calibration is None and stack is not None
+        else resolve_calibration(calibration, device)
+    )
+    shapes = dict(n_layers=n_layers, d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads, vocab=vocab)
+    return LatencyPrediction(*_per_shape({**shapes, **settings}, device, lambda work: _evaluate(work, coefficients)))
 
 
 def roofline_latency(
@@ -805,23 +580,111 @@ def roofline_latency(
     n_heads: ArrayLike | None = None,
     n_kv_heads: ArrayLike | None = None,
     *,
-    hardware: str | Hardware = "a100-40gb",
-    batch: ArrayLike = 1,
-    input_tokens: ArrayLike = 128,
-    output_tokens: ArrayLike = 256,
-    dtype: str | ArrayLike = "bf16",
+    workload: Workload | None = None,
+    hardware: str | Hardware | None = None,
+    batch: ArrayLike | None = None,
+    input_tokens: ArrayLike | None = None,
+    output_tokens: ArrayLike | None = None,
+    dtype: str | ArrayLike | None = None,
     vocab: ArrayLike = VOCAB_SIZE,
 ) -> FloatArray:
     """Roofline lower bound of one ``generate`` call (seconds).
 
     Device time only, at the datasheet bandwidth and throughput (``eta = 1``),
     no host time: every pass costs ``max(FLOPs / peak, bytes / bandwidth)``.
-    Same arguments as :func:`predict_latency`; needs no calibration.
+    Same arguments as :func:`predict_latency`; the workload's calibration is
+    not used.
     """
-    device = get_hardware(hardware)
-
-    def evaluate(**chunk: Any) -> tuple:
-        return (_roofline_s(_workload(**chunk, hardware=device, precision=PRECISION)),)
-
-    (roofline,) = _chunked(_arguments(locals()), evaluate)
+    settings = workload_arguments(workload, hardware=hardware, batch=batch, input_tokens=input_tokens,
+                                  output_tokens=output_tokens, dtype=dtype)
+    device = get_hardware(settings.pop("hardware"))
+    settings.pop("calibration")
+    settings.pop("stack")
+    shapes = dict(n_layers=n_layers, d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads, vocab=vocab)
+    (roofline,) = _per_shape({**shapes, **settings}, device, lambda work: (_roofline_s(work),))
     return roofline
+
+
+def forward_pass_s(
+    n_layers: ArrayLike,
+    d_model: ArrayLike,
+    tokens: ArrayLike = 1,
+    *,
+    context: ArrayLike = DEFAULT_CONTEXT,
+    n_heads: ArrayLike | None = None,
+    n_kv_heads: ArrayLike | None = None,
+    workload: Workload | None = None,
+    hardware: str | Hardware | None = None,
+    calibration: str | os.PathLike | Calibration | None = None,
+    batch: ArrayLike | None = None,
+    dtype: str | ArrayLike | None = None,
+    vocab: ArrayLike = VOCAB_SIZE,
+) -> FloatArray:
+    """Time of one forward pass over ``tokens`` new tokens after ``context`` cached ones (seconds).
+
+    With ``tokens = 1`` one decode step: exactly the step :func:`predict_latency`
+    prices for one output token after a prompt of ``context`` tokens; with
+    ``context = 0`` a prefill; with ``tokens = k + 1`` the verification pass of
+    speculative decoding. The host work is paid once per pass, ``c_fixed +
+    c_layer * n_layers``, whatever the number of tokens, and the device time is
+    the roofline of the pass,
+
+    - FLOPs ``= batch * (2 P tokens + 4 n_layers d_model A)`` with ``P`` the
+      streamed parameters (all but the input embedding) and ``A = tokens *
+      context + tokens (tokens + 1) / 2`` the cached positions the new tokens
+      attend to (token ``j`` sees ``context + j``);
+    - bytes ``= s (P + batch (context + tokens) 2 n_layers d_model n_kv_heads
+      / n_heads)``: the weights are streamed *once* for all the tokens, plus
+      the key/value cache read and written;
+
+    combined with the calibration's overlap. At batch 1 the weights dominate
+    the bytes, so a pass over a few tokens costs about as much as one token.
+    Computed in float64.
+
+    Parameters
+    ----------
+    n_layers, d_model : int or array of int
+        Depth (blocks) and width (features); broadcast with ``tokens``,
+        ``context`` and ``batch``.
+    tokens : int or array of int
+        New tokens in the pass (>= 1).
+    context : int or array of int
+        Tokens already in the key/value cache (>= 0).
+    n_heads, n_kv_heads : int or array of int, optional
+        Query and key/value heads; only their ratio matters (cache size).
+    workload : Workload, optional
+        Hardware, calibration, batch and dtype (default
+        :class:`~morph.latency.workload.Workload`); its token counts are not
+        used, ``tokens`` and ``context`` say where the pass stands.
+    hardware, calibration, batch, dtype : optional
+        Override one setting of ``workload``; batch may be an array (sequences).
+    vocab : int or array of int
+        Vocabulary (tokens), for the output head.
+
+    Returns
+    -------
+    ndarray of float64
+        Seconds per pass, in the broadcast shape.
+
+    Raises
+    ------
+    ShapeError
+        Non-integer or non-positive depth, width or heads.
+    LatencyError
+        Unknown hardware, calibration or dtype; bad batch, tokens or context.
+    """
+    settings = workload_arguments(workload, hardware=hardware, calibration=calibration, batch=batch, dtype=dtype)
+    device = get_hardware(settings["hardware"])
+    coefficients = resolve_calibration(settings["calibration"], device)
+    # The pass's new tokens stand where a prefill's prompt would (a prefill is such a pass with nothing cached).
+    new = _whole_numbers("tokens", tokens, LatencyError).astype(np.float64)
+    work = generation_work(n_layers, d_model, n_heads, n_kv_heads, device, settings["batch"], new, 1,
+                           settings["dtype"], vocab, precision=np.float64)
+    cached = _whole_numbers("context", context, LatencyError, minimum=0).astype(np.float64)
+    attended = new * cached + new * (new + 1.0) / 2.0
+    flops = work.batch * (2.0 * work.params * new + 4.0 * work.layer_width * attended)
+    traffic = work.bytes_per * (work.params + work.batch * (cached + new) * 2.0 * work.kv_fraction * work.layer_width)
+    device_s = np.maximum(flops / (coefficients.eta_flops * work.peak_flops),
+                          traffic / (coefficients.eta_bw * work.bandwidth))
+    host_s = coefficients.c_fixed_s + coefficients.c_layer_s * work.n_layers
+    return np.asarray(overlap(host_s, device_s, coefficients.overlap_p), dtype=np.float64)

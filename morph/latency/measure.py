@@ -1,7 +1,7 @@
 """Measure the decode latency of model shapes on this machine.
 
 The protocol follows Bian et al. (2025): a randomly initialised model of each
-shape (:mod:`morph.decoder`, the paper's architecture with an explicit KV
+shape (:mod:`morph.latency.decoder`, the paper's architecture with an explicit KV
 cache), ``warmup`` untimed generation calls, then ``trials`` kept calls, each
 timed as a whole: prefill of ``input_tokens`` random token ids plus greedy
 decoding of exactly ``output_tokens`` new tokens, batch ``batch``. The median
@@ -34,9 +34,11 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .data import data_dir, read_table, split_provenance, to_numeric
-from .errors import DataError, LatencyError, ShapeError
-from .shapes import Shape
+from ..data import data_dir, read_table, read_with_provenance, to_numeric
+from ..errors import DataError, LatencyError, ShapeError
+from ..shapes import Shape
+from .hardware import DTYPES, Hardware
+from .workload import PAPER_WORKLOAD, Workload
 
 if TYPE_CHECKING:  # pragma: no cover
     from types import ModuleType
@@ -45,7 +47,6 @@ __all__ = [
     "FRAMEWORK",
     "COLUMNS",
     "PROVENANCE_KEYS",
-    "DTYPE_NAMES",
     "PAPER_PROTOCOL",
     "CPU_PROTOCOL",
     "SWEEPS_FILE",
@@ -113,7 +114,6 @@ PROVENANCE_KEYS = (
 )
 """Provenance keys every measurement file carries in its header."""
 
-DTYPE_NAMES = ("fp32", "bf16", "fp16")
 
 INSTALL_HINT = "pip install -e .[measure]"
 
@@ -170,10 +170,21 @@ class MeasurementProtocol:
         _check_count("warmup", self.warmup, minimum=0)
         if self.threads is not None:
             _check_count("threads", self.threads, minimum=1)
-        if self.dtype not in DTYPE_NAMES:
-            raise LatencyError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {self.dtype!r}")
+        if self.dtype not in DTYPES:
+            raise LatencyError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise LatencyError(f"device must be cpu, cuda or auto, got {self.device!r}")
+
+    @classmethod
+    def for_workload(cls, workload: Workload, **options: object) -> "MeasurementProtocol":
+        """The protocol that times ``workload``'s batch, tokens and dtype (``options``: trials, device, ...)."""
+        return cls(batch=workload.batch, input_tokens=workload.input_tokens, output_tokens=workload.output_tokens,
+                   dtype=workload.dtype, **options)  # type: ignore[arg-type]
+
+    def workload(self, hardware: str | Hardware = "cpu") -> Workload:
+        """The :class:`~morph.latency.Workload` these timings describe, on ``hardware`` (a preset or Hardware)."""
+        return Workload(hardware=hardware, batch=self.batch, input_tokens=self.input_tokens,
+                        output_tokens=self.output_tokens, dtype=self.dtype)
 
     def sentence(self) -> str:
         """The protocol in one sentence, for the provenance header."""
@@ -185,12 +196,7 @@ class MeasurementProtocol:
             f"under inference_mode, random weights (seed {self.seed})"
         )
         paper = PAPER_PROTOCOL
-        if (self.batch, self.input_tokens, self.output_tokens, self.dtype) != (
-            paper.batch,
-            paper.input_tokens,
-            paper.output_tokens,
-            paper.dtype,
-        ):
+        if self.workload("a100-40gb") != paper.workload("a100-40gb"):
             text += (
                 f"; scaled down from the paper's protocol (batch {paper.batch}, {paper.input_tokens} input and "
                 f"{paper.output_tokens} output tokens, {paper.dtype}, A100)"
@@ -199,9 +205,7 @@ class MeasurementProtocol:
         return text
 
 
-PAPER_PROTOCOL = MeasurementProtocol(
-    batch=1, input_tokens=128, output_tokens=256, trials=5, warmup=1, dtype="bf16", device="cuda"
-)
+PAPER_PROTOCOL = MeasurementProtocol.for_workload(PAPER_WORKLOAD, trials=5, warmup=1, device="cuda")
 """The paper's protocol (Hugging Face generate on one A100 40GB)."""
 
 CPU_PROTOCOL = MeasurementProtocol(
@@ -452,7 +456,7 @@ def provenance(
         Further keys, e.g. the sweep's wall time.
     """
     torch = require_torch()
-    from . import __version__
+    from .. import __version__
 
     device = resolve_device(protocol.device)
     header = {
@@ -552,13 +556,7 @@ def read_measurements(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, 
         Missing file, missing columns or keys, or non-positive latencies.
     """
     source = Path(path)
-    if not source.is_file():
-        raise DataError(f"{source} does not exist or is not a file")
-    header, body = split_provenance(source.read_text(encoding="utf-8-sig"), strict=True, label=source.name)
-    missing_keys = [k for k in PROVENANCE_KEYS if k not in header]
-    if missing_keys:
-        raise DataError(f"{source.name}: the provenance header lacks {', '.join(missing_keys)}")
-    frame = read_table(body.encode("utf-8"), source.name)
+    header, frame = read_with_provenance(source, strict=True, required_keys=PROVENANCE_KEYS)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{source.name} is missing the column(s) {', '.join(missing)}")

@@ -40,13 +40,16 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from .data import MAX_BYTES, DataError, load_models_1b, read_table, split_provenance, to_numeric
-from .errors import LatencyError
+from ..data import DataError, load_models_1b, read_with_provenance, to_numeric
+from ..errors import LatencyError
 from .hardware import Hardware, canonical_dtype, get_hardware
-from .latency import COEFFICIENTS, Calibration, _predict, _workload, _Workload
-from .shapes import VOCAB_SIZE
+from .model import GenerationWork, decode_lines, generation_work, predict, prefill_device_s, segment_device_s, segments
+from .record import COEFFICIENTS, Calibration
+from .workload import PAPER_WORKLOAD, Workload
+from ..shapes import VOCAB_SIZE
 
 __all__ = [
+    "timed_under",
     "REQUIRED_COLUMNS",
     "OPTIONAL_COLUMNS",
     "PRIORS",
@@ -119,25 +122,6 @@ _BOUNDS = {"c_fixed_s": (0.0, np.inf), "c_layer_s": (0.0, np.inf), "eta_bw": (1e
 # --- measurement tables -----------------------------------------------------------------------
 
 
-def _read_source(source: str | os.PathLike | bytes | pd.DataFrame) -> tuple[str, str | None, pd.DataFrame | None]:
-    if isinstance(source, pd.DataFrame):
-        return str(source.attrs.get("source", "the measurements")), None, source.copy()
-    if isinstance(source, bytes):
-        raw, label = source, "the measurements"
-    else:
-        path = Path(source)
-        label = path.name
-        if not path.is_file():
-            raise LatencyError(f"measurement file {path} does not exist or is not a file")
-        if path.stat().st_size > MAX_BYTES:
-            raise LatencyError(f"{path} is larger than {MAX_BYTES // 2**20} MB; it is not a table of timings")
-        raw = path.read_bytes()
-    try:
-        return label, raw.decode("utf-8-sig"), None
-    except UnicodeDecodeError:
-        raise LatencyError(f"{label} is not UTF-8 text; save it as a UTF-8 CSV") from None
-
-
 def load_measurements(source: str | os.PathLike | bytes | pd.DataFrame) -> pd.DataFrame:
     """Read and check a table of ``generate`` timings.
 
@@ -163,16 +147,14 @@ def load_measurements(source: str | os.PathLike | bytes | pd.DataFrame) -> pd.Da
         non-positive or fractional count, an unknown dtype, or heads that do
         not divide ``d_model``; the message names the column and row.
     """
-    label, text, frame = _read_source(source)
-    metadata: dict[str, str] = dict(frame.attrs.get("metadata", {})) if frame is not None else {}
-    if frame is None:
-        metadata, body = split_provenance(text or "", label=label)
-        if not body.strip():
-            raise LatencyError(f"{label} holds no table after its provenance lines")
-        try:
-            frame = read_table(body.encode("utf-8"), label)
-        except DataError as exc:
-            raise LatencyError(str(exc)) from None
+    if isinstance(source, pd.DataFrame):
+        label = str(source.attrs.get("source", "the measurements"))
+    else:
+        label = Path(source).name if isinstance(source, (str, os.PathLike)) else "the measurements"
+    try:
+        metadata, frame = read_with_provenance(source, label)
+    except DataError as exc:
+        raise LatencyError(str(exc)) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
@@ -204,6 +186,23 @@ def load_measurements(source: str | os.PathLike | bytes | pd.DataFrame) -> pd.Da
     out.attrs["metadata"] = metadata
     out.attrs["source"] = label
     return out
+
+
+def timed_under(measurements: pd.DataFrame, workload: Workload) -> pd.DataFrame:
+    """The rows of ``measurements`` timed under ``workload``: its hardware, batch, tokens and dtype.
+
+    Columns a table lacks are not checked (a table without ``hardware`` may
+    come from any machine); the calibration plays no part (see
+    :meth:`~morph.latency.Workload.timed_like`).
+    """
+    mask = np.ones(len(measurements), dtype=bool)
+    for column in ("batch", "input_tokens", "output_tokens"):
+        if column in measurements.columns:
+            mask &= measurements[column].to_numpy() == getattr(workload, column)
+    for column, value in (("dtype", workload.dtype), ("hardware", workload.hardware_name)):
+        if column in measurements.columns:
+            mask &= measurements[column].astype(str).to_numpy() == value
+    return measurements[mask]
 
 
 def _check_whole(values: np.ndarray, column: str, label: str) -> None:
@@ -266,6 +265,15 @@ def _hardware_for(frame: pd.DataFrame, hardware: str | Hardware | None) -> Hardw
     from_metadata = frame.attrs.get("metadata", {}).get("hardware")
     if from_metadata:
         named.add(from_metadata)
+    if not named:
+        # A sweep from `morph measure --device cpu` says so in its header and rows:
+        # the only device that names a preset by itself is the CPU.
+        devices = set(frame["device"]) if "device" in frame else set()
+        device = frame.attrs.get("metadata", {}).get("device")
+        if device:
+            devices.add(device.strip())
+        if devices == {"cpu"}:
+            named.add("cpu")
     if len(named) == 1:
         return get_hardware(named.pop())
     raise LatencyError(
@@ -273,7 +281,7 @@ def _hardware_for(frame: pd.DataFrame, hardware: str | Hardware | None) -> Hardw
     )
 
 
-def _workload_for(frame: pd.DataFrame, hardware: Hardware) -> _Workload:
+def _generation_work_for(frame: pd.DataFrame, hardware: Hardware) -> GenerationWork:
     heads = frame["n_heads"].to_numpy()
     kv = frame["n_kv_heads"].to_numpy()
     if np.isnan(heads).all() and np.isnan(kv).all():
@@ -282,7 +290,7 @@ def _workload_for(frame: pd.DataFrame, hardware: Hardware) -> _Workload:
         # Only the ratio n_kv_heads / n_heads matters: rows without heads get 1/1.
         heads_arg = np.where(np.isnan(heads), 1, heads).astype(np.int64)
         kv_arg = np.where(np.isnan(kv), heads_arg, kv).astype(np.int64)
-    return _workload(
+    return generation_work(
         frame["n_layers"].to_numpy(), frame["d_model"].to_numpy(), heads_arg, kv_arg, hardware,
         frame["batch"].to_numpy(), frame["input_tokens"].to_numpy(), frame["output_tokens"].to_numpy(),
         np.asarray(frame["dtype"], dtype=object), frame["vocab"].to_numpy(),
@@ -386,7 +394,7 @@ def _coefficient_set(names: Sequence[str], x: np.ndarray, fixed: Mapping[str, fl
     return Calibration(name="fit", hardware="fit", **{k: values[k] for k in COEFFICIENTS})
 
 
-def _starts(names: Sequence[str], work: _Workload, measured: np.ndarray, prior: Mapping[str, float]) -> list[np.ndarray]:
+def _starts(names: Sequence[str], work: GenerationWork, measured: np.ndarray, prior: Mapping[str, float]) -> list[np.ndarray]:
     """Starting points: host coefficients from a non-negative linear fit, efficiencies and p on a small grid."""
     passes = work.output_tokens * np.ones_like(measured)
     design = np.column_stack([passes, passes * work.n_layers * np.ones_like(measured)])
@@ -410,12 +418,12 @@ def _starts(names: Sequence[str], work: _Workload, measured: np.ndarray, prior: 
     return starts
 
 
-def _fit(work: _Workload, measured: np.ndarray, names: Sequence[str], fixed: Mapping[str, float],
+def _fit(work: GenerationWork, measured: np.ndarray, names: Sequence[str], fixed: Mapping[str, float],
          prior: Mapping[str, float]):
     log_measured = np.log(measured)
 
     def residuals(x: np.ndarray) -> np.ndarray:
-        return np.log(_predict(work, _coefficient_set(names, x, fixed)).latency_s) - log_measured
+        return np.log(predict(work, _coefficient_set(names, x, fixed)).latency_s) - log_measured
 
     lower = np.array([_BOUNDS[n][0] / _SCALE[n] for n in names])
     upper = np.array([_BOUNDS[n][1] / _SCALE[n] for n in names])
@@ -503,11 +511,11 @@ def calibrate(
     prior = priors(device)
     held = {k: float(fixed.get(k, prior[k])) for k in COEFFICIENTS if k not in names}
     _check_fixed(held)
-    work = _workload_for(frame, device)
+    work = _generation_work_for(frame, device)
     measured = frame["latency_s"].to_numpy(dtype=np.float64)
     result = _fit(work, measured, names, held, prior)
     coefficients = _coefficient_set(names, result.x, held).coefficients
-    prediction = _predict(work, _coefficient_set(names, result.x, held))
+    prediction = predict(work, _coefficient_set(names, result.x, held))
     table = _table(frame, prediction.latency_s, prediction.roofline_s)
     errors = np.abs(table["error"].to_numpy())
     metadata = frame.attrs.get("metadata", {})
@@ -609,8 +617,8 @@ def leave_one_out(
         result = calibrate(rest, device, fit=names, fixed=fixed)
         held_out = frame.iloc[[i]].copy()
         held_out.attrs = dict(frame.attrs)
-        work = _workload_for(held_out, device)
-        predictions[i] = float(_predict(work, result.calibration).latency_s[0])
+        work = _generation_work_for(held_out, device)
+        predictions[i] = float(predict(work, result.calibration).latency_s[0])
         refits.append(result.calibration.coefficients)
     table = frame[["n_layers", "d_model", "batch", "input_tokens", "output_tokens", "dtype"]].copy()
     table["measured_s"] = frame["latency_s"].to_numpy()
@@ -640,14 +648,13 @@ def additive_host_coefficients(
     (c_fixed_s, c_layer_s) : tuple of float
         Seconds per forward pass and per layer per pass.
     """
-    from .latency import _decode_lines, _prefill_device_s, _segment_device_s, _segments
 
     frame = _as_measurements(measurements)
     device = _hardware_for(frame, hardware)
-    work = _workload_for(frame, device)
-    lines = _decode_lines(work, eta_bw, eta_flops)
-    (decode_s,) = _segment_device_s(lines, _segments(work.decode_steps, 1))
-    device_s = _prefill_device_s(work, lines, eta_flops) + decode_s
+    work = _generation_work_for(frame, device)
+    lines = decode_lines(work, eta_bw, eta_flops)
+    (decode_s,) = segment_device_s(lines, segments(work.decode_steps, 1))
+    device_s = prefill_device_s(work, lines, eta_flops) + decode_s
     passes = work.output_tokens  # one prefill and output_tokens - 1 decode steps
     design = np.column_stack([passes * np.ones(len(frame)), passes * work.n_layers])
     solution, *_ = np.linalg.lstsq(design, frame["latency_s"].to_numpy() - device_s, rcond=None)
@@ -670,20 +677,22 @@ def published_a100_measurements() -> pd.DataFrame:
     """The paper's two A100 timings as a measurement table.
 
     Open-LM-1B (24 x 2048, 3.61 s) and Morph-1B (12 x 3072, 1.96 s) from
-    ``data/models_1b_eval.csv``, with the protocol's workload: batch 1, 128
-    input and 256 output tokens, bf16, the paper's vocabulary of 50432.
+    ``data/models_1b_eval.csv``, with the protocol's workload
+    (:data:`~morph.latency.PAPER_WORKLOAD`: batch 1, 128 input and 256 output
+    tokens, bf16 on an A100 40GB) and the paper's vocabulary of 50432.
     """
     models = load_models_1b().set_index("model").loc[list(_PUBLISHED_MODELS)]
+    paper = PAPER_WORKLOAD
     frame = pd.DataFrame(
         {
             "n_layers": models["n_layers"].to_numpy(np.int64),
             "d_model": models["d_model"].to_numpy(np.int64),
-            "batch": 1,
-            "input_tokens": 128,
-            "output_tokens": 256,
+            "batch": paper.batch,
+            "input_tokens": paper.input_tokens,
+            "output_tokens": paper.output_tokens,
             "latency_s": models["latency_s"].to_numpy(np.float64),
-            "dtype": "bf16",
-            "hardware": "a100-40gb",
+            "dtype": paper.dtype,
+            "hardware": paper.hardware_name,
             "framework": "Hugging Face transformers generate, PyTorch",
         }
     )
@@ -711,7 +720,7 @@ def calibrate_published_a100() -> CalibrationResult:
         source=(
             "Bian, Yan, Venkataraman, Scaling Inference-Efficient Language Models (ICML 2025): Open-LM-1B 24x2048 "
             "3.61 s and Morph-1B 12x3072 1.96 s (data/models_1b_eval.csv), with the NVIDIA A100 40GB datasheet "
-            "(data/hardware.csv); made by morph.calibration.calibrate_published_a100()"
+            "(data/hardware.csv); made by morph.latency.calibration.calibrate_published_a100()"
         ),
     )
     transfer = (

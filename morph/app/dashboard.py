@@ -7,13 +7,14 @@ what to recompute when a control moves, and how to draw it.
 
 Three pieces:
 
-- :class:`DashboardSettings`: every input as a plain, frozen dataclass, with
-  a query-string form (:meth:`DashboardSettings.to_query`,
-  :func:`settings_from_query`) so a view can be shared as a link;
-- :class:`Dashboard`: the controls, one plotly ``FigureWidget`` holding the
+- :class:`~morph.app.settings.DashboardSettings` (in :mod:`morph.app.settings`):
+  every input as a plain, frozen dataclass, with a query-string form so a view
+  can be shared as a link;
+- :class:`Dashboard` (here): the controls, one plotly ``FigureWidget`` holding the
   frontier and the aspect-ratio views, the ranked table and a share bar;
-- :class:`ShareBar`: a small anywidget that keeps the browser's address in
-  step with the controls, copies the link and offers the CSV downloads.
+- :class:`~morph.app.sharebar.ShareBar` (in :mod:`morph.app.sharebar`): a small
+  anywidget that keeps the browser's address in step with the controls, copies
+  the link and offers the CSV downloads.
 
 Under Voila the page's query string reaches the kernel as the
 ``QUERY_STRING`` environment variable; :meth:`Dashboard.from_query` reads it.
@@ -22,21 +23,18 @@ Under Voila the page's query string reaches the kernel as the
 from __future__ import annotations
 
 import contextlib
+import gc
 import html
 import math
 import os
-import re
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
-from urllib.parse import parse_qsl, urlencode
+from typing import Any, Iterator, Sequence
 
-import anywidget
 import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import traitlets
 from numpy.typing import NDArray
 from plotly.subplots import make_subplots
 
@@ -62,12 +60,15 @@ def _left_out(module: str) -> Iterator[None]:
 with _left_out("rfc3987_syntax"):
     from plotly.graph_objs import FigureWidget
 
-from .data import load_candidates, load_models_1b, load_runs
-from .errors import MorphError, SelectionError
-from .frontier import (
+from ..data import load_candidates, load_models_1b, load_runs
+from ..errors import MorphError, SelectionError
+from ..fitting import FitResult, fit
+from ..decision import Assessment, compute_optima
+from ..frontier import (
     Candidates,
     Evaluation,
     Selection,
+    candidates_from_flops,
     candidates_from_range,
     candidates_from_table,
     evaluate_candidates,
@@ -75,306 +76,37 @@ from .frontier import (
     resolve_law,
     select,
 )
+from ..latency import PAPER_WORKLOAD
+from ..shapes import parameter_count
+from .decision_view import (
+    decision_assessment,
+    decision_columns,
+    decision_notes,
+    fit_range_shading,
+    infeasible_points,
+    infeasible_trace,
+    optima_points,
+    optima_trace,
+    published_points,
+    published_trace,
+    published_visible,
+    selected_bars,
+)
 from .figures import si_format
-from .hardware import hardware_presets
-from .laws import PRESETS
-from .latency import calibrations
-from .shapes import parameter_count
+from .settings import (
+    FIT_B,
+    MODES,
+    NUMBER_SETTINGS,
+    PAPER_TOKENS,
+    DashboardSettings,
+    clamp_fields,
+    setting_choices,
+    settings_from_query,
+)
+from .sharebar import ShareBar
 from .ui import MessageBar, guarded
 
-if TYPE_CHECKING:  # fitting needs scipy.optimize: imported when the fit-B law is chosen
-    from .fitting import FitResult
-
-__all__ = [
-    "DashboardSettings",
-    "Dashboard",
-    "ShareBar",
-    "settings_from_query",
-    "thin_points",
-    "FIT_B",
-]
-
-# --- settings ---------------------------------------------------------------------------------
-
-PAPER_TOKENS = 28_991_029_248
-"""Training tokens of the paper's 1B models (20 x the nominal 1.45B parameters)."""
-
-MORPH_1B_PARAMETERS = 1_668_885_504
-"""``N`` of Morph-1B (12 layers x 3072)."""
-
-FIT_B = "fit-b"
-"""Law choice meaning "fit the inference-efficient law on the paper's fit set B, with a bootstrap"."""
-
-MODES = {"range": "parameter range", "compute": "compute budget"}
-SHAPE_SOURCES = {
-    "paper": "the paper's 15 candidates at 1B",
-    "grid": "every shape (width a multiple of 64, 16 heads)",
-}
-DTYPES = ("bf16", "fp16", "fp32")
-
-# Batch and sequence lengths are counts that matter in factors of two; a
-# ladder of powers of two is a log-scale slider with values people use.
-BATCH_LADDER = tuple(2**k for k in range(0, 10))  # 1 .. 512
-TOKEN_LADDER = tuple(2**k for k in range(0, 14))  # 1 .. 8192
-
-MAX_QUERY_FIELDS = 40
-MAX_VALUE_CHARS = 64
-_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?$")
-
-
-@dataclass(frozen=True)
-class _Number:
-    """A numeric setting: its query key and the range the dashboard accepts."""
-
-    field: str
-    key: str
-    low: float
-    high: float
-    integer: bool = False
-    ladder: tuple[int, ...] = ()
-
-
-_NUMBERS = (
-    _Number("params_min", "params_min", 1e7, 1e12),
-    _Number("params_max", "params_max", 1e7, 1e12),
-    _Number("tokens", "tokens", 1e8, 1e14),
-    _Number("flops", "flops", 1e17, 1e27),
-    _Number("latency_target_s", "latency", 0.01, 1000.0),
-    _Number("batch", "batch", 1, 512, integer=True, ladder=BATCH_LADDER),
-    _Number("input_tokens", "input", 1, 8192, integer=True, ladder=TOKEN_LADDER),
-    _Number("output_tokens", "output", 1, 8192, integer=True, ladder=TOKEN_LADDER),
-    _Number("top_k", "top_k", 1, 20, integer=True),
-)
-
-
-def _law_choices() -> dict[str, str]:
-    choices = {name: f"{name} ({p.law.family}, {p.variant})" for name, p in PRESETS.items()}
-    choices[FIT_B] = "fit on the paper's runs (fit set B, bootstrap)"
-    return choices
-
-
-def _choices() -> dict[str, dict[str, str]]:
-    """Allowed values of each text setting, with the label a control shows for each."""
-    return {
-        "mode": dict(MODES),
-        "shapes": dict(SHAPE_SOURCES),
-        "hardware": {name: hw.label for name, hw in hardware_presets().items()},
-        "calibration": {"default": "the hardware's default", **{c: c for c in calibrations()}},
-        "dtype": {d: d for d in DTYPES},
-        "law": _law_choices(),
-    }
-
-
-@dataclass(frozen=True)
-class DashboardSettings:
-    """Every input of the dashboard; the defaults reproduce the paper's choice of Morph-1B.
-
-    Parameters
-    ----------
-    mode : {"range", "compute"}
-        ``range``: candidates between ``params_min`` and ``params_max``
-        parameters, all trained on ``tokens``. ``compute``: the same shapes,
-        each trained on ``D = flops / (6 N)`` tokens (a fixed training budget).
-    shapes : {"paper", "grid"}
-        ``paper``: the 15 shapes the authors considered at 1B (those within
-        the parameter range); ``grid``: every shape in the range with a width
-        that is a multiple of 64 and 16 heads.
-    params_min, params_max : float
-        Parameter range (the paper's ``N_C``: what fits the device).
-    tokens : float
-        Training tokens ``D_C`` (range mode).
-    flops : float
-        Training budget in FLOPs (compute mode).
-    latency_target_s : float
-        Latency budget ``T_C`` for one generation call (seconds).
-    hardware : str
-        Hardware preset slug (:func:`morph.hardware.hardware_presets`).
-    calibration : str
-        Latency calibration name, or ``"default"`` for the hardware's own.
-    batch, input_tokens, output_tokens : int
-        Sequences per call, prompt length and generated tokens.
-    dtype : {"bf16", "fp16", "fp32"}
-    law : str
-        A preset name (:data:`morph.laws.PRESETS`) or :data:`FIT_B`.
-    top_k : int
-        How many shapes to keep.
-    """
-
-    mode: str = "range"
-    shapes: str = "paper"
-    params_min: float = 1.3e9
-    params_max: float = 2.2e9
-    tokens: float = float(PAPER_TOKENS)
-    flops: float = 6.0 * MORPH_1B_PARAMETERS * PAPER_TOKENS
-    latency_target_s: float = 2.0
-    hardware: str = "a100-40gb"
-    calibration: str = "default"
-    batch: int = 1
-    input_tokens: int = 128
-    output_tokens: int = 256
-    dtype: str = "bf16"
-    law: str = "bian2025"
-    top_k: int = 3
-
-    def normalized(self) -> tuple["DashboardSettings", list[str]]:
-        """The nearest settings the dashboard can show, and a sentence for each change made.
-
-        Numbers are clamped to their range (counts also snapped to the
-        nearest value their slider offers); unknown names fall back to the
-        default; a parameter range given backwards is swapped.
-        """
-        values, notes = _clamp_fields(self)
-        if values["params_min"] > values["params_max"]:
-            notes.append("the parameter range was given largest first; swapped")
-            values["params_min"], values["params_max"] = values["params_max"], values["params_min"]
-        return DashboardSettings(**values), notes
-
-    def to_query(self) -> str:
-        """The settings that differ from the defaults, as a URL query string (without ``?``)."""
-        default = DashboardSettings()
-        pairs = []
-        for key, field_name in _QUERY_FIELDS.items():
-            value = getattr(self, field_name)
-            if value != getattr(default, field_name):
-                pairs.append((key, _format_number(value) if isinstance(value, (int, float)) else str(value)))
-        return urlencode(pairs)
-
-    @property
-    def law_label(self) -> str:
-        """How the chosen law is named in the page."""
-        return _law_choices().get(self.law, self.law)
-
-
-_QUERY_FIELDS: dict[str, str] = {
-    "mode": "mode",
-    "shapes": "shapes",
-    **{spec.key: spec.field for spec in _NUMBERS},
-    "hardware": "hardware",
-    "calibration": "calibration",
-    "dtype": "dtype",
-    "law": "law",
-}
-_NUMBER_BY_FIELD = {spec.field: spec for spec in _NUMBERS}
-
-
-def _format_number(value: float) -> str:
-    # Shortest text that reads back as the same float; whole numbers without ".0".
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    text = repr(float(value))
-    return text[:-2] if text.endswith(".0") else text
-
-
-def _say(value: float) -> str:
-    return f"{value:g}"
-
-
-def _fit_number(spec: _Number, value: Any, default: Any, notes: list[str]) -> float | int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        notes.append(f"{spec.key} is not a number; using {_say(default)}")
-        return default
-    if not math.isfinite(number):
-        notes.append(f"{spec.key} is not a finite number; using {_say(default)}")
-        return default
-    if number < spec.low or number > spec.high:
-        bound = spec.low if number < spec.low else spec.high
-        notes.append(
-            f"{spec.key}={_say(number)} is outside {_say(spec.low)}-"
-            f"{_say(spec.high)}; using {_say(bound)}"
-        )
-        number = bound
-    if not spec.integer:
-        return float(number)
-    if spec.ladder:
-        nearest = min(spec.ladder, key=lambda v: abs(math.log(v) - math.log(number)))
-        if nearest != number:
-            notes.append(f"{spec.key}={_say(number)} is not offered; using {nearest}")
-        return int(nearest)
-    if number != round(number):
-        notes.append(f"{spec.key}={_say(number)} is not a whole number; using {round(number)}")
-    return int(round(number))
-
-
-def _clamp_fields(settings: DashboardSettings) -> tuple[dict[str, Any], list[str]]:
-    """Every field clamped to what the dashboard accepts, and a sentence per change.
-
-    The one gate for values from a link and values from the page's controls
-    (a crafted client can widen a slider's bounds before moving it).
-    """
-    notes: list[str] = []
-    default = DashboardSettings()
-    values: dict[str, Any] = {}
-    for spec in _NUMBERS:
-        values[spec.field] = _fit_number(spec, getattr(settings, spec.field), getattr(default, spec.field), notes)
-    for name, allowed in _choices().items():
-        value = getattr(settings, name)
-        if not isinstance(value, str) or value not in allowed:
-            notes.append(f"{name} {str(value)[:40]!r} is not available; using {getattr(default, name)!r}")
-            value = getattr(default, name)
-        values[name] = value
-    return values, notes
-
-
-def _shown(text: str) -> str:
-    # Quoted and cut short: enough to recognise, never enough to flood the page.
-    return repr(text[:40] + ("..." if len(text) > 40 else ""))
-
-
-def settings_from_query(query: str | None) -> tuple[DashboardSettings, list[str]]:
-    """Settings from a URL query string, and what was ignored or adjusted, in sentences.
-
-    Unknown keys, non-numeric or overlong values and unknown names are
-    ignored; numbers out of range are clamped. The sentences quote the
-    offending text as plain text (the page escapes it): nothing from the URL
-    is ever interpreted as markup.
-
-    Parameters
-    ----------
-    query : str or None
-        E.g. ``"latency=3.0&top_k=5&hardware=h100-sxm"`` (a leading ``?`` is allowed).
-
-    Returns
-    -------
-    settings : DashboardSettings
-    notes : list of str
-    """
-    query = (query or "").lstrip("?")
-    notes: list[str] = []
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if len(pairs) > MAX_QUERY_FIELDS:
-        notes.append(f"the link has {len(pairs)} settings; only the first {MAX_QUERY_FIELDS} were read")
-        pairs = pairs[:MAX_QUERY_FIELDS]
-    values: dict[str, Any] = {}
-    unknown: list[str] = []
-    choices = _choices()
-    for key, raw in pairs:
-        if key not in _QUERY_FIELDS:
-            if key not in _FOREIGN_KEYS:
-                unknown.append(_shown(key))
-            continue
-        name = _QUERY_FIELDS[key]
-        value = raw.strip()
-        if len(value) > MAX_VALUE_CHARS:
-            notes.append(f"{key}: the value is longer than {MAX_VALUE_CHARS} characters; ignored")
-        elif name in _NUMBER_BY_FIELD:
-            if _NUMBER.match(value):
-                values[name] = float(value)
-            else:
-                notes.append(f"{key}={_shown(value)} is not a number; ignored")
-        elif value in choices[name]:
-            values[name] = value
-        else:
-            notes.append(f"{key}={_shown(value)} is not one of {', '.join(choices[name])}; ignored")
-    if unknown:
-        notes.append(f"unknown setting(s) ignored: {', '.join(unknown[:10])}" + (" ..." if len(unknown) > 10 else ""))
-    settings, adjusted = DashboardSettings(**values).normalized()
-    return settings, notes + adjusted
-
-
-# Keys Voila itself reads from a page's address: not reported as unknown, never carried into a shared link.
-_FOREIGN_KEYS = frozenset({"theme", "token"})
+__all__ = ["Dashboard", "thin_points"]
 
 
 def _page_query() -> str | None:
@@ -382,8 +114,9 @@ def _page_query() -> str | None:
 
     A kernel pre-started by Voila (``--preheat_kernel``) runs the notebook
     before any page asks for it: it builds and discards one dashboard (the
-    imports and plotly's first figure are most of a cold start), then waits
-    for the page's request, whose settings the real dashboard is built with.
+    imports, the preset's bootstrap refits and plotly's first figure are most
+    of a cold start), then waits for the page's request, whose settings the
+    real dashboard is built with.
     """
     if os.environ.get("VOILA_PREHEAT") == "True":
         _warm_up()
@@ -403,8 +136,6 @@ def _warm_up() -> None:
         widget = _instances.get(model_id)
         if widget is not None:
             widget.close()
-    import gc
-
     gc.collect()  # the closed widgets and figures hold cycles: free them before the page's own
 
 
@@ -435,114 +166,18 @@ def thin_points(x: NDArray, y: NDArray, max_points: int, log_x: bool = True) -> 
 
 # --- the share bar (browser side) ------------------------------------------------------------
 
-_SHARE_ESM = r"""
-function render({ model, el }) {
-  const bar = document.createElement("div");
-  bar.className = "morph-share";
-  bar.style.cssText = "display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:6px 0";
-  const copy = document.createElement("button");
-  copy.className = "jupyter-button morph-copy-link";
-  copy.textContent = "Copy link";
-  const field = document.createElement("input");
-  field.type = "text";
-  field.readOnly = true;
-  field.className = "morph-link";
-  field.setAttribute("aria-label", "Link to these settings");
-  field.style.cssText = "flex:1 1 420px;min-width:240px;font-family:monospace;font-size:12px";
-  const status = document.createElement("span");
-  status.className = "morph-copy-status";
-  status.setAttribute("role", "status");
-  const frontier = document.createElement("a");
-  frontier.className = "morph-download-frontier";
-  frontier.textContent = "Download frontier (CSV)";
-  frontier.download = "morph-frontier.csv";
-  const selection = document.createElement("a");
-  selection.className = "morph-download-selection";
-  selection.textContent = "Download selection (CSV)";
-  selection.download = "morph-selection.csv";
-  bar.append(copy, field, status, frontier, selection);
-  el.appendChild(bar);
-
-  // The link carries the dashboard's own settings and nothing else: the
-  // query is the kernel's validated, canonical form, and every other key in
-  // the address (a login token, a theme, a template, anything a hostile link
-  // added) is dropped, so a shared link never spreads what it was opened with.
-  function link() {
-    const query = new URLSearchParams(model.get("query"));
-    if (!model.get("sync_url")) {
-      const text = query.toString();
-      return text ? "?" + text : "";
-    }
-    const url = new URL(window.location.href);
-    url.search = query.toString();
-    url.hash = "";
-    return url.toString();
-  }
-  function sync() {
-    const href = link();
-    field.value = href;
-    if (model.get("sync_url") && href !== window.location.href) {
-      window.history.replaceState(window.history.state, "", href);
-    }
-  }
-  function csv(anchor, name) {
-    anchor.href = "data:text/csv;charset=utf-8," + encodeURIComponent(model.get(name));
-  }
-  copy.addEventListener("click", async () => {
-    sync();
-    try {
-      await navigator.clipboard.writeText(field.value);
-      status.textContent = "Link copied.";
-    } catch (error) {
-      // No clipboard access (plain http on another host): the link is in the field, selected.
-      field.focus();
-      field.select();
-      status.textContent = "Copy the selected link with Ctrl+C.";
-    }
-  });
-  field.addEventListener("focus", () => field.select());
-  model.on("change:query", sync);
-  model.on("change:frontier_csv", () => csv(frontier, "frontier_csv"));
-  model.on("change:selection_csv", () => csv(selection, "selection_csv"));
-  sync();
-  csv(frontier, "frontier_csv");
-  csv(selection, "selection_csv");
-}
-export default { render };
-"""
-
-
-class ShareBar(anywidget.AnyWidget):
-    """Copy-link button, the link in a text field, and CSV downloads; keeps the address bar in step.
-
-    Traits
-    ------
-    query : str
-        The settings as a query string (no ``?``).
-    sync_url : bool
-        Rewrite the browser's address with ``history.replaceState`` (on in
-        Voila; off inside JupyterLab, whose own address must not change).
-    frontier_csv, selection_csv : str
-        CSV text offered for download.
-    """
-
-    _esm = _SHARE_ESM
-    query = traitlets.Unicode("").tag(sync=True)
-    sync_url = traitlets.Bool(False).tag(sync=True)
-    frontier_csv = traitlets.Unicode("").tag(sync=True)
-    selection_csv = traitlets.Unicode("").tag(sync=True)
-
-
 # --- the dashboard ---------------------------------------------------------------------------
 
 # Trace positions in the single figure (fixed: updates address traces by index).
 # Left: CLOUD .. PUBLISHED; right: LAW_CURVE .. RUNS (the runs never change).
-CLOUD, FRONTIER, SELECTED, PUBLISHED, LAW_CURVE, ASPECT_SELECTED, RUN_LINES, RUNS = range(8)
+CLOUD, FRONTIER, SELECTED, PUBLISHED, LAW_CURVE, ASPECT_SELECTED, RUN_LINES, RUNS, INFEASIBLE, OPTIMA = range(10)
 
-# The measurement protocol of the published 1B latencies (data/models_1b_eval.csv).
-_PUBLISHED_PROTOCOL = {"hardware": "a100-40gb", "batch": 1, "input_tokens": 128, "output_tokens": 256, "dtype": "bf16"}
 
 _FAINT = "rgba(120,120,120,0.35)"
+_TABLE_STYLE = (
+    "<style>.morph-selected{border-collapse:collapse;font-size:13px}"
+    ".morph-selected th,.morph-selected td{padding:2px 8px;text-align:right}</style>"
+)
 _ACCENT = "#d62728"
 
 
@@ -555,6 +190,8 @@ class _Result:
     selection: Selection
     evaluation_key: tuple
     law: Any
+    assessment: Assessment
+    optima: dict[str, Any] | None = None
 
 
 class Dashboard:
@@ -670,10 +307,10 @@ class Dashboard:
     def _build_controls(self, s: DashboardSettings) -> dict[str, widgets.Widget]:
         style = {"description_width": "200px"}
         layout = widgets.Layout(width="430px")
-        choices = _choices()
+        choices = setting_choices()
 
         def log_slider(field: str, description: str) -> widgets.FloatLogSlider:
-            spec = _NUMBER_BY_FIELD[field]
+            spec = NUMBER_SETTINGS[field]
             return widgets.FloatLogSlider(
                 value=getattr(s, field), base=10, min=math.log10(spec.low), max=math.log10(spec.high), step=0.01,
                 description=description, readout_format=".3g", continuous_update=False,
@@ -681,7 +318,7 @@ class Dashboard:
             )
 
         def ladder(field: str, description: str) -> widgets.SelectionSlider:
-            spec = _NUMBER_BY_FIELD[field]
+            spec = NUMBER_SETTINGS[field]
             return widgets.SelectionSlider(
                 options=list(spec.ladder), value=getattr(s, field), description=description,
                 continuous_update=True, style=style, layout=layout,
@@ -700,7 +337,7 @@ class Dashboard:
         #   so they follow the drag;
         # - the parameter range re-enumerates the shapes (up to ~10^5) and
         #   redraws every view: on release;
-        # - tokens, FLOPs and the latency target are cheap, yet their log-scale
+        # - tokens, FLOPs and the latency budget are cheap, yet their log-scale
         #   sliders apply on release too: with continuous_update a FloatLogSlider
         #   view sends its step-snapped position back as the value when it
         #   renders and after every change from Python, which turned the paper's
@@ -719,26 +356,28 @@ class Dashboard:
             "law": dropdown("law", "Loss law"),
             "hardware": dropdown("hardware", "Hardware"),
             "calibration": dropdown("calibration", "Latency calibration"),
+            "stack": dropdown("stack", "Serving stack"),
             "dtype": dropdown("dtype", "Precision"),
             "batch": ladder("batch", "Batch size (sequences)"),
             "input_tokens": ladder("input_tokens", "Prompt length (tokens)"),
             "output_tokens": ladder("output_tokens", "Output length (tokens)"),
-            "latency_target_s": log_slider("latency_target_s", "Latency target (s)"),
+            "latency_budget_s": log_slider("latency_budget_s", "Latency budget (s)"),
             "top_k": widgets.IntSlider(
-                value=s.top_k, min=1, max=int(_NUMBER_BY_FIELD["top_k"].high), description="Shapes to keep (top k)",
+                value=s.top_k, min=1, max=int(NUMBER_SETTINGS["top_k"].high), description="Shapes to keep (top k)",
                 continuous_update=True, style=style, layout=layout,
             ),
         }
 
     def _read_controls(self) -> DashboardSettings:
-        """The controls' values, clamped exactly as a link's values are (:func:`_clamp_fields`).
+        """The controls' values, clamped exactly as a link's values are (:func:`~morph.app.settings.clamp_fields`).
 
         The page is a client like any other: it may send a value outside a
-        slider's range (after widening the range itself). Such a value is
-        clamped, and the control is put back to its bounds and the clamped value.
+        slider's range (after widening the range itself) or a choice no
+        dropdown offers. Such a value is clamped, and the control is put back
+        to its bounds and the clamped value.
         """
         raw = DashboardSettings(**{name: control.value for name, control in self.controls.items()})
-        values, notes = _clamp_fields(raw)
+        values, notes = clamp_fields(raw)
         if notes:
             self._restore_controls(values)
         return DashboardSettings(**values)
@@ -749,9 +388,9 @@ class Dashboard:
             control.unobserve(self._on_control, names="value")
         try:
             for name, control in self.controls.items():
-                spec = _NUMBER_BY_FIELD.get(name)
+                spec = NUMBER_SETTINGS.get(name)
                 if spec is not None and not spec.ladder:
-                    low, high = (math.log10(spec.low), math.log10(spec.high)) if not spec.integer else (spec.low, spec.high)
+                    low, high = (spec.low, spec.high) if spec.integer else (math.log10(spec.low), math.log10(spec.high))
                     control.min, control.max = type(control.min)(low), type(control.max)(high)
                 if control.value != values[name]:
                     control.value = values[name]
@@ -763,6 +402,9 @@ class Dashboard:
         # Range mode fixes the tokens; compute mode derives them from the FLOPs.
         self.controls["tokens"].disabled = mode != "range"
         self.controls["flops"].disabled = mode != "compute"
+        # Compute mode centres every-shape candidates on the law's compute-optimal size.
+        centred = mode == "compute" and self.controls["shapes"].value == "grid"
+        self.controls["params_min"].disabled = self.controls["params_max"].disabled = centred
 
     def _apply_controls(self, change: Any = None) -> None:
         settings = self._read_controls()
@@ -775,7 +417,7 @@ class Dashboard:
     def set_controls(self, **changes: Any) -> None:
         """Move several controls at once, as a user would, then update once.
 
-        E.g. ``set_controls(hardware="h100-sxm", latency_target_s=1.0)``.
+        E.g. ``set_controls(hardware="h100-sxm", latency_budget_s=1.0)``.
         Errors land in the message bar, exactly as from the page.
         """
         unknown = set(changes) - set(self.controls)
@@ -802,8 +444,6 @@ class Dashboard:
                 "bootstrap refits for the loss band...",
                 "info",
             )
-            from .fitting import fit
-
             self._fit_b = fit(fit_set="in_fit_B", bootstrap=self.bootstrap)
             if self.messages.level == "info":
                 self.messages.clear()
@@ -811,6 +451,8 @@ class Dashboard:
 
     def _pool(self, settings: DashboardSettings) -> Candidates:
         """Candidate shapes in the parameter range (tokens set later); cached per range."""
+        if settings.mode == "compute" and settings.shapes == "grid":
+            return Candidates.from_arrays(np.array([1]), np.array([64]), 1.0)  # unused: centred on the optimum
         if settings.params_min > settings.params_max:
             raise SelectionError(
                 f"the smallest model ({settings.params_min:.3g} parameters) is larger than the largest "
@@ -836,26 +478,27 @@ class Dashboard:
     def _compute(self, settings: DashboardSettings) -> _Result:
         law = self._law(settings)
         pool = self._pool(settings)
+        centred = settings.mode == "compute" and settings.shapes == "grid"
         key = (
             settings.mode, settings.shapes, settings.params_min, settings.params_max,
             settings.tokens if settings.mode == "range" else settings.flops, settings.law, settings.hardware,
-            settings.calibration, settings.batch, settings.input_tokens, settings.output_tokens, settings.dtype,
+            settings.calibration, settings.stack, settings.batch, settings.input_tokens, settings.output_tokens,
+            settings.dtype,
         )
         if self._result is not None and self._result.evaluation_key == key:
             evaluation = self._result.evaluation  # only the target or top k moved: re-rank, nothing else
         else:
-            candidates = (
-                pool.with_tokens(settings.tokens) if settings.mode == "range"
-                else pool.with_training_flops(settings.flops)
-            )
-            evaluation = evaluate_candidates(
-                candidates, law, hardware=settings.hardware,
-                calibration=None if settings.calibration == "default" else settings.calibration,
-                batch=settings.batch, input_tokens=settings.input_tokens,
-                output_tokens=settings.output_tokens, dtype=settings.dtype,
-            )
-        selection = select(evaluation, settings.latency_target_s, settings.top_k)
-        return _Result(settings, evaluation, selection, key, law)
+            if centred:  # a factor of 8 either side of the law's compute-optimal N
+                candidates = candidates_from_flops(settings.flops, law=law)
+            elif settings.mode == "range":
+                candidates = pool.with_tokens(settings.tokens)
+            else:
+                candidates = pool.with_training_flops(settings.flops)
+            evaluation = evaluate_candidates(candidates, law, workload=settings.workload)
+        selection = select(evaluation, settings.latency_budget_s, settings.top_k)
+        assessment = decision_assessment(selection, law, settings.law, self.bootstrap)
+        optima = compute_optima(selection, settings.flops, resolve_law(law)[0]) if settings.mode == "compute" else None
+        return _Result(settings, evaluation, selection, key, law, assessment, optima)
 
     def _try_compute(self, settings: DashboardSettings) -> tuple[_Result | None, str | None]:
         try:
@@ -897,10 +540,7 @@ class Dashboard:
         fig.add_trace(go.Scatter(name="selected (top k)", mode="markers+text", textposition="top left",
                                  marker=dict(size=13, color=_ACCENT, line=dict(color="white", width=1)),
                                  textfont=dict(color=_ACCENT), hovertemplate=hover_candidate), row=1, col=1)
-        fig.add_trace(go.Scatter(name="published 1B models (measured latency)", mode="markers+text",
-                                 textposition="bottom right", marker=dict(symbol="diamond", size=10, color="#2ca02c"),
-                                 textfont=dict(size=10, color="#2ca02c"), hovertemplate="%{hovertext}<extra></extra>"),
-                      row=1, col=1)
+        fig.add_trace(published_trace())  # on its own axis y3: measured numbers, not on the loss axis
         fig.add_trace(go.Scatter(name="law at the top pick's N and D", mode="lines", line=dict(color="black", width=2),
                                  hovertemplate="R %{x:.0f}<br>predicted loss %{y:.4f}<extra></extra>"), row=1, col=2)
         fig.add_trace(go.Scatter(name="selected (on the law)", mode="markers", showlegend=False,
@@ -909,18 +549,21 @@ class Dashboard:
                       row=1, col=2)
         for trace in _run_traces():
             fig.add_trace(trace, row=1, col=2)
+        fig.add_trace(infeasible_trace(), row=1, col=1)
+        fig.add_trace(optima_trace(), row=1, col=1)
         fig.update_xaxes(type="log", title_text="predicted latency of one call (s)", row=1, col=1)
         fig.update_yaxes(title_text="predicted training loss", row=1, col=1)
         fig.update_xaxes(type="log", title_text="aspect ratio R", row=1, col=2)
         fig.update_yaxes(title_text="training loss (as released)", row=1, col=2)
         fig.update_layout(
+            yaxis3=dict(overlaying="y", anchor="x", range=[0, 1], visible=False, fixedrange=True),
             height=600, margin=dict(l=60, r=20, t=50, b=120), template="plotly_white",
             legend=dict(orientation="h", yanchor="top", y=-0.12, x=0, font=dict(size=11)),
             shapes=[dict(type="line", xref="x", yref="y domain", x0=1, x1=1, y0=0, y1=1,
                          line=dict(color=_ACCENT, dash="dash", width=1.5))],
             annotations=[*fig.layout.annotations,
                          dict(xref="x", yref="y domain", x=0, y=1, text="", showarrow=False, xanchor="left",
-                              yanchor="top", font=dict(color=_ACCENT), name="target")],
+                              yanchor="top", font=dict(color=_ACCENT), name="budget")],
             uirevision="keep",  # keep the user's zoom across updates
         )
         if result is not None:
@@ -937,25 +580,26 @@ class Dashboard:
         cloud.update(x=ev.latency_s[shown], y=ev.loss[shown], text=ev.candidates.labels(shown).tolist())
         f = sel.frontier_index
         frontier.update(x=ev.latency_s[f], y=ev.loss[f], text=ev.candidates.labels(f).tolist())
-        refs = self._published(result)
-        published.update(
-            x=refs["latency_s"].tolist(), y=refs["loss"].tolist(), text=refs["name"].tolist(),
-            hovertext=refs["hover"].tolist(), visible=bool(len(refs)),
-            textposition=[("bottom center", "top center")[k % 2] for k in range(len(refs))],
-        )
+        published.update(**published_points(result.settings.workload, result.settings.mode))
+        fig.data[INFEASIBLE].update(**infeasible_points(sel, result.assessment))
+        budget_line = fig.layout.shapes[0]
+        fig.layout.shapes = [budget_line, *fit_range_shading(result.assessment.runs)]
 
     def _draw_selection(self, result: _Result, fig: Any = None) -> None:
-        """Views that change with the latency target and top k."""
+        """Views that change with the latency budget and top k."""
         fig = self.figure if fig is None else fig
         ev, sel = result.evaluation, result.selection
         i = sel.selected_index
         labels = [f"{r}: {L}x{d}" for r, L, d in zip(sel.selected["rank"], sel.selected["n_layers"], sel.selected["d_model"])]
         # Labels on alternating sides: the best shapes often share one latency (same depth).
         sides = [("middle left", "top right", "bottom left", "bottom right", "top left")[k % 5] for k in range(len(labels))]
-        fig.data[SELECTED].update(x=ev.latency_s[i], y=ev.loss[i], text=labels, textposition=sides)
-        target = result.settings.latency_target_s
-        fig.layout.shapes[0].update(x0=target, x1=target)
-        fig.layout.annotations[-1].update(x=math.log10(target), text=f" target {target:.3g} s")
+        fig.data[SELECTED].update(x=ev.latency_s[i], y=ev.loss[i], text=labels, textposition=sides,
+                                  **selected_bars(sel, result.assessment))
+        fig.data[SELECTED].hovertemplate = "%{text}<br>%{hovertext}<extra></extra>"
+        fig.data[OPTIMA].update(**optima_points(sel, result.optima))
+        budget = result.settings.latency_budget_s
+        fig.layout.shapes[0].update(x0=budget, x1=budget)
+        fig.layout.annotations[-1].update(x=math.log10(budget), text=f" budget {budget:.3g} s")
         # The law's curve over R at the top pick's N and D: the shape factor in isolation.
         top = int(i[0])
         N, D = float(ev.candidates.N[top]), float(ev.candidates.D[top])
@@ -967,57 +611,39 @@ class Dashboard:
                                        name=f"law at N = {si_format(N)}, D = {si_format(D)} (the top pick's)")
         fig.data[ASPECT_SELECTED].update(x=ev.candidates.aspect_ratio[i], y=ev.loss[i], text=labels)
 
-    def _published(self, result: _Result) -> pd.DataFrame:
-        """The open 1B models at their measured latency, when the protocol matches theirs."""
-        s = result.settings
-        if any(getattr(s, k) != v for k, v in _PUBLISHED_PROTOCOL.items()):
-            return pd.DataFrame(columns=["name", "latency_s", "loss", "hover"])
-        models = load_models_1b()
-        law = resolve_law(result.law)[0]
-        layers, width = models["n_layers"].to_numpy(), models["d_model"].to_numpy()
-        N = parameter_count(layers, width).astype(np.float64)
-        models = models.assign(loss=law.predict(N, np.full_like(N, PAPER_TOKENS), width / layers))
-        # Models of one shape and one measured latency share a point; name them together.
-        rows = []
-        for (lat, loss), group in models.groupby(["latency_s", "loss"], sort=True):
-            names = ", ".join(group["model"])
-            shape = f"{int(group['n_layers'].iloc[0])}x{int(group['d_model'].iloc[0])}"
-            hover = (
-                f"{names} ({shape})<br>measured {lat:.2f} s (A100 40GB, HF generate, bf16, batch 1, 128 in / 256 out)"
-                f"<br>loss shown: this law's prediction for the shape at {si_format(PAPER_TOKENS)} tokens,"
-                "<br>not the model's own loss (its data and tokens differ)"
-            )
-            rows.append({"name": names, "latency_s": lat, "loss": loss, "hover": hover})
-        return pd.DataFrame(rows)
-
     def _table_html(self, result: _Result) -> str:
         sel, ev = result.selection, result.evaluation
         frame = sel.selected
         deepest = int(np.argmax(ev.candidates.n_layers))
         band = "loss_low" in frame
-        head = ["rank", "candidate", "layers", "width", "R", "N", "D", "predicted loss" + (" [95% band]" if band else ""),
-                "latency (s)", "ms / token", "speed-up"]
-        rows = []
-        for _, r in frame.iterrows():
-            loss = f"{r['loss']:.4f}" + (f" [{r['loss_low']:.4f}, {r['loss_high']:.4f}]" if band else "")
-            cells = [
-                str(int(r["rank"])), str(r["label"]), str(int(r["n_layers"])), str(int(r["d_model"])),
-                f"{r['aspect_ratio']:.0f}", si_format(r["N"]), si_format(r["D"]), loss,
-                f"{r['latency_s']:.3f}", f"{r['ms_per_token']:.2f}", f"{r['speedup']:.2f}x",
-            ]
-            rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-        within = int(np.count_nonzero(ev.latency_s <= sel.latency_target))
+        loss = frame["loss"].map("{:.4f}".format)
+        if band:
+            loss = loss + " [" + frame["loss_low"].map("{:.4f}".format) + ", " + frame["loss_high"].map("{:.4f}".format) + "]"
+        table = pd.DataFrame({
+            "rank": frame["rank"].astype(int),
+            "candidate": frame["label"].astype(str),
+            "layers": frame["n_layers"].astype(int),
+            "width": frame["d_model"].astype(int),
+            "R": frame["aspect_ratio"].map("{:.0f}".format),
+            "N": frame["N"].map(si_format),
+            "D": frame["D"].map(si_format),
+            "predicted loss" + (" [95% band]" if band else ""): loss,
+            "latency (s)": frame["latency_s"].map("{:.3f}".format),
+            "ms / token": frame["ms_per_token"].map("{:.2f}".format),
+            "speed-up": frame["speedup"].map("{:.2f}x".format),
+            **decision_columns(sel, result.assessment),
+        })
+        within = int(np.count_nonzero(ev.latency_s <= sel.latency_budget_s))
         caption = (
             f"The {len(frame)} best by predicted loss ({result.settings.law_label}) of the {within} candidates "
-            f"within {sel.latency_target:.3g} s ({len(ev):,} in all). Speed-up against the deepest candidate, "
+            f"within {sel.latency_budget_s:.3g} s ({len(ev):,} in all). Speed-up against the deepest candidate, "
             f"{ev.candidates.labels(deepest)} ({ev.latency_s[deepest]:.3g} s)."
         )
+        # pandas escapes every cell and header; the style sheet sits next to the table (.morph-table is its box).
         return (
-            '<table class="morph-selected" style="border-collapse:collapse;font-size:13px">'
-            f'<caption style="caption-side:top;text-align:left;padding:4px 0">{html.escape(caption)}</caption>'
-            "<thead><tr>" + "".join(f'<th style="padding:2px 8px;text-align:right">{html.escape(h)}</th>' for h in head)
-            + "</tr></thead><tbody>" + "".join(rows).replace("<td>", '<td style="padding:2px 8px;text-align:right">')
-            + "</tbody></table>"
+            f'<div class="morph-table-caption" style="padding:4px 0">{html.escape(caption)}</div>'
+            + table.to_html(index=False, escape=True, border=0, classes="morph-selected", justify="right")
+            + _TABLE_STYLE
         )
 
     def _price_html(self, result: _Result) -> str:
@@ -1043,15 +669,20 @@ class Dashboard:
         if drawn < len(ev):
             notes.append(f"{drawn:,} of {len(ev):,} candidates drawn (thinned evenly over the plot); "
                          "the frontier and the selection use all of them.")
-        if any(getattr(s, k) != v for k, v in _PUBLISHED_PROTOCOL.items()):
+        if not published_visible(s.workload, s.mode):
             notes.append("The published 1B models are shown only for the setting they were measured in: "
-                         "A100 40GB, bf16, batch 1, 128 input and 256 output tokens.")
+                         "A100 40GB, Hugging Face generate, bf16, batch 1, 128 input and 256 output tokens, "
+                         "in parameter-range mode (they were trained on their own token budgets).")
         else:
-            notes.append("Published 1B models: measured latency (A100 40GB); their loss is placed at this law's "
-                         f"prediction for their shape at {si_format(PAPER_TOKENS)} tokens, not their own loss.")
+            notes.append("Published 1B models (green, top strip): measured latency and measured accuracy; no loss "
+                         "is published for them, so they are not placed on the loss axis.")
         notes.append("Right: the law's shape factor is monotone in R, while the runs rise again for very deep, "
                      "narrow shapes (small R): the law does not see that side of the U.")
-        return "".join(f'<div style="font-size:12px;color:#555">{html.escape(n)}</div>' for n in notes)
+        validity = "".join(
+            f'<div class="morph-validity" style="font-size:12px;color:#8a5a00">{html.escape(n)}</div>'
+            for n in decision_notes(result.assessment, s.workload)
+        )
+        return validity + "".join(f'<div style="font-size:12px;color:#555">{html.escape(n)}</div>' for n in notes)
 
     # -- exports ---------------------------------------------------------------------------
 
@@ -1076,9 +707,10 @@ class Dashboard:
 
         controls = widgets.HBox(
             [
-                column("Selection", ["latency_target_s", "top_k"]),
+                column("Selection", ["latency_budget_s", "top_k"]),
                 column("Candidates and training", ["mode", "shapes", "params_min", "params_max", "tokens", "flops", "law"]),
-                column("Serving", ["hardware", "calibration", "dtype", "batch", "input_tokens", "output_tokens"]),
+                column("Serving", ["hardware", "stack", "calibration", "dtype", "batch", "input_tokens",
+                                   "output_tokens"]),
             ],
             layout=widgets.Layout(flex_flow="row wrap"),
         )

@@ -2,9 +2,9 @@
 
 Each explorer is an :class:`ipywidgets.VBox` (display it as the last
 expression of a cell) holding its controls, one plotly ``FigureWidget``
-redrawn in place with :func:`morph.figures.fill`, and a
-:class:`~morph.ui.MessageBar`. Every callback runs under
-:func:`morph.ui.guarded`: a bad value shows one sentence in the bar, and the
+redrawn in place with :func:`morph.app.plotting.fill`, and a
+:class:`~morph.app.ui.MessageBar`. Every callback runs under
+:func:`morph.app.ui.guarded`: a bad value shows one sentence in the bar, and the
 controls and the last good figure stay as they were.
 
 - :class:`LawExplorer`: a law's parameters and a point ``(N, D, R)``.
@@ -20,7 +20,6 @@ Python exactly as a user drives them in a page (``explorer.N.value = 1e9``,
 from __future__ import annotations
 
 import html
-import math
 from pathlib import PurePath
 from typing import Any, Mapping, Sequence
 
@@ -30,13 +29,13 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import figures
-from .data import fit_mask, load_runs
-from .errors import DataError, MorphError
-from .fitting import METHODS, FitResult, fit
-from .hardware import DTYPES, get_hardware, hardware_presets
-from .laws import LAW_FAMILIES, PRESETS, ScalingLaw, free_parameters, law_class, tie_parameters
-from .latency import predict_latency
-from .shapes import parameter_count
+from ..data import fit_mask, load_runs
+from ..errors import DataError, MorphError
+from ..fitting import METHODS, FitResult, fit
+from ..latency.hardware import DTYPES, get_hardware, hardware_presets
+from ..laws import LAW_FAMILIES, PRESETS, ScalingLaw, free_parameters, law_class, tie_parameters
+from ..latency import Workload, predict_latency
+from ..shapes import parameter_count
 from .ui import MessageBar, guarded
 
 __all__ = [
@@ -70,21 +69,16 @@ def _html_table(frame: pd.DataFrame) -> str:
 # -- law explorer ----------------------------------------------------------------------------
 
 
-def _parameter_slider(name: str, value: float, tied_with: Sequence[str], meaning: str) -> widgets.Widget:
-    """A slider around a parameter's value, logarithmic for scales and linear for exponents."""
+def _parameter_slider(law: ScalingLaw, name: str, tied_with: Sequence[str]) -> widgets.Widget:
+    """A slider over the range the law gives its parameter (:meth:`~morph.laws.ScalingLaw.slider`)."""
+    value = law.params[name]
+    spec = law.slider(name, value)
     label = name + "".join(f" = {other}" for other in tied_with)
-    common = dict(description=label, style=_WIDE, layout=_LAYOUT, continuous_update=False, tooltip=meaning)
-    if name in ("A", "B", "eps") and value > 0:
-        centre = math.log10(value)
-        return widgets.FloatLogSlider(value=value, base=10, min=centre - 2, max=centre + 2, step=0.01,
-                                      readout_format=".4g", **common)
-    if name == "r_opt":
-        return widgets.FloatLogSlider(value=value, base=2, min=1, max=10, step=0.05, readout_format=".3g", **common)
-    if name == "E":
-        return widgets.FloatSlider(value=value, min=0.0, max=max(4.0, 2 * value), step=0.005,
-                                   readout_format=".4g", **common)
-    low, high = min(0.0, value), max(1.5, 2 * abs(value))
-    return widgets.FloatSlider(value=value, min=low, max=high, step=0.001, readout_format=".4g", **common)
+    common = dict(description=label, style=_WIDE, layout=_LAYOUT, continuous_update=False,
+                  tooltip=law.descriptions[name], value=value, min=spec.low, max=spec.high, step=spec.step)
+    if spec.kind == "log":
+        return widgets.FloatLogSlider(base=spec.base, readout_format=".4g" if spec.base == 10 else ".3g", **common)
+    return widgets.FloatSlider(readout_format=".4g", **common)
 
 
 class LawExplorer(widgets.VBox):
@@ -92,7 +86,7 @@ class LawExplorer(widgets.VBox):
 
     Choose a published preset; its free parameters get sliders (tied ones
     follow their partner, as the preset was fitted). The figure is
-    :func:`morph.figures.law_overview`; the readout splits the predicted
+    :func:`morph.app.figures.law_overview`; the readout splits the predicted
     loss into the Chinchilla part and the shape factor.
 
     Parameters
@@ -150,8 +144,7 @@ class LawExplorer(widgets.VBox):
         chosen = PRESETS[self.preset.value]
         ties = type(chosen.law).variants[chosen.variant]
         self.sliders = {
-            name: _parameter_slider(name, chosen.law.params[name], [t for t, partner in ties.items() if partner == name],
-                                    chosen.law.descriptions[name])
+            name: _parameter_slider(chosen.law, name, [t for t, partner in ties.items() if partner == name])
             for name in free_parameters(chosen.law.family, chosen.variant)
         }
         for slider in self.sliders.values():
@@ -311,18 +304,20 @@ class LatencyExplorer(widgets.VBox):
             self.readout, self.messages, self.figure,
         ])
 
-    def _workload(self) -> dict[str, Any]:
-        return dict(hardware=self.hardware.value, batch=self.batch.value, input_tokens=self.input_tokens.value,
-                    output_tokens=self.output_tokens.value, dtype=self.dtype.value)
+    @property
+    def workload(self) -> Workload:
+        """The controls' serving settings (the hardware's default calibration)."""
+        return Workload(hardware=self.hardware.value, batch=self.batch.value, input_tokens=self.input_tokens.value,
+                        output_tokens=self.output_tokens.value, dtype=self.dtype.value)
 
     def _figure(self, into: go.FigureWidget | None = None) -> go.Figure:
         return figures.latency_vs_shape(
-            **self._workload(), d_model=self.d_model.value, n_layers=self.n_layers.value,
+            workload=self.workload, d_model=self.d_model.value, n_layers=self.n_layers.value,
             measurements=self.measurements.get(self.hardware.value), mark_shape=True, into=into)
 
     def _write_readout(self) -> None:
         L, d = self.n_layers.value, self.d_model.value
-        p = predict_latency(L, d, **self._workload())
+        p = predict_latency(L, d, workload=self.workload)
         floor = float(p.roofline_s)
         self.readout.value = (
             f"<b>{L} x {d}</b> ({_format(float(parameter_count(L, d)))} parameters, R = {d / L:.3g}): "
