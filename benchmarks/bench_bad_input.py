@@ -1,7 +1,7 @@
 """Time every bad-input case through the command line: each must end, quickly, with a clear answer.
 
-For each file of the corpus in tests/corpus/, and for a generated table of
-100,000 runs, runs ``morph fit FILE --law chinchilla --json`` in a fresh
+For each file of the corpus in tests/corpus/, for a generated table of
+100,000 runs and for one of 100,000 columns (refused before parsing), runs ``morph fit FILE --law chinchilla --json`` in a fresh
 interpreter and prints its wall time, exit status and the first words of its
 answer. The test suite asserts a bound of 30 s per case; this prints what
 each actually takes.
@@ -61,6 +61,10 @@ def main() -> int:
         pd.DataFrame({"N": N, "D": D, "loss": loss}).to_csv(big, index=False)
         for method in ("paper", "robust"):
             cases.append((f"100k-rows.csv ({method})", *_time_cli(big, "--variant", "untied", "--method", method)))
+        wide = Path(folder) / "100k-columns.csv"  # refused before parsing (morph.data.MAX_COLUMNS)
+        columns = ["N", "D", "loss"] + [f"c{i}" for i in range(99_997)]
+        wide.write_text(",".join(columns) + "\n" + ",".join(["1e9", "2e10", "2.5"] + ["0"] * 99_997) + "\n")
+        cases.append(("100k-columns.csv", *_time_cli(wide)))
     unclear = [name for name, *_, clear in cases if not clear]
     for name, elapsed, status, answer, _ in cases:
         report.say(f"{name:<26} {elapsed:6.2f} s  exit {status}  {answer[:90]}")

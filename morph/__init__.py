@@ -37,7 +37,9 @@ one way: each layer below uses only the layers above it in this list.
 
 Everything a person looks at is :mod:`morph.app` (the ``app`` extra; ``import morph`` never
 imports it): plotting plumbing, figures and latency figures, widgets, the dashboard's settings,
-view and share bar, the speculative decoding explorer, and messages with guarded callbacks.
+view and share bar, the speculative decoding explorer, and messages with guarded callbacks;
+:mod:`morph.app.serving_guard` hardens the server that ``morph serve`` runs (websocket frames,
+hosts, sessions, closed tabs).
 """
 
 from .latency.calibration import calibrate, leave_one_out, load_measurements

@@ -48,6 +48,8 @@ __all__ = [
     "split_provenance",
     "read_with_provenance",
     "MAX_BYTES",
+    "MAX_CELLS",
+    "MAX_COLUMNS",
     "MAX_LOSS",
 ]
 
@@ -55,6 +57,13 @@ Source = Union[str, os.PathLike, bytes, IO[str], IO[bytes], pd.DataFrame]
 
 MAX_BYTES = 50 * 1024 * 1024
 """Largest table read (bytes): far above any real set of training runs, small enough to parse in seconds."""
+
+MAX_COLUMNS = 1000
+"""Most columns a table may have: a table of runs has a dozen; a wide file is refused before parsing."""
+
+MAX_CELLS = 2_000_000
+"""Most cells (rows x columns) a table may have, counted from its delimiters before parsing (100,000 runs
+of 20 columns fit)."""
 
 MAX_LOSS = 50.0
 """Largest accepted loss (nats per token): a random guess over 50,432 tokens scores 10.8."""
@@ -145,9 +154,9 @@ def read_table(source: Source, name: str | None = None) -> pd.DataFrame:
         raise DataError(f"{label} is empty")
     if "\x00" in text:
         raise DataError(f"{label} holds NUL bytes; it is not a text table")
-    lines = text.splitlines()
-    header_line = next(line for line in lines if line.strip())
+    header_line = re.search(r"[^\r\n]*\S[^\r\n]*", text).group(0)  # type: ignore[union-attr]
     sep = _delimiter(header_line)
+    _check_size(text, header_line, sep, label)
     try:
         rows = list(csv.reader(io.StringIO(text), delimiter=sep, skipinitialspace=True))
     except csv.Error as exc:
@@ -182,6 +191,16 @@ def read_table(source: Source, name: str | None = None) -> pd.DataFrame:
             )
     frame = pd.DataFrame([[c.strip() for c in r] for r in body], columns=header, dtype=str)
     return _numeric_where_possible(frame)
+
+
+def _check_size(text: str, header_line: str, sep: str, label: str) -> None:
+    """Refuse a table too wide or too large before parsing it (counting characters is fast)."""
+    columns = header_line.count(sep) + 1
+    if columns > MAX_COLUMNS:
+        raise DataError(f"{label} has {columns:,} columns; a table of runs has at most {MAX_COLUMNS:,}")
+    cells = text.count(sep) + text.count("\n") + 1  # an upper bound: quoted delimiters count too
+    if cells > MAX_CELLS:
+        raise DataError(f"{label} has about {cells:,} cells; at most {MAX_CELLS:,} are read (rows x columns)")
 
 
 def _numeric_where_possible(frame: pd.DataFrame) -> pd.DataFrame:

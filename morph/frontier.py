@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass, field
-from typing import Any, Sequence, Union
+from typing import TYPE_CHECKING, Any, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -30,13 +30,15 @@ from numpy.typing import ArrayLike, NDArray
 
 from .data import read_table, to_numeric
 from .errors import SelectionError, ShapeError
-from .fitting import FitResult
 from .laws import ScalingLaw, preset
 from .latency import Workload, predict_latency
 from .latency.memory import serving_memory
 from .latency.serving import SERVING_METRICS, metric_meets, serving_metric
 from .latency.workload import as_workload
 from .shapes import aspect_ratio, default_n_heads, enumerate_shapes, parameter_count
+
+if TYPE_CHECKING:  # fitting needs scipy.optimize, which a frontier of presets does not
+    from .fitting import FitResult
 
 __all__ = [
     "Candidates",
@@ -56,15 +58,19 @@ __all__ = [
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
-LawLike = Union[str, ScalingLaw, FitResult]
+LawLike = Union[str, ScalingLaw, "FitResult"]
 
 
 def resolve_law(law: LawLike) -> tuple[ScalingLaw, FitResult | None]:
     """The law to predict with, and the fit behind it when there is one (for bands)."""
-    if isinstance(law, FitResult):
-        return law.law, law
     if isinstance(law, ScalingLaw):
         return law, None
+    if isinstance(law, str):
+        return preset(law), None
+    from .fitting import FitResult
+
+    if isinstance(law, FitResult):
+        return law.law, law
     return preset(law), None
 
 

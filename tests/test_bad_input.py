@@ -123,6 +123,25 @@ def test_one_hundred_thousand_rows(tmp_path):
     assert result.params["alpha"] == pytest.approx(0.3478, rel=0.02)
 
 
+def test_a_table_with_100000_columns_is_refused_before_parsing(tmp_path, capsys):
+    header = ",".join(["N", "D", "loss"] + [f"c{i}" for i in range(100_000 - 3)])
+    row = ",".join(["1e9", "2e10", "2.5"] + ["0"] * (100_000 - 3))
+    path = tmp_path / "wide.csv"
+    path.write_text(header + "\n" + row + "\n")
+    with pytest.raises(DataError, match="wide.csv has 100,000 columns; a table of runs has at most 1,000"):
+        load_runs(path)
+    assert main(["fit", str(path), "--law", "chinchilla"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "morph: error: wide.csv has 100,000 columns; a table of runs has at most 1,000")
+
+
+def test_a_table_with_too_many_cells_is_refused_before_parsing():
+    # 20 columns x 100,001 lines: 2,000,020 cells, just over the 2,000,000 read.
+    text = ",".join(f"c{i}" for i in range(20)) + "\n" + (",".join(["1"] * 20) + "\n") * 100_000
+    with pytest.raises(DataError, match=r"^the table has about 2,000,0\d\d cells; at most 2,000,000 are read"):
+        load_runs(text.encode())
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=400))
 def test_random_bytes_load_or_fail_clearly(raw):

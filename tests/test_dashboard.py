@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
+import urllib.parse
 
 import numpy as np
 import pandas as pd
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 
 from morph import PRESETS, hardware_presets, load_candidates, load_runs, parameter_count, preset
 from morph.app.dashboard import CLOUD, FRONTIER, LAW_CURVE, PUBLISHED, RUNS, SELECTED, Dashboard, thin_points
-from morph.app.settings import BATCH_LADDER, FIT_B, TOKEN_LADDER, DashboardSettings, settings_from_query
+from morph.app.settings import BATCH_LADDER, FIT_B, TOKEN_LADDER, DashboardSettings, clamp_fields, settings_from_query
 from morph.frontier import candidates_from_table, evaluate_candidates, price_of_speed, select
 from morph.latency import calibrations
 
@@ -311,3 +313,41 @@ def test_a_fault_inside_a_callback_is_shown_and_the_dashboard_keeps_responding(m
     board.controls["top_k"].value = 5  # the next move works and clears the message
     assert board.messages.level is None
     assert len(board.selection.selected) == 5 and board.selection.latency_budget_s == 3.0
+
+
+def test_values_from_a_crafted_client_are_clamped_exactly_as_values_from_a_link():
+    """A client may widen a slider and send any value (ipywidgets applies it through ``set_state``)."""
+    dashboard = Dashboard()
+    top_k = dashboard.controls["top_k"]
+    top_k.set_state({"max": 10**9})
+    top_k.set_state({"value": 10**9})
+    linked, _ = settings_from_query("top_k=1e9")
+    assert dashboard.settings.top_k == linked.top_k == 20  # the range of top k in a link: 1 to 20
+    # As many shapes as the link would select (7 of the paper's 15 meet the default 2 s target).
+    assert dashboard.selection.selected["label"].tolist() == Dashboard.from_query("top_k=1e9").selection.selected["label"].tolist()
+    assert (top_k.value, top_k.max) == (20, 20)  # the control is back within its own bounds
+    latency = dashboard.controls["latency_budget_s"]
+    latency.set_state({"min": -30.0})
+    latency.set_state({"value": 1e-30})
+    assert dashboard.settings.latency_budget_s == settings_from_query("latency=1e-30")[0].latency_budget_s == 0.01
+    assert latency.min == pytest.approx(-2.0, abs=1e-12)  # log10(0.01 s), exact up to float rounding
+
+
+def test_every_setting_from_the_controls_goes_through_the_links_gate():
+    """Text settings too (the serving stack included): one function clamps controls and links alike."""
+    hostile = {"mode": "x", "shapes": "x", "hardware": "x", "calibration": "x", "stack": "<b>x</b>",
+               "dtype": "x", "law": "x", "batch": 3, "input_tokens": 10**6, "output_tokens": 0, "top_k": -1,
+               "params_min": float("nan"), "params_max": 1e30, "tokens": 1.0, "flops": 1e40, "latency_budget_s": -1.0}
+    values, notes = clamp_fields(DashboardSettings(**hostile))
+    assert set(values) == {f.name for f in dataclasses.fields(DashboardSettings)}
+    assert len(notes) == len(hostile)  # every field was out of bounds: one sentence each
+    default = DashboardSettings()
+    for name in ("mode", "shapes", "hardware", "calibration", "stack", "dtype", "law"):
+        assert values[name] == getattr(default, name)
+    # The same values in a link give the same settings (up to the link's own swap of a backwards range).
+    linked, _ = settings_from_query(urllib.parse.urlencode({
+        "mode": "x", "stack": "<b>x</b>", "batch": 3, "input": 10**6, "output": 0, "top_k": -1, "latency": -1}))
+    for name in ("mode", "stack", "batch", "input_tokens", "output_tokens", "top_k", "latency_budget_s"):
+        assert values[name] == getattr(linked, name), name
+    # 3 sequences snap to 4 on the power-of-two ladder (3 / 2 > 4 / 3); the rest are clamped to their ends.
+    assert (values["batch"], values["input_tokens"], values["output_tokens"], values["top_k"]) == (4, 8192, 1, 1)

@@ -183,6 +183,43 @@ def test_copy_link_and_csv_downloads(page, voila_url):
             assert frame["latency_s"].is_monotonic_increasing and frame["loss"].is_monotonic_decreasing
 
 
+SCRIPT_PAYLOADS = (
+    '"><script>window.__pwned="s"</script>',
+    "<img src=x onerror=\"window.__pwned='i'\">",
+    "javascript:window.__pwned='j'",
+    "'-alert(1)-'",
+)
+
+
+def test_hostile_links_run_no_script_and_the_copied_link_is_clean(page, voila_url):
+    """Theme, template and every setting carrying markup: no dialog, no injected element, a clean link."""
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    settings = ["mode", "shapes", "params_min", "params_max", "tokens", "flops", "latency", "hardware",
+                "calibration", "stack", "batch", "input", "output", "dtype", "law", "top_k"]
+    for payload in SCRIPT_PAYLOADS:
+        pairs = [("theme", 'dark"><script>alert(5)</script>'), ("template", "reveal"), ("voila-template", "x"),
+                 ("top_k", "2"), *((key, payload) for key in settings), (payload, "1")]
+        # top_k=2 is valid and comes first: the later hostile top_k is reported and ignored.
+        open_dashboard(page, voila_url(NOTEBOOK, urllib.parse.urlencode(pairs)))
+        assert_no_python_errors(page)
+        assert dialogs == []
+        assert page.evaluate("() => window.__pwned") is None
+        assert page.locator("img[src='x'], .reveal").count() == 0
+        assert page.evaluate(
+            "() => Array.from(document.scripts).some(s => /__pwned|alert\\(/.test(s.textContent))"
+        ) is False
+        # Lab template, light theme: the link chose neither.
+        assert page.evaluate("() => document.body.dataset.jpThemeName || ''") in ("", "JupyterLab Light")
+        page.click(".morph-copy-link")
+        page.wait_for_function("() => document.querySelector('.morph-copy-status').textContent.length > 0")
+        link = page.input_value(".morph-link")
+        query = urllib.parse.parse_qs(urllib.parse.urlparse(link).query, keep_blank_values=True)
+        assert query == {"top_k": ["2"]}, link  # only the dashboard's own, validated settings
+        assert urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query) == {"top_k": ["2"]}
+
+
 DECISION = """() => {
   const gd = document.querySelector('.morph-dashboard .js-plotly-plot');
   const t = gd._fullData.find(t => t.name === 'selected (top k)');

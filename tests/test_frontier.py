@@ -248,3 +248,17 @@ def test_large_frontiers_match_the_plain_sort(seed):
     y = np.round(3 + 1 / (t + rng.uniform(0, 2, n)), 3)
     t[:500], y[:500] = t[500:1000], y[500:1000]  # exact duplicates
     assert np.array_equal(np.sort(pareto_frontier(t, y)), np.sort(_sorted_frontier(t, y)))
+
+
+def test_cli_frontier_prints_no_control_characters_from_a_table(tmp_path, capsys):
+    from morph.cli import main
+
+    table = pd.read_csv(CANDIDATES_CSV)
+    # An escape sequence that would clear the screen and retitle the terminal, a backspace, a bidi override.
+    table.loc[table["candidate"] == "1B_v8", "candidate"] = "\x1b[2J\x1b]0;owned\x07v8\x08X\u202e"
+    path = tmp_path / "candidates.csv"
+    table.to_csv(path, index=False)
+    assert main(["frontier", "--candidates", str(path), "--latency-target", "2.0", "--hardware", "a100-40gb"]) == 0
+    printed = capsys.readouterr().out
+    assert "\ufffd[2J\ufffd]0;owned\ufffdv8\ufffdX\ufffd" in printed  # every control shown as U+FFFD, the rest kept
+    assert not any(ord(c) < 32 and c not in "\n\t" or 127 <= ord(c) < 160 or c == "\u202e" for c in printed)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
 
 from morph.cli import main
 from morph.cli import serve
-from morph.cli.serve import dashboard_notebook, normalize_base_url, voila_command
+from morph.cli.serve import dashboard_notebook, normalize_base_url, read_token, voila_command
+from morph.errors import MorphError
 
 from conftest import ROOT, free_port, stop, wait_for_http
 
@@ -32,17 +35,42 @@ def test_the_dashboard_notebook_is_found_and_committed_without_outputs():
 
 def test_voila_command_keeps_the_safe_defaults():
     command = voila_command("notebooks/dashboard.ipynb", port=9999)
-    assert command[:4] == [sys.executable, "-m", "voila", "notebooks/dashboard.ipynb"]
+    split = command.index("--")
+    assert command[:3] == [sys.executable, "-m", "morph.app.serving_guard"]  # the guards, then Voila
+    guard, voila = command[3:split], command[split + 1:]
+    assert voila[0] == "notebooks/dashboard.ipynb"
+    assert set(guard) == {"--closed-grace=5", "--allow-host=localhost:9999", "--allow-host=127.0.0.1:9999",
+                          "--allow-host=[::1]:9999"}
     for flag in (
         "--port=9999", "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--template=lab", "--strip_sources=True",
         "--show_tracebacks=False", "--VoilaConfiguration.allow_template_override=NO",
-        "--MappingKernelManager.cull_idle_timeout=600", "--MappingKernelManager.cull_interval=60", "--no-browser",
+        "--VoilaConfiguration.allow_theme_override=NO",
+        # A page that never connected is shut down within a minute (cull after 60 s, checked every 10 s).
+        "--MappingKernelManager.cull_idle_timeout=60", "--MappingKernelManager.cull_interval=10", "--no-browser",
     ):
-        assert flag in command
+        assert flag in voila
     assert not any("xsrf" in c.lower() or "preheat" in c.lower() for c in command)
     assert not any("token" in c for c in command)
     assert "--Voila.token=s3cret" in voila_command("x.ipynb", port=1, token="s3cret")
+    pooled = voila_command("x.ipynb", port=1, pool_size=3, max_sessions=7)
+    assert {"--preheat_kernel=True", "--pool_size=3", "--max-sessions=7"} <= set(pooled)
+    # Served to the network, any Host is answered (the names are not known here).
+    assert not any(c.startswith("--allow-host") for c in voila_command("x.ipynb", port=1, ip="0.0.0.0"))
     assert [normalize_base_url(b) for b in ("/", "", "dash", "/dash", "/dash/")] == ["/", "/", "/dash/", "/dash/", "/dash/"]
+
+
+def test_the_token_comes_from_the_option_a_file_or_the_environment(tmp_path):
+    secret = tmp_path / "token"
+    secret.write_text("from-file\nignored\n")
+    assert read_token("given", str(secret), {"MORPH_TOKEN": "env"}) == "given"
+    assert read_token(None, str(secret), {"MORPH_TOKEN": "env"}) == "from-file"
+    assert read_token(None, None, {"MORPH_TOKEN": "env"}) == "env"
+    assert read_token(None, None, {}) is None
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(MorphError, match="is empty"):
+        read_token(None, str(tmp_path / "empty"), {})
+    with pytest.raises(MorphError, match="cannot read the token file"):
+        read_token(None, str(tmp_path / "missing"), {})
 
 
 def test_a_taken_port_is_one_line_and_exit_status_2(capsys):
@@ -102,14 +130,22 @@ def test_morph_serve_answers_with_the_dashboard_and_stops(tmp_path):
 @pytest.mark.slow
 def test_morph_serve_with_a_token_turns_strangers_away(tmp_path):
     port = free_port()
+    token = uuid.uuid4().hex  # unique: no other process on this machine may hold it
     morph = Path(sys.executable).with_name("morph")
     process = subprocess.Popen(
-        [str(morph), "serve", "--port", str(port), "--token", "s3cret"], stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        [str(morph), "serve", "--port", str(port), "--pool-size", "0"], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env={**os.environ, "MORPH_TOKEN": token},
     )
     try:
-        assert process.stdout.readline().strip() == f"Morph dashboard: http://127.0.0.1:{port}/?token=s3cret  (Ctrl+C to stop)"
+        assert process.stdout.readline().strip() == f"Morph dashboard: http://127.0.0.1:{port}/  (Ctrl+C to stop)"
+        assert "a token is required" in process.stdout.readline()
         wait_for_http(f"http://127.0.0.1:{port}/login", timeout=90, process=process)
+        # The token is in no process's command line (ps shows those to every user).
+        for pid in [process.pid, *(int(p) for p in os.listdir("/proc") if p.isdigit())]:
+            try:
+                assert token.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
 
         class NoRedirect(urllib.request.HTTPRedirectHandler):
             def redirect_request(self, *args, **kwargs):
@@ -119,7 +155,7 @@ def test_morph_serve_with_a_token_turns_strangers_away(tmp_path):
         with pytest.raises(urllib.error.HTTPError) as stranger:
             opener.open(f"http://127.0.0.1:{port}/", timeout=30)
         assert stranger.value.code == 302 and stranger.value.headers["Location"].startswith("/login")
-        with opener.open(f"http://127.0.0.1:{port}/?token=s3cret", timeout=120) as response:
+        with opener.open(f"http://127.0.0.1:{port}/?token={token}", timeout=120) as response:
             assert response.status == 200 and response.headers["Set-Cookie"]
     finally:
         stop(process)

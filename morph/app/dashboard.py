@@ -23,6 +23,7 @@ Under Voila the page's query string reaches the kernel as the
 from __future__ import annotations
 
 import contextlib
+import gc
 import html
 import math
 import os
@@ -98,6 +99,7 @@ from .settings import (
     NUMBER_SETTINGS,
     PAPER_TOKENS,
     DashboardSettings,
+    clamp_fields,
     setting_choices,
     settings_from_query,
 )
@@ -105,6 +107,36 @@ from .sharebar import ShareBar
 from .ui import MessageBar, guarded
 
 __all__ = ["Dashboard", "thin_points"]
+
+
+def _page_query() -> str | None:
+    """The query string of the page this kernel serves under Voila (``None`` outside Voila).
+
+    A kernel pre-started by Voila (``--preheat_kernel``) runs the notebook
+    before any page asks for it: it builds and discards one dashboard (the
+    imports, the preset's bootstrap refits and plotly's first figure are most
+    of a cold start), then waits for the page's request, whose settings the
+    real dashboard is built with.
+    """
+    if os.environ.get("VOILA_PREHEAT") == "True":
+        _warm_up()
+        from voila.utils import get_query_string
+
+        return get_query_string() or ""
+    return os.environ.get("QUERY_STRING")
+
+
+def _warm_up() -> None:
+    """Build a default dashboard and close its widgets: what is left is warm code and caches."""
+    from ipywidgets.widgets.widget import _instances
+
+    before = set(_instances)
+    Dashboard()
+    for model_id in set(_instances) - before:
+        widget = _instances.get(model_id)
+        if widget is not None:
+            widget.close()
+    gc.collect()  # the closed widgets and figures hold cycles: free them before the page's own
 
 
 # --- drawing helpers --------------------------------------------------------------------------
@@ -253,14 +285,16 @@ class Dashboard:
         Parameters
         ----------
         query : str, optional
-            Defaults to the ``QUERY_STRING`` environment variable, which Voila
-            sets in the kernel of each page; when it is present the browser's
-            address is kept in step with the controls.
+            Defaults to the page's query string under Voila: the
+            ``QUERY_STRING`` environment variable of the page's kernel, or, in
+            a kernel Voila started ahead of the request (``--preheat_kernel``),
+            the request's query string once it arrives. When there is one the
+            browser's address is kept in step with the controls.
         **options
             Passed to :class:`Dashboard`.
         """
         if query is None:
-            query = os.environ.get("QUERY_STRING")
+            query = _page_query()
             options.setdefault("sync_url", query is not None)
         settings, notes = settings_from_query(query)
         return cls(settings, notes=notes, **options)
@@ -335,12 +369,34 @@ class Dashboard:
         }
 
     def _read_controls(self) -> DashboardSettings:
-        values = {name: control.value for name, control in self.controls.items()}
-        for name in ("batch", "input_tokens", "output_tokens", "top_k"):
-            values[name] = int(values[name])
-        for name in ("params_min", "params_max", "tokens", "flops", "latency_budget_s"):
-            values[name] = float(values[name])
+        """The controls' values, clamped exactly as a link's values are (:func:`~morph.app.settings.clamp_fields`).
+
+        The page is a client like any other: it may send a value outside a
+        slider's range (after widening the range itself) or a choice no
+        dropdown offers. Such a value is clamped, and the control is put back
+        to its bounds and the clamped value.
+        """
+        raw = DashboardSettings(**{name: control.value for name, control in self.controls.items()})
+        values, notes = clamp_fields(raw)
+        if notes:
+            self._restore_controls(values)
         return DashboardSettings(**values)
+
+    def _restore_controls(self, values: dict[str, Any]) -> None:
+        """Put the controls back to their own bounds and to ``values``, without a redraw each."""
+        for control in self.controls.values():
+            control.unobserve(self._on_control, names="value")
+        try:
+            for name, control in self.controls.items():
+                spec = NUMBER_SETTINGS.get(name)
+                if spec is not None and not spec.ladder:
+                    low, high = (spec.low, spec.high) if spec.integer else (math.log10(spec.low), math.log10(spec.high))
+                    control.min, control.max = type(control.min)(low), type(control.max)(high)
+                if control.value != values[name]:
+                    control.value = values[name]
+        finally:
+            for control in self.controls.values():
+                control.observe(self._on_control, names="value")
 
     def _toggle_budget_controls(self, mode: str) -> None:
         # Range mode fixes the tokens; compute mode derives them from the FLOPs.

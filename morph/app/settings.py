@@ -31,6 +31,7 @@ __all__ = [
     "PAPER_TOKENS",
     "SHAPE_SOURCES",
     "TOKEN_LADDER",
+    "clamp_fields",
     "setting_choices",
     "settings_from_query",
 ]
@@ -167,17 +168,7 @@ class DashboardSettings:
         nearest value their slider offers); unknown names fall back to the
         default; a parameter range given backwards is swapped.
         """
-        notes: list[str] = []
-        default = DashboardSettings()
-        values: dict[str, Any] = {}
-        for spec in _NUMBERS:
-            values[spec.field] = _fit_number(spec, getattr(self, spec.field), getattr(default, spec.field), notes)
-        for name, allowed in setting_choices().items():
-            value = getattr(self, name)
-            if value not in allowed:
-                notes.append(f"{name} {str(value)[:40]!r} is not available; using {getattr(default, name)!r}")
-                value = getattr(default, name)
-            values[name] = value
+        values, notes = clamp_fields(self)
         if values["params_min"] > values["params_max"]:
             notes.append("the parameter range was given largest first; swapped")
             values["params_min"], values["params_max"] = values["params_max"], values["params_min"]
@@ -260,6 +251,35 @@ def _fit_number(spec: NumberSetting, value: Any, default: Any, notes: list[str])
     return int(round(number))
 
 
+def clamp_fields(settings: DashboardSettings) -> tuple[dict[str, Any], list[str]]:
+    """Every field of ``settings`` clamped to what the dashboard accepts, and a sentence per change.
+
+    The one gate for values from a link and values from the page's controls
+    (a crafted client can widen a slider's bounds before moving it): numbers
+    are clamped to their range and snapped to their ladder, text settings
+    (mode, shapes, hardware, calibration, stack, dtype, law) fall back to the
+    default unless they are one of the offered choices.
+
+    Returns
+    -------
+    values : dict
+        Field name to accepted value, for every field of :class:`DashboardSettings`.
+    notes : list of str
+    """
+    notes: list[str] = []
+    default = DashboardSettings()
+    values: dict[str, Any] = {}
+    for spec in _NUMBERS:
+        values[spec.field] = _fit_number(spec, getattr(settings, spec.field), getattr(default, spec.field), notes)
+    for name, allowed in setting_choices().items():
+        value = getattr(settings, name)
+        if not isinstance(value, str) or value not in allowed:
+            notes.append(f"{name} {str(value)[:40]!r} is not available; using {getattr(default, name)!r}")
+            value = getattr(default, name)
+        values[name] = value
+    return values, notes
+
+
 def _shown(text: str) -> str:
     # Quoted and cut short: enough to recognise, never enough to flood the page.
     return repr(text[:40] + ("..." if len(text) > 40 else ""))
@@ -316,5 +336,5 @@ def settings_from_query(query: str | None) -> tuple[DashboardSettings, list[str]
     return settings, notes + adjusted
 
 
-# Keys Voila itself reads from a page's address: kept in the address, not reported.
+# Keys Voila itself reads from a page's address: not reported as unknown, never carried into a shared link.
 _FOREIGN_KEYS = frozenset({"theme", "token"})

@@ -25,8 +25,10 @@ function render({ model, el }) {
   bar.append(copy, field, status, frontier, selection);
   el.appendChild(bar);
 
-  // The link carries the dashboard's settings and Voila's own theme, never
-  // a login token: a shared link must not share the sharer's session.
+  // The link carries the dashboard's own settings and nothing else: the
+  // query is the kernel's validated, canonical form, and every other key in
+  // the address (a login token, a theme, a template, anything a hostile link
+  // added) is dropped, so a shared link never spreads what it was opened with.
   function link() {
     const query = new URLSearchParams(model.get("query"));
     if (!model.get("sync_url")) {
@@ -34,8 +36,6 @@ function render({ model, el }) {
       return text ? "?" + text : "";
     }
     const url = new URL(window.location.href);
-    const theme = url.searchParams.get("theme");
-    if (theme) query.set("theme", theme);
     url.search = query.toString();
     url.hash = "";
     return url.toString();

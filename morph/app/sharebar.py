@@ -19,7 +19,10 @@ class ShareBar(anywidget.AnyWidget):
     Traits
     ------
     query : str
-        The settings as a query string (no ``?``).
+        The settings as a query string (no ``?``), always the validated,
+        canonical form of :meth:`~morph.app.settings.DashboardSettings.to_query`:
+        a copied link carries these keys and no other key of the page's address
+        (no token, theme or template).
     sync_url : bool
         Rewrite the browser's address with ``history.replaceState`` (on in
         Voila; off inside JupyterLab, whose own address must not change).

@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..errors import MorphError
 from . import fit, frontier, latency, measure, reproduce, serve, speculative
+from .common import terminal_safe_output
 
 __all__ = ["main", "build_parser"]
 
@@ -50,6 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    with terminal_safe_output():
+        return _run(args)
+
+
+def _run(args: Any) -> int:
     try:
         return int(args.handler(args) or 0)
     except MorphError as exc:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
-from typing import Any, Callable, Sequence
+import sys
+from typing import Any, Callable, Iterator, Sequence
 
 from ..latency.hardware import DTYPES
 from ..latency.stacks import stack_names
 from ..latency.workload import WORKLOAD_FIELDS, Workload, as_workload
 
-__all__ = ["add_workload_arguments", "positive_int", "positive_float", "print_json", "workload_from_args"]
+__all__ = [
+    "add_workload_arguments", "positive_int", "positive_float", "print_json", "terminal_safe", "terminal_safe_output",
+    "workload_from_args",
+]
 
 
 def positive_int(allow_zero: bool = False) -> Callable[[str], int]:
@@ -108,3 +113,42 @@ def _clean(value: Any) -> Any:
 def print_json(payload: Any) -> None:
     """Print one JSON object; NaN and infinities become null (JSON has no NaN)."""
     print(json.dumps(_clean(payload), allow_nan=False))
+
+
+# C0 and C1 controls (ESC starts terminal escape sequences; CR overwrites a line), DEL, and the
+# bidirectional overrides that reorder what is shown: never written to a terminal as they are.
+_UNSAFE = {c: "\ufffd" for c in [*range(0, 9), *range(11, 32), *range(127, 160),
+                                 *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character except tab and newline replaced by U+FFFD.
+
+    Names in a user's table (candidate labels, calibration names) reach the
+    terminal; an escape sequence among them could rewrite the screen or the title.
+    """
+    return text.translate(_UNSAFE)
+
+
+class _SafeStream:
+    """A text stream that writes :func:`terminal_safe` text to the stream it wraps."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(terminal_safe(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def terminal_safe_output() -> Iterator[None]:
+    """Within the block, ``sys.stdout`` and ``sys.stderr`` write only :func:`terminal_safe` text."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _SafeStream(sys.stdout), _SafeStream(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved

@@ -2,10 +2,12 @@
 
 Voila runs the dashboard notebook and only that notebook (no file browser,
 so no other notebook can be executed from a browser), with the lab
-template, cell sources stripped and tracebacks kept out of the page. It
-listens on the loopback interface unless told otherwise, keeps the Jupyter
-server's XSRF and origin checks, and shuts down the kernels of closed tabs
-after ``--cull-idle-timeout`` seconds (each kernel holds ~140 MB).
+template, cell sources stripped and tracebacks kept out of the page, through
+the guards of :mod:`morph.app.serving_guard` (malformed kernel messages, foreign
+Host headers, a session limit, kernels of closed tabs shut down within
+seconds). It listens on the loopback interface unless told otherwise, keeps
+the Jupyter server's XSRF and origin checks, and keeps ``--pool-size``
+kernels started with the dashboard already built, so a page is quick.
 """
 
 from __future__ import annotations
@@ -18,14 +20,24 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from ..errors import MorphError
 from .common import positive_int
 
-__all__ = ["add_parser", "run", "dashboard_notebook", "voila_command", "check_port_free", "normalize_base_url"]
+__all__ = [
+    "add_parser", "run", "dashboard_notebook", "voila_command", "check_port_free", "normalize_base_url", "read_token",
+    "default_max_sessions",
+]
 
 NOTEBOOK = "dashboard.ipynb"
+
+KERNEL_MB = 160
+"""Resident memory budgeted per dashboard kernel (MB), to derive the default session limit."""
+
+MAX_DEFAULT_SESSIONS = 48
+"""Most viewers at once when ``--max-sessions`` is not given, however much memory is free."""
+
 
 
 def dashboard_notebook() -> Path:
@@ -52,12 +64,15 @@ def voila_command(
     port: int,
     ip: str = "127.0.0.1",
     base_url: str = "/",
-    cull_idle_timeout: int = 600,
-    cull_interval: int = 60,
+    cull_idle_timeout: int = 60,
+    cull_interval: int = 10,
     token: str | None = None,
     show_tracebacks: bool = False,
+    pool_size: int = 0,
+    max_sessions: int | None = None,
+    closed_grace_s: float = 5.0,
 ) -> list[str]:
-    """The Voila command line with Morph's serving defaults.
+    """The command that runs Voila with Morph's serving defaults and guards (:mod:`morph.app.serving_guard`).
 
     Parameters
     ----------
@@ -67,16 +82,32 @@ def voila_command(
     port, ip, base_url
         Where to listen, and the URL prefix (behind a reverse proxy).
     cull_idle_timeout, cull_interval : int
-        Seconds a kernel without an open page may idle before it is shut
-        down, and how often that is checked.
+        Seconds a kernel with no page connected may idle before it is shut
+        down (a page that never connected), and how often that is checked.
     token : str, optional
-        Require this token (``?token=...`` once; a cookie afterwards).
+        Require this token (``?token=...`` once; a cookie afterwards). Passed
+        on the command line: only for tests; ``morph serve`` passes it in the
+        environment (``MORPH_TOKEN``), which ``ps`` does not show.
     show_tracebacks : bool
         Show Python tracebacks in the page (never for users; the dashboard
         turns its own errors into messages anyway).
+    pool_size : int
+        Kernels kept started with the dashboard built (Voila's preheated
+        kernels); 0: start a kernel per page. Only with a single notebook.
+    max_sessions : int, optional
+        Most kernels serving pages at once; beyond it a page says the
+        dashboard is full (HTTP 503).
+    closed_grace_s : float
+        Seconds after a page's last connection closes before its kernel is shut down.
     """
+    guard = [sys.executable, "-m", "morph.app.serving_guard", f"--closed-grace={closed_grace_s:g}"]
+    if max_sessions is not None:
+        guard.append(f"--max-sessions={max_sessions}")
+    if _is_loopback(ip):
+        # DNS rebinding: a loopback server answers only the names of this machine.
+        guard += [f"--allow-host={host}:{port}" for host in ("localhost", "127.0.0.1", "[::1]")]
     command = [
-        sys.executable, "-m", "voila", str(target),
+        *guard, "--", str(target),
         "--no-browser",
         f"--port={port}",
         f"--Voila.ip={ip}",
@@ -85,11 +116,15 @@ def voila_command(
         f"--Voila.base_url={normalize_base_url(base_url)}",
         "--template=lab",
         "--VoilaConfiguration.allow_template_override=NO",
+        # Voila's lab template writes ?theme= into the page unescaped: a link could carry script.
+        "--VoilaConfiguration.allow_theme_override=NO",
         "--strip_sources=True",
         f"--show_tracebacks={show_tracebacks}",
         f"--MappingKernelManager.cull_idle_timeout={cull_idle_timeout}",
         f"--MappingKernelManager.cull_interval={cull_interval}",
     ]
+    if pool_size > 0:
+        command += ["--preheat_kernel=True", f"--pool_size={pool_size}"]
     if token:
         command.append(f"--Voila.token={token}")
     return command
@@ -116,6 +151,21 @@ def check_port_free(ip: str, port: int) -> None:
             raise MorphError(f"cannot listen on {ip}:{port} ({exc.strerror}); check --ip") from None
 
 
+def default_max_sessions(kernel_mb: float = KERNEL_MB, cap: int = MAX_DEFAULT_SESSIONS) -> int:
+    """Sessions that fit in the memory available now: ``(available - 1 GB) / kernel_mb``, within 2 .. ``cap``."""
+    available_mb = None
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    available_mb = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    if available_mb is None:
+        return 8
+    return int(min(cap, max(2, (available_mb - 1024) // kernel_mb)))
+
+
 def _is_loopback(ip: str) -> bool:
     if ip == "localhost":
         return True
@@ -131,23 +181,57 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="serve the dashboard in the browser (Voila)",
         description=(
             "Serve the Morph dashboard with Voila: the dashboard notebook only, sources hidden, no tracebacks in "
-            "the page, kernels of closed pages shut down after an idle timeout. Listens on 127.0.0.1 unless "
-            "--ip says otherwise; use --token (or a JupyterHub) when serving to a network."
+            "the page, at most --max-sessions viewers at once, kernels of closed pages shut down within seconds. "
+            "Listens on 127.0.0.1 unless --ip says otherwise; use a token (MORPH_TOKEN or --token-file) or a "
+            "JupyterHub when serving to a network."
         ),
     )
     parser.add_argument("--port", type=positive_int(), default=8866, help="port to listen on (default 8866)")
     parser.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
     parser.add_argument("--base-url", default="/", metavar="PATH", help="URL prefix, e.g. behind a reverse proxy")
     parser.add_argument(
-        "--cull-idle-timeout", type=positive_int(), default=600, metavar="SECONDS",
-        help="shut down the kernel of a page closed this long ago (default 600)",
+        "--max-sessions", type=positive_int(), default=None, metavar="N",
+        help=f"most viewers at once; more get a 'dashboard is full' page (default: free memory / "
+             f"{KERNEL_MB} MB per kernel, at most {MAX_DEFAULT_SESSIONS})",
     )
     parser.add_argument(
-        "--cull-interval", type=positive_int(), default=60, metavar="SECONDS",
-        help="how often to look for such kernels (default 60)",
+        "--pool-size", type=positive_int(allow_zero=True), default=2, metavar="N",
+        help="kernels kept started with the dashboard built, for quick pages (default 2; 0 turns the pool off)",
     )
-    parser.add_argument("--token", default=None, help="require this token: open the printed URL, which carries it")
+    parser.add_argument(
+        "--cull-idle-timeout", type=positive_int(), default=60, metavar="SECONDS",
+        help="shut down a kernel whose page never connected after this long (default 60)",
+    )
+    parser.add_argument(
+        "--cull-interval", type=positive_int(), default=10, metavar="SECONDS",
+        help="how often to look for such kernels (default 10)",
+    )
+    parser.add_argument("--token", default=None,
+                        help="require this token (visible in ps: prefer MORPH_TOKEN or --token-file)")
+    parser.add_argument("--token-file", default=None, metavar="PATH",
+                        help="require the token written in this file (first line)")
     parser.set_defaults(handler=run)
+
+
+def read_token(token: str | None, token_file: str | None, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The token to require: ``--token``, else the first line of ``--token-file``, else ``MORPH_TOKEN``.
+
+    Raises
+    ------
+    MorphError
+        If the file cannot be read or holds no token.
+    """
+    if token:
+        return token
+    if token_file:
+        try:
+            lines = Path(token_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MorphError(f"cannot read the token file {token_file} ({exc.__class__.__name__})") from None
+        if not lines or not lines[0].strip():
+            raise MorphError(f"the token file {token_file} is empty; write the token on its first line")
+        return lines[0].strip()
+    return environ.get("MORPH_TOKEN") or None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,21 +239,30 @@ def run(args: argparse.Namespace) -> int:
         raise MorphError("the dashboard needs the app extra: pip install 'morph[app]'")
     notebook = dashboard_notebook()
     check_port_free(args.ip, args.port)
+    token = read_token(args.token, args.token_file)
+    max_sessions = args.max_sessions or default_max_sessions()
     command = voila_command(
         notebook, port=args.port, ip=args.ip, base_url=args.base_url,
-        cull_idle_timeout=args.cull_idle_timeout, cull_interval=args.cull_interval, token=args.token,
+        cull_idle_timeout=args.cull_idle_timeout, cull_interval=args.cull_interval,
+        pool_size=args.pool_size, max_sessions=max_sessions,
     )
     host = socket.getfqdn() if args.ip in ("", "0.0.0.0", "::") else args.ip
     host = f"[{host}]" if ":" in host else host
-    url = f"http://{host}:{args.port}{normalize_base_url(args.base_url)}" + (f"?token={args.token}" if args.token else "")
+    url = f"http://{host}:{args.port}{normalize_base_url(args.base_url)}"
     print(f"Morph dashboard: {url}  (Ctrl+C to stop)", flush=True)
-    if not _is_loopback(args.ip) and not args.token:
+    print(f"morph: up to {max_sessions} viewers at once; {args.pool_size} kernel(s) kept ready"
+          + ("; a token is required (open the link with ?token=...)" if token else ""), flush=True)
+    if not _is_loopback(args.ip) and not token:
         print("morph: warning: serving to the network without a token; anyone who can reach this port can use "
-              "the dashboard (add --token, or serve through JupyterHub)", file=sys.stderr, flush=True)
-    _exec(command)
+              "the dashboard (set MORPH_TOKEN, or serve through JupyterHub)", file=sys.stderr, flush=True)
+    environ = dict(os.environ)
+    environ.pop("MORPH_TOKEN", None)
+    if token:
+        environ["MORPH_TOKEN"] = token  # read and removed by the server before any kernel starts
+    _exec(command, environ)
     return 0  # not reached
 
 
-def _exec(command: Sequence[str]) -> None:
+def _exec(command: Sequence[str], environ: Mapping[str, str]) -> None:
     # Become the server, so that Ctrl+C and a service manager's signals reach it directly.
-    os.execv(command[0], list(command))
+    os.execve(command[0], list(command), dict(environ))

@@ -1,0 +1,77 @@
+"""``morph serve``'s configuration in a browser: the pool of ready kernels, and a page that outlives an attack."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import urllib.parse
+
+import pytest
+
+from morph.cli.serve import dashboard_notebook, voila_command
+from morph.app.dashboard import Dashboard
+
+from conftest import _chromium, free_port, stop, wait_for_http
+from test_dashboard_browser import PLOT, READY, assert_no_python_errors, selected, slider, wait_for_new_selection
+from test_serving_guard import V1, closed, connect, open_page, run_async, static_answer_s
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def pooled_server(tmp_path_factory):
+    """The dashboard alone with a pool of 2 pre-started kernels, as ``morph serve`` runs it."""
+    _chromium()
+    port = free_port()
+    log = tmp_path_factory.mktemp("pool") / "voila.log"
+    command = voila_command(dashboard_notebook(), port=port, pool_size=2, max_sessions=6, show_tracebacks=True)
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(base + "/voila/static/voila.js", timeout=90, process=process)
+        yield base
+    finally:
+        stop(process)
+
+
+def test_a_ready_kernel_applies_the_links_settings_and_follows_the_controls(page, pooled_server):
+    # A pooled kernel built its dashboard before this request: the link's settings arrive afterwards.
+    query = "latency=3&top_k=5&hardware=h100-sxm"
+    page.goto(f"{pooled_server}/?{query}")
+    page.wait_for_function(READY, polling=100)
+    assert_no_python_errors(page)
+    plot = page.evaluate(PLOT)
+    assert plot["target"] == pytest.approx(3.0)
+    expected = Dashboard.from_query(query).selection.selected
+    assert plot["traces"]["selected (top k)"]["x"] == pytest.approx(expected["latency_s"].tolist(), rel=1e-6)
+    assert len(selected(plot)) == 5
+    assert urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query) == {
+        "latency": ["3"], "top_k": ["5"], "hardware": ["h100-sxm"]}
+    # Exactly one dashboard in the page: the warm-up's widgets were closed, not displayed.
+    assert page.locator(".morph-dashboard").count() == 1
+    handle = slider(page, "Shapes to keep (top k)").locator(".noUi-handle")
+    handle.focus()
+    page.keyboard.press("ArrowLeft")
+    after = wait_for_new_selection(page, selected(plot))
+    assert len(selected(after)) == 4
+
+
+def test_an_open_page_keeps_redrawing_while_another_client_sends_a_malformed_frame(page, pooled_server):
+    page.goto(f"{pooled_server}/")
+    page.wait_for_function(READY, polling=100)
+    before = page.evaluate(PLOT)
+
+    async def attack() -> None:
+        attacker = await connect(pooled_server, open_page(pooled_server), [V1])
+        await attacker.write_message(b"\xff" * 8, binary=True)
+        assert await closed(attacker) == 1008  # closed within 5 s: a policy violation
+
+    run_async(attack(), timeout=60)
+    assert static_answer_s(pooled_server) < 1.0
+    handle = slider(page, "Latency budget (s)").locator(".noUi-handle")
+    handle.focus()
+    page.keyboard.press("ArrowLeft")  # 2.0 s -> 1.95 s: Morph-1B (1.96 s) leaves the selection
+    after = wait_for_new_selection(page, selected(before))
+    assert "12x3072" not in " ".join(selected(after))
+    assert_no_python_errors(page)
