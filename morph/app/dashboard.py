@@ -76,6 +76,9 @@ from ..frontier import (
 from ..latency import PAPER_WORKLOAD
 from ..shapes import parameter_count
 from .figures import si_format
+from .labels import label_size, place_labels
+from .layout import DASHBOARD_CSS, HOW_TO_READ, FigureGeometry, WidthProbe, figure_geometry, linear_range, log_range
+from .readouts import readout_box, round_significant
 from .settings import (
     FIT_B,
     MODES,
@@ -122,7 +125,11 @@ def thin_points(x: NDArray, y: NDArray, max_points: int, log_x: bool = True) -> 
 
 # Trace positions in the single figure (fixed: updates address traces by index).
 # Left: CLOUD .. PUBLISHED; right: LAW_CURVE .. RUNS (the runs never change).
-CLOUD, FRONTIER, SELECTED, PUBLISHED, LAW_CURVE, ASPECT_SELECTED, RUN_LINES, RUNS = range(8)
+# The selection is drawn after the published models: a diamond never hides the rank-1 dot.
+CLOUD, FRONTIER, PUBLISHED, SELECTED, LAW_CURVE, ASPECT_SELECTED, RUN_LINES, RUNS = range(8)
+_TITLES = ("Loss against latency", "Loss against aspect ratio R")
+MAX_LABELS = 8
+"""At most this many selected shapes are named on the plot (all of them are in the table)."""
 
 
 _FAINT = "rgba(120,120,120,0.35)"
@@ -200,6 +207,8 @@ class Dashboard:
         self._result: _Result | None = None
         self._curve_key: tuple | None = None
         self.messages = MessageBar()
+        self.geometry: FigureGeometry = figure_geometry(None)
+        self.probe = WidthProbe()
         self.controls = self._build_controls(settings)
         # One FigureWidget holds both views as subplots: each FigureWidget sends
         # its own ~5 MB of plotly.js to the page, and a second one made the cold
@@ -226,6 +235,7 @@ class Dashboard:
         self._on_control = guarded(self.messages)(self._apply_controls)
         for control in self.controls.values():
             control.observe(self._on_control, names="value")
+        self.probe.observe(guarded(self.messages)(self._on_width), names="width")
         self.widget = self._layout()
 
     @classmethod
@@ -253,8 +263,9 @@ class Dashboard:
     # -- controls -------------------------------------------------------------------------
 
     def _build_controls(self, s: DashboardSettings) -> dict[str, widgets.Widget]:
-        style = {"description_width": "200px"}
-        layout = widgets.Layout(width="430px")
+        # Labels above their control (CSS in morph.app.layout): nothing is cut off in a narrow column.
+        style = {"description_width": "initial"}
+        layout = widgets.Layout(width="auto")
         choices = setting_choices()
 
         def log_slider(field: str, description: str) -> widgets.FloatLogSlider:
@@ -294,7 +305,7 @@ class Dashboard:
         return {
             "mode": widgets.ToggleButtons(
                 options=[(label, value) for value, label in MODES.items()], value=s.mode,
-                description="Budget given as", style={"description_width": "initial", "button_width": "130px"},
+                description="Budget given as", style={"description_width": "initial", "button_width": "auto"},
             ),
             "shapes": dropdown("shapes", "Candidate shapes"),
             "params_min": log_slider("params_min", "Smallest model (parameters)"),
@@ -321,6 +332,11 @@ class Dashboard:
             values[name] = int(values[name])
         for name in ("params_min", "params_max", "tokens", "flops", "latency_budget_s"):
             values[name] = float(values[name])
+            # A moved log slider sits on 10**(k/100), e.g. 2.5118864315095797 s: keep the
+            # three digits a person reads (the link then says latency=2.51). Values not
+            # moved keep every digit (the paper's 28,991,029,248 tokens stay exact).
+            if values[name] != getattr(self.settings, name):
+                values[name] = round_significant(values[name])
         return DashboardSettings(**values)
 
     def _toggle_budget_controls(self, mode: str) -> None:
@@ -439,27 +455,23 @@ class Dashboard:
         self.share.selection_csv = self.selection_csv()
 
     def _initial_figure(self, result: _Result | None) -> go.Figure:
-        fig = make_subplots(
-            rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.09,
-            subplot_titles=(
-                "Predicted loss against predicted latency",
-                "Loss against aspect ratio R = d_model / n_layers",
-            ),
-        )
-        hover_candidate = "%{text}<br>latency %{x:.3f} s<br>predicted loss %{y:.4f}<extra></extra>"
+        fig = make_subplots(rows=1, cols=2)
+        hover_candidate = "%{text}<br>latency %{x:.3f} s<br>predicted loss %{y:.4f} nats/token<extra></extra>"
         fig.add_trace(go.Scatter(name="candidates", mode="markers", marker=dict(size=5, color=_FAINT),
                                  hovertemplate=hover_candidate), row=1, col=1)
         fig.add_trace(go.Scatter(name="Pareto frontier", mode="lines+markers", line=dict(color="#1f77b4", width=2),
                                  marker=dict(size=4), hovertemplate=hover_candidate), row=1, col=1)
-        fig.add_trace(go.Scatter(name="selected (top k)", mode="markers+text", textposition="top left",
-                                 marker=dict(size=13, color=_ACCENT, line=dict(color="white", width=1)),
-                                 textfont=dict(color=_ACCENT), hovertemplate=hover_candidate), row=1, col=1)
-        fig.add_trace(go.Scatter(name="published 1B models (measured latency)", mode="markers+text",
-                                 textposition="bottom right", marker=dict(symbol="diamond", size=10, color="#2ca02c"),
-                                 textfont=dict(size=10, color="#2ca02c"), hovertemplate="%{hovertext}<extra></extra>"),
-                      row=1, col=1)
+        # Open diamonds: a published model at the same spot as a selected shape leaves its dot visible.
+        fig.add_trace(go.Scatter(name="published 1B models (measured latency)", mode="markers",
+                                 marker=dict(symbol="diamond-open", size=12, color="#2ca02c", line=dict(width=2)),
+                                 hovertemplate="%{hovertext}<extra></extra>"), row=1, col=1)
+        # Named by annotations placed without overlaps (_label_annotations), not by trace text.
+        fig.add_trace(go.Scatter(name="selected (top k)", mode="markers",
+                                 marker=dict(size=11, color=_ACCENT, line=dict(color="white", width=1)),
+                                 hovertemplate=hover_candidate), row=1, col=1)
         fig.add_trace(go.Scatter(name="law at the top pick's N and D", mode="lines", line=dict(color="black", width=2),
-                                 hovertemplate="R %{x:.0f}<br>predicted loss %{y:.4f}<extra></extra>"), row=1, col=2)
+                                 hovertemplate="R %{x:.0f}<br>predicted loss %{y:.4f} nats/token<extra></extra>"),
+                      row=1, col=2)
         fig.add_trace(go.Scatter(name="selected (on the law)", mode="markers", showlegend=False,
                                  marker=dict(size=11, color=_ACCENT, symbol="circle-open", line=dict(width=2)),
                                  hovertemplate=hover_candidate.replace("latency %{x:.3f} s", "R %{x:.0f}")),
@@ -467,23 +479,40 @@ class Dashboard:
         for trace in _run_traces():
             fig.add_trace(trace, row=1, col=2)
         fig.update_xaxes(type="log", title_text="predicted latency of one call (s)", row=1, col=1)
-        fig.update_yaxes(title_text="predicted training loss", row=1, col=1)
-        fig.update_xaxes(type="log", title_text="aspect ratio R", row=1, col=2)
-        fig.update_yaxes(title_text="training loss (as released)", row=1, col=2)
+        fig.update_yaxes(title_text="predicted loss (nats/token)", row=1, col=1)
+        fig.update_xaxes(type="log", title_text="aspect ratio R = d_model / n_layers", row=1, col=2)
+        fig.update_yaxes(title_text="training loss (nats/token)", row=1, col=2)
+        # The symbols are explained in the "how to read this" text beside the plot: a plotly
+        # legend wraps unpredictably on a narrow screen and then covers the axis titles.
         fig.update_layout(
-            height=600, margin=dict(l=60, r=20, t=50, b=120), template="plotly_white",
-            legend=dict(orientation="h", yanchor="top", y=-0.12, x=0, font=dict(size=11)),
+            template="plotly_white", showlegend=False, font=dict(size=12),
             shapes=[dict(type="line", xref="x", yref="y domain", x0=1, x1=1, y0=0, y1=1,
                          line=dict(color=_ACCENT, dash="dash", width=1.5))],
-            annotations=[*fig.layout.annotations,
-                         dict(xref="x", yref="y domain", x=0, y=1, text="", showarrow=False, xanchor="left",
-                              yanchor="top", font=dict(color=_ACCENT), name="budget")],
             uirevision="keep",  # keep the user's zoom across updates
         )
+        self._apply_geometry(fig)
         if result is not None:
             self._draw_evaluation(result, fig)
             self._draw_selection(result, fig)
         return fig
+
+    def _apply_geometry(self, fig: Any) -> None:
+        """Size, subplot domains, titles and colour bar for the current :attr:`geometry`."""
+        g = self.geometry
+        fig.update_layout(g.layout())
+        fig.data[RUNS].marker.colorbar.update(g.colorbar())
+        fig.layout.annotations = g.titles(*_TITLES)  # the labels follow in _draw_selection
+
+    def _on_width(self, change: Any) -> None:
+        """The figure's box changed width: lay the plots out again and re-place the labels."""
+        geometry = figure_geometry(int(change["new"]))
+        if geometry == self.geometry:
+            return
+        self.geometry = geometry
+        with self.figure.batch_update():
+            self._apply_geometry(self.figure)
+            if self._result is not None:
+                self._draw_selection(self._result)
 
     def _draw_evaluation(self, result: _Result, fig: Any = None) -> None:
         """Views that change with the evaluation: cloud, frontier, published models."""
@@ -498,21 +527,32 @@ class Dashboard:
         published.update(
             x=refs["latency_s"].tolist(), y=refs["loss"].tolist(), text=refs["name"].tolist(),
             hovertext=refs["hover"].tolist(), visible=bool(len(refs)),
-            textposition=[("bottom center", "top center")[k % 2] for k in range(len(refs))],
         )
 
     def _draw_selection(self, result: _Result, fig: Any = None) -> None:
-        """Views that change with the latency budget and top k."""
+        """Views that change with the latency budget and top k (and the labels, which depend on both)."""
         fig = self.figure if fig is None else fig
         ev, sel = result.evaluation, result.selection
         i = sel.selected_index
         labels = [f"{r}: {L}x{d}" for r, L, d in zip(sel.selected["rank"], sel.selected["n_layers"], sel.selected["d_model"])]
-        # Labels on alternating sides: the best shapes often share one latency (same depth).
-        sides = [("middle left", "top right", "bottom left", "bottom right", "top left")[k % 5] for k in range(len(labels))]
-        fig.data[SELECTED].update(x=ev.latency_s[i], y=ev.loss[i], text=labels, textposition=sides)
+        fig.data[SELECTED].update(x=ev.latency_s[i], y=ev.loss[i], text=labels)
         budget = result.settings.latency_budget_s
         fig.layout.shapes[0].update(x0=budget, x1=budget)
-        fig.layout.annotations[-1].update(x=math.log10(budget), text=f" budget {budget:.3g} s")
+        # Explicit ranges: the labels are placed in pixels, which needs the axes' extent.
+        published = fig.data[PUBLISHED]
+        xs = [float(ev.latency_s.min()), float(ev.latency_s.max()), budget, *(published.x or ())]
+        ys = [float(ev.loss.min()), float(ev.loss.max()), *(published.y or ())]
+        x_range, y_range = log_range(xs), linear_range(ys, pad=0.12)
+        fig.layout.xaxis.range, fig.layout.yaxis.range = x_range, y_range
+        # Beyond a few, labels crowd the plot: the best MAX_LABELS are named, the table lists the rest.
+        points = [(float(ev.latency_s[j]), float(ev.loss[j]), text) for j, text in zip(i[:MAX_LABELS], labels)]
+        if published.visible:
+            points += list(zip(published.x, published.y, published.text))
+        # Built whole from the geometry: inside a batch_update the figure still reads its old annotations.
+        fig.layout.annotations = [
+            *self.geometry.titles(*_TITLES),
+            *self._label_annotations(points, min(len(labels), MAX_LABELS), budget, x_range, y_range),
+        ]
         # The law's curve over R at the top pick's N and D: the shape factor in isolation.
         top = int(i[0])
         N, D = float(ev.candidates.N[top]), float(ev.candidates.D[top])
@@ -523,6 +563,44 @@ class Dashboard:
             fig.data[LAW_CURVE].update(x=R, y=law.predict(np.full_like(R, N), np.full_like(R, D), R),
                                        name=f"law at N = {si_format(N)}, D = {si_format(D)} (the top pick's)")
         fig.data[ASPECT_SELECTED].update(x=ev.candidates.aspect_ratio[i], y=ev.loss[i], text=labels)
+
+    def _label_annotations(
+        self, points: list[tuple[float, float, str]], n_selected: int, budget: float, x_range: tuple, y_range: tuple
+    ) -> list[dict[str, Any]]:
+        """The budget's caption, then a label per point (selected shapes by rank, then published models).
+
+        Placed in pixels of the left plot (:func:`~morph.app.labels.place_labels`), best rank
+        first; a label with no free spot is left out (the table and the hover still name it).
+        """
+        width, height = self.geometry.plot_area()
+        to_px = lambda x, y: (  # noqa: E731 - one formula, used twice
+            (math.log10(x) - x_range[0]) / (x_range[1] - x_range[0]) * width,
+            (y_range[1] - y) / (y_range[1] - y_range[0]) * height,
+        )
+        caption = f"budget {budget:.3g} s"
+        bx = to_px(budget, y_range[1])[0]
+        cw, ch = label_size(caption)
+        right_side = bx + cw <= width
+        caption_box = (bx, 0.0, bx + cw, ch) if right_side else (bx - cw, 0.0, bx, ch)
+        annotations = [dict(xref="x", yref="y domain", x=math.log10(budget), y=1, text=caption, showarrow=False,
+                            xanchor="left" if right_side else "right", yanchor="top", xshift=3 if right_side else -3,
+                            font=dict(color=_ACCENT, size=11), name="budget")]
+        if not points:
+            return annotations
+        px = np.array([to_px(x, y) for x, y, _ in points])
+        texts = [t for _, _, t in points]
+        placement = place_labels(px[:, 0], px[:, 1], [label_size(t) for t in texts], (width, height),
+                                 obstacles=[caption_box])
+        for k in np.flatnonzero(placement.placed):
+            x, y, text = points[k]
+            annotations.append(dict(
+                xref="x", yref="y", x=math.log10(x), y=y, text=text, showarrow=True, arrowhead=0, arrowwidth=1,
+                arrowcolor="#888", axref="pixel", ayref="pixel",
+                ax=float(placement.x[k] - px[k, 0]), ay=float(placement.y[k] - px[k, 1]),
+                font=dict(size=11, color=_ACCENT if k < n_selected else "#2ca02c"),
+                bgcolor="rgba(255,255,255,0.85)", borderpad=1, name="label",
+            ))
+        return annotations
 
     def _published(self, result: _Result) -> pd.DataFrame:
         """The open 1B models at their measured latency, when the protocol matches theirs."""
@@ -628,21 +706,33 @@ class Dashboard:
     def _layout(self) -> widgets.VBox:
         c = self.controls
 
-        def column(title: str, names: Sequence[str]) -> widgets.VBox:
-            return widgets.VBox(
-                [widgets.HTML(f"<b>{html.escape(title)}</b>"), *(c[n] for n in names)],
-                layout=widgets.Layout(margin="0 16px 8px 0"),
-            )
+        def group(names: Sequence[str]) -> widgets.VBox:
+            readouts = {"params_min": "parameters", "params_max": "parameters", "tokens": "tokens", "flops": "FLOPs"}
+            return widgets.VBox([readout_box(c[n], readouts[n]) if n in readouts else c[n] for n in names])
 
-        controls = widgets.HBox(
-            [
-                column("Selection", ["latency_budget_s", "top_k"]),
-                column("Candidates and training", ["mode", "shapes", "params_min", "params_max", "tokens", "flops", "law"]),
-                column("Serving", ["hardware", "calibration", "dtype", "batch", "input_tokens", "output_tokens"]),
+        # Essentials first (on a phone they come before the plot); the rest folded away.
+        essentials = group(["latency_budget_s", "top_k", "hardware", "law", "shapes"])
+        advanced = widgets.Accordion(
+            children=[
+                group(["mode", "params_min", "params_max", "tokens", "flops"]),
+                group(["calibration", "dtype", "batch", "input_tokens", "output_tokens"]),
             ],
-            layout=widgets.Layout(flex_flow="row wrap"),
+            titles=("Advanced: candidates and training", "Advanced: serving"),
+            selected_index=None,
         )
-        root = widgets.VBox([self.messages, controls, self.figure, self.notes_html, self.price, self.table, self.share])
+        controls = widgets.VBox([widgets.HTML("<b>Choose</b>"), essentials, advanced])
+        controls.add_class("morph-controls")
+        figure_box = widgets.Box([self.figure])
+        figure_box.add_class("morph-figure-box")
+        main = widgets.VBox([widgets.HTML(HOW_TO_READ), figure_box, self.notes_html, self.price, self.table, self.share])
+        main.add_class("morph-main")
+        columns = widgets.HBox([controls, main])
+        columns.add_class("morph-columns")
+        # The page's layout follows the width of this box (a CSS container query,
+        # morph.app.layout): the same in a Voila page and in a JupyterLab cell.
+        body = widgets.Box([columns])
+        body.add_class("morph-body")
+        root = widgets.VBox([widgets.HTML(DASHBOARD_CSS), self.messages, body, self.probe])
         root.add_class("morph-dashboard")
         return root
 
