@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: dashboard lab test test-fast benchmarks browser clean strip
+.PHONY: dashboard lab test test-fast benchmarks browser clean strip binder-link
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,16 @@ $(VENV)/.test-installed: pyproject.toml | $(PY)
 dashboard: $(VENV)/.app-installed
 	$(VENV)/bin/morph serve
 
+# JupyterLab refuses to run as root without --allow-root (containers often run as root).
+# The lab's root is notebooks/, so the dashboard is at /voila/render/dashboard.ipynb.
 lab: $(VENV)/.app-installed
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+
+# The Binder badge for this repository, from its own git remote (origin on GitHub).
+binder-link:
+	@repo=$$(git remote get-url origin 2>/dev/null | sed -E 's#^(git@github\.com:|https://github\.com/)##; s#\.git$$##'); \
+	case "$$repo" in ""|*:*|*//*) echo "no GitHub remote 'origin': replace OWNER/REPO in README.md's Binder line by hand" >&2; exit 2;; esac; \
+	echo "[![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/$$repo/HEAD?urlpath=voila/render/notebooks/dashboard.ipynb)"
 
 # Browser tests need Debian's chromium; install it when missing and allowed.
 browser:

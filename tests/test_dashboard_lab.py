@@ -6,7 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+import urllib.error
+import urllib.request
 from typing import Iterator
 
 import pytest
@@ -41,6 +42,15 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory, browser) -> Iterator[st
         yield base
     finally:
         stop(process)
+
+
+def test_the_documented_lab_path_renders_the_dashboard(lab_server):
+    # `make lab` serves notebooks/ as the lab's root, as this server does: the README's path.
+    with urllib.request.urlopen(lab_server + "voila/render/dashboard.ipynb", timeout=120) as response:
+        assert response.status == 200 and "morph" in response.read().decode().lower()
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(lab_server + "voila/render/notebooks/dashboard.ipynb", timeout=60)
+    assert missing.value.code == 404
 
 
 def test_dashboard_reads_in_a_jupyterlab_cell(browser, lab_server):
