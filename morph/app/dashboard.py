@@ -72,6 +72,7 @@ from ..frontier import (
     price_of_speed,
     resolve_law,
     select,
+    speedup_reference,
 )
 from ..latency import PAPER_WORKLOAD
 from ..shapes import parameter_count
@@ -451,7 +452,8 @@ class Dashboard:
         if evaluation_changed:
             self.price.value = self._price_html(result)
             self.notes_html.value = self._notes_html(result)
-            self.share.frontier_csv = self.frontier_csv()
+        # Both downloads name the settings that produced them, the budget included.
+        self.share.frontier_csv = self.frontier_csv()
         self.share.selection_csv = self.selection_csv()
 
     def _initial_figure(self, result: _Result | None) -> go.Figure:
@@ -627,7 +629,7 @@ class Dashboard:
     def _table_html(self, result: _Result) -> str:
         sel, ev = result.selection, result.evaluation
         frame = sel.selected
-        deepest = int(np.argmax(ev.candidates.n_layers))
+        reference = speedup_reference(ev, int(sel.selected_index[0]))
         band = "loss_low" in frame
         loss = frame["loss"].map("{:.4f}".format)
         if band:
@@ -648,8 +650,9 @@ class Dashboard:
         within = int(np.count_nonzero(ev.latency_s <= sel.latency_budget_s))
         caption = (
             f"The {len(frame)} best by predicted loss ({result.settings.law_label}) of the {within} candidates "
-            f"within {sel.latency_budget_s:.3g} s ({len(ev):,} in all). Speed-up against the deepest candidate, "
-            f"{ev.candidates.labels(deepest)} ({ev.latency_s[deepest]:.3g} s)."
+            f"within {sel.latency_budget_s:.3g} s ({len(ev):,} in all). Speed-up against a conventional shape of "
+            f"the top pick's size (aspect ratio nearest 24x2048's): {_shape(ev, reference)} "
+            f"({ev.latency_s[reference]:.3g} s)."
         )
         # pandas escapes every cell and header; the style sheet sits next to the table (.morph-table is its box).
         return (
@@ -662,13 +665,13 @@ class Dashboard:
         ev = result.evaluation
         table = price_of_speed(ev, (2.0,))
         best = int(np.argmin(ev.loss))
-        best_text = f"{ev.candidates.labels(best)} ({ev.latency_s[best]:.3g} s, loss {ev.loss[best]:.4f})"
+        best_text = f"{_shape(ev, best)} ({ev.latency_s[best]:.3g} s, loss {ev.loss[best]:.4f})"
         row = table.iloc[0]
         if not np.isfinite(row["loss_penalty"]):
             text = f"Price of speed: no candidate here is 2x faster than the best-loss shape, {best_text}."
         else:
             text = (
-                f"Price of speed: a 2x faster model ({row['label']}, {row['latency_s']:.3g} s) costs "
+                f"Price of speed: a 2x faster model ({_shape(ev, int(row['index']))}, {row['latency_s']:.3g} s) costs "
                 f"{row['loss_penalty']:+.4f} in predicted loss ({row['relative_penalty'] * 100:+.2f}%) "
                 f"against the best-loss shape here, {best_text}."
             )
@@ -694,12 +697,30 @@ class Dashboard:
     # -- exports ---------------------------------------------------------------------------
 
     def frontier_csv(self) -> str:
-        """The current Pareto frontier (fastest first) as CSV text; empty before a first result."""
-        return "" if self.selection is None else self.selection.frontier.to_csv(index=False)
+        """The current Pareto frontier (fastest first) as CSV text; empty before a first result.
+
+        The table follows ``# key: value`` lines naming the settings that produced it
+        (read them back with :func:`morph.data.split_provenance`).
+        """
+        return "" if self.selection is None else self._provenance() + self.selection.frontier.to_csv(index=False)
 
     def selection_csv(self) -> str:
-        """The current selection (best first) as CSV text; empty before a first result."""
-        return "" if self.selection is None else self.selection.selected.to_csv(index=False)
+        """The current selection (best first) as CSV text, after its settings; empty before a first result."""
+        return "" if self.selection is None else self._provenance() + self.selection.selected.to_csv(index=False)
+
+    def _provenance(self) -> str:
+        s = self._result.settings if self._result is not None else self.settings
+        w = s.workload
+        lines = {
+            "source": "Morph dashboard",
+            "settings": s.to_query() or "the defaults (the paper's choice of Morph-1B)",
+            "law": s.law_label,
+            "latency_budget_s": f"{s.latency_budget_s:g}",
+            "workload": f"{setting_choices()['hardware'][s.hardware]}, {w.dtype}, batch {w.batch}, {w.input_tokens} prompt tokens, "
+                        f"{w.output_tokens} output tokens",
+        }
+        # One line each; a newline in a value would end the header early.
+        return "".join(f"# {key}: {' '.join(str(value).split())}\n" for key, value in lines.items())
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -735,6 +756,11 @@ class Dashboard:
         root = widgets.VBox([widgets.HTML(DASHBOARD_CSS), self.messages, body, self.probe])
         root.add_class("morph-dashboard")
         return root
+
+
+def _shape(evaluation: Evaluation, index: int) -> str:
+    """A candidate named by its shape, ``12x3072`` (layers x width): what a reader can compare."""
+    return f"{int(evaluation.candidates.n_layers[index])}x{int(evaluation.candidates.d_model[index])}"
 
 
 def _run_traces() -> list[go.Scatter]:
