@@ -12,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from morph import PRESETS, hardware_presets, load_candidates, load_runs, parameter_count, preset
-from morph.app.dashboard import CLOUD, FRONTIER, LAW_CURVE, PUBLISHED, RUNS, SELECTED, Dashboard, thin_points
+from morph.app.dashboard import (
+    CLOUD, FRONTIER, LAW_CURVE, PUBLISHED, RUNS, SELECTED, Dashboard, supported_precision, thin_points,
+)
 from morph.app.settings import BATCH_LADDER, FIT_B, TOKEN_LADDER, DashboardSettings, settings_from_query
 from morph.data import split_provenance
 from morph.frontier import candidates_from_table, evaluate_candidates, price_of_speed, select, speedup_reference
@@ -102,15 +104,25 @@ def test_an_impossible_target_shows_why_and_keeps_the_last_view(dashboard):
 def test_bad_settings_in_controls_are_messages_not_exceptions(dashboard):
     dashboard.set_controls(params_min=3e9, params_max=2e9)
     assert dashboard.messages.level == "error" and "parameter range" in dashboard.messages.text
+    # The CPU has no bf16 figure: the precision follows (to fp32), and what remains is a budget the page can relax.
     dashboard.set_controls(params_min=1e9, params_max=2e9, hardware="cpu")
-    assert dashboard.messages.level == "error" and "bf16" in dashboard.messages.text
-    dashboard.set_controls(dtype="fp32")
+    assert dashboard.controls["dtype"].value == "fp32" and dashboard.settings.dtype == "fp32"
     assert dashboard.messages.level == "error" and "no candidate meets the 2 s latency budget" in dashboard.messages.text
     dashboard.set_controls(latency_budget_s=500.0)
     assert dashboard.messages.level is None
     assert dashboard.evaluation.settings["hardware"] == "cpu" and dashboard.evaluation.settings["dtype"] == "fp32"
     with pytest.raises(Exception, match="unknown setting"):
         dashboard.set_controls(colour="red")
+
+
+def test_a_link_to_the_cpu_gets_a_precision_it_supports():
+    board = Dashboard.from_query("hardware=cpu&latency=500", bootstrap=5)
+    assert board.settings.dtype == "fp32" and board.controls["dtype"].value == "fp32"
+    assert board.messages.level == "warning" and "precision is fp32" in board.messages.text
+    assert board.evaluation.settings["dtype"] == "fp32"
+    # A GPU keeps the precision asked for.
+    assert supported_precision(DashboardSettings(hardware="h100-sxm", dtype="bf16")) == (
+        DashboardSettings(hardware="h100-sxm", dtype="bf16"), None)
 
 
 def test_compute_budget_mode_trains_each_shape_on_flops_over_6n(dashboard):

@@ -34,7 +34,6 @@ import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from numpy.typing import NDArray
 from plotly.subplots import make_subplots
 
 
@@ -59,7 +58,7 @@ def _left_out(module: str) -> Iterator[None]:
 with _left_out("rfc3987_syntax"):
     from plotly.graph_objs import FigureWidget
 
-from ..data import load_candidates, load_models_1b, load_runs
+from ..data import load_candidates, load_models_1b
 from ..errors import MorphError, SelectionError
 from ..fitting import FitResult, fit
 from ..frontier import (
@@ -76,6 +75,7 @@ from ..frontier import (
 )
 from ..latency import PAPER_WORKLOAD
 from ..shapes import parameter_count
+from .dashboard_parts import run_traces, shape_name, supported_precision, thin_points
 from .figures import si_format
 from .labels import label_size, place_labels
 from .layout import DASHBOARD_CSS, HOW_TO_READ, FigureGeometry, WidthProbe, figure_geometry, linear_range, log_range
@@ -92,32 +92,7 @@ from .settings import (
 from .sharebar import ShareBar
 from .ui import MessageBar, guarded
 
-__all__ = ["Dashboard", "thin_points"]
-
-
-# --- drawing helpers --------------------------------------------------------------------------
-
-
-def thin_points(x: NDArray, y: NDArray, max_points: int, log_x: bool = True) -> NDArray[np.int64]:
-    """Indices of at most about ``max_points`` points that draw the same cloud as all of them.
-
-    The plane is cut into a grid of about ``max_points`` cells (``x`` in log
-    scale when ``log_x``) and the first point of each occupied cell is kept:
-    the outline of the cloud and its isolated points survive, dense regions
-    are thinned. Returns every index when there are few enough points.
-    """
-    n = x.size
-    if n <= max_points:
-        return np.arange(n, dtype=np.int64)
-    side = max(1, int(math.sqrt(max_points)))
-    u = np.log(x) if log_x else np.asarray(x, dtype=np.float64)
-
-    def cell(v: NDArray) -> NDArray[np.int64]:
-        span = float(v.max() - v.min()) or 1.0
-        return np.minimum(((v - v.min()) / span * side).astype(np.int64), side - 1)
-
-    _, first = np.unique(cell(u) * side + cell(np.asarray(y, dtype=np.float64)), return_index=True)
-    return np.sort(first).astype(np.int64)
+__all__ = ["Dashboard", "supported_precision", "thin_points"]
 
 
 # --- the share bar (browser side) ------------------------------------------------------------
@@ -200,6 +175,8 @@ class Dashboard:
         self.bootstrap = int(bootstrap)
         self.max_cloud_points = int(max_cloud_points)
         settings, adjusted = (settings or DashboardSettings()).normalized()
+        settings, note = supported_precision(settings)
+        adjusted = adjusted + ([note] if note else [])
         self.settings = settings
         self.evaluation: Evaluation | None = None
         self.selection: Selection | None = None
@@ -346,12 +323,21 @@ class Dashboard:
         self.controls["flops"].disabled = mode != "compute"
 
     def _apply_controls(self, change: Any = None) -> None:
-        settings = self._read_controls()
+        settings, note = supported_precision(self._read_controls())
+        if note:
+            # Move the control too, so the page shows the precision in use.
+            self.controls["dtype"].unobserve(self._on_control, names="value")
+            try:
+                self.controls["dtype"].value = settings.dtype
+            finally:
+                self.controls["dtype"].observe(self._on_control, names="value")
         self.settings = settings
         self.share.query = settings.to_query()
         self._toggle_budget_controls(settings.mode)
         result = self._compute(settings)
         self._commit(result, draw_figure=True)
+        if note:
+            self.messages.show(note, "info")
 
     def set_controls(self, **changes: Any) -> None:
         """Move several controls at once, as a user would, then update once.
@@ -478,7 +464,7 @@ class Dashboard:
                                  marker=dict(size=11, color=_ACCENT, symbol="circle-open", line=dict(width=2)),
                                  hovertemplate=hover_candidate.replace("latency %{x:.3f} s", "R %{x:.0f}")),
                       row=1, col=2)
-        for trace in _run_traces():
+        for trace in run_traces():
             fig.add_trace(trace, row=1, col=2)
         fig.update_xaxes(type="log", title_text="predicted latency of one call (s)", row=1, col=1)
         fig.update_yaxes(title_text="predicted loss (nats/token)", row=1, col=1)
@@ -651,7 +637,7 @@ class Dashboard:
         caption = (
             f"The {len(frame)} best by predicted loss ({result.settings.law_label}) of the {within} candidates "
             f"within {sel.latency_budget_s:.3g} s ({len(ev):,} in all). Speed-up against a conventional shape of "
-            f"the top pick's size (aspect ratio nearest 24x2048's): {_shape(ev, reference)} "
+            f"the top pick's size (aspect ratio nearest 24x2048's): {shape_name(ev, reference)} "
             f"({ev.latency_s[reference]:.3g} s)."
         )
         # pandas escapes every cell and header; the style sheet sits next to the table (.morph-table is its box).
@@ -665,13 +651,13 @@ class Dashboard:
         ev = result.evaluation
         table = price_of_speed(ev, (2.0,))
         best = int(np.argmin(ev.loss))
-        best_text = f"{_shape(ev, best)} ({ev.latency_s[best]:.3g} s, loss {ev.loss[best]:.4f})"
+        best_text = f"{shape_name(ev, best)} ({ev.latency_s[best]:.3g} s, loss {ev.loss[best]:.4f})"
         row = table.iloc[0]
         if not np.isfinite(row["loss_penalty"]):
             text = f"Price of speed: no candidate here is 2x faster than the best-loss shape, {best_text}."
         else:
             text = (
-                f"Price of speed: a 2x faster model ({_shape(ev, int(row['index']))}, {row['latency_s']:.3g} s) costs "
+                f"Price of speed: a 2x faster model ({shape_name(ev, int(row['index']))}, {row['latency_s']:.3g} s) costs "
                 f"{row['loss_penalty']:+.4f} in predicted loss ({row['relative_penalty'] * 100:+.2f}%) "
                 f"against the best-loss shape here, {best_text}."
             )
@@ -756,35 +742,3 @@ class Dashboard:
         root = widgets.VBox([widgets.HTML(DASHBOARD_CSS), self.messages, body, self.probe])
         root.add_class("morph-dashboard")
         return root
-
-
-def _shape(evaluation: Evaluation, index: int) -> str:
-    """A candidate named by its shape, ``12x3072`` (layers x width): what a reader can compare."""
-    return f"{int(evaluation.candidates.n_layers[index])}x{int(evaluation.candidates.d_model[index])}"
-
-
-def _run_traces() -> list[go.Scatter]:
-    """The paper's 76 runs: markers coloured by size, and thin lines joining each size's runs at one budget.
-
-    Two traces rather than one per size: every trace adds a legend entry that
-    plotly lays out again on each redraw, and redraws follow the slider.
-    """
-    runs = load_runs().sort_values(["N", "budget_label", "aspect_ratio"])
-    xs: list[float | None] = []
-    ys: list[float | None] = []
-    for _, group in runs.groupby(["size_label", "budget_label"], sort=False):
-        group = group.sort_values("aspect_ratio")
-        xs += group["aspect_ratio"].tolist() + [None]
-        ys += group["loss"].tolist() + [None]
-    lines = go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="rgba(90,90,90,0.35)", width=1),
-                       hoverinfo="skip", showlegend=False, name="runs of one size and budget")
-    labels = runs["run"] + " (" + runs["size_label"] + ", " + runs["budget_label"] + ")"
-    markers = go.Scatter(
-        x=runs["aspect_ratio"].to_numpy(), y=runs["loss"].to_numpy(), text=labels.tolist(), mode="markers",
-        name="the paper's 76 runs (colour: size)",
-        marker=dict(size=7, color=np.log10(runs["N"].to_numpy()), colorscale="Viridis", cmin=7.8, cmax=9.3,
-                    colorbar=dict(title=dict(text="N", side="right"), x=1.0, len=0.75, thickness=10,
-                                  tickvals=[8, 8.5, 9], ticktext=["100M", "316M", "1B"])),
-        hovertemplate="%{text}<br>R %{x:.0f}<br>loss %{y:.4f}<extra></extra>",
-    )
-    return [lines, markers]
