@@ -5,20 +5,25 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+# Exact versions the suite passed with, used as pip constraints: `make lock` refreshes them.
+LOCK := requirements.lock
+# numpy's AVX-512 kernels, switched off to run the suite on the AVX2 path (any CPU accepts the list).
+NO_AVX512 := AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR AVX512VL AVX512BW \
+  AVX512DQ AVX512VNNI AVX512IFMA AVX512VBMI AVX512VBMI2 AVX512BITALG AVX512VPOPCNTDQ AVX512BF16 AVX512FP16 X86_V4
 
-.PHONY: dashboard lab test test-fast benchmarks browser clean strip binder-link
+.PHONY: dashboard lab test test-fast test-no-avx512 benchmarks browser clean strip lock binder-link
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
 
-# Stamps re-run the install whenever pyproject.toml changes.
-$(VENV)/.app-installed: pyproject.toml | $(PY)
-	$(PIP) -e '.[app]'
+# Stamps re-run the install whenever pyproject.toml or the lock changes.
+$(VENV)/.app-installed: pyproject.toml $(LOCK) | $(PY)
+	$(PIP) -c $(LOCK) -e '.[app]'
 	@touch $@
 
-$(VENV)/.test-installed: pyproject.toml | $(PY)
-	$(PIP) -e '.[app,test,measure]'
+$(VENV)/.test-installed: pyproject.toml $(LOCK) | $(PY)
+	$(PIP) -c $(LOCK) -e '.[app,test,measure]'
 	@touch $@ $(VENV)/.app-installed
 
 dashboard: $(VENV)/.app-installed
@@ -48,8 +53,24 @@ test: $(VENV)/.test-installed browser
 test-fast: $(VENV)/.test-installed
 	$(PY) -m pytest -m "not browser and not notebooks and not slow"
 
+# The same tests on numpy's other SIMD path: a result that holds on one kind of CPU only fails here.
+test-no-avx512: $(VENV)/.test-installed
+	NPY_DISABLE_CPU_FEATURES="$(NO_AVX512)" $(PY) -m pytest -m "not browser and not notebooks"
+
+# Re-resolve pyproject.toml in a fresh environment, write the lock, print what changed.
+lock:
+	rm -rf build/lock-venv
+	$(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	build/lock-venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[app,test,measure]'
+	build/lock-venv/bin/python -m pip freeze --exclude-editable | build/lock-venv/bin/python tools/lock.py $(LOCK)
+	rm -rf build/lock-venv
+
+# Every script exits 1 when it misses a target: run them all, then fail if any did.
 benchmarks: $(VENV)/.test-installed
-	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@failed=""; for script in benchmarks/bench_*.py; do echo "== $$script"; \
+	  $(PY) $$script || failed="$$failed $$script"; done; \
+	if [ -n "$$failed" ]; then echo "missed a target or failed:$$failed"; exit 1; fi
 
 strip: $(VENV)/.test-installed
 	$(VENV)/bin/nbstripout notebooks/*.ipynb

@@ -11,7 +11,8 @@ its two views in two FigureWidgets instead of one (each FigureWidget sends its
 own ~5 MB of JavaScript to the page).
 
 Needs Debian's ``chromium`` on the PATH. Run:
-``python benchmarks/bench_dashboard.py [--cold 3] [--moves 20] [--compare-layouts]``
+``python benchmarks/bench_dashboard.py [--cold 3] [--moves 20] [--compare-layouts] [--json]``.
+Exits 1 when a target is missed, 2 without chromium; ``--json`` prints the figures as JSON.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -32,6 +32,7 @@ import urllib.request
 from pathlib import Path
 
 import morph
+from _report import Report, machine
 from morph.cli.serve import dashboard_notebook, voila_command
 
 CHROMIUM_ARGS = [
@@ -182,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--moves", type=int, default=20, help="slider moves to time (default 20)")
     parser.add_argument("--pause-ms", type=int, default=300, help="pause before each move (default 300)")
     parser.add_argument("--compare-layouts", action="store_true", help="also time two FigureWidgets instead of one")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
     chromium = shutil.which("chromium")
     if not chromium:
@@ -189,14 +191,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from playwright.sync_api import sync_playwright
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"python {platform.python_version()}, morph {morph.__version__}; load average before: {load_average()}")
+    report = Report("bench_dashboard", args.json)
+    report.say(f"machine: {machine()}, morph {morph.__version__}; load average before: {load_average()}")
     notebook = dashboard_notebook()
     with sync_playwright() as playwright, tempfile.TemporaryDirectory() as scratch:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         cold = [cold_load(browser, notebook) for _ in range(args.cold)]
-        print(f"cold load to interactive: median {statistics.median(cold):.2f} s over {len(cold)} fresh servers "
-              f"({', '.join(f'{t:.2f}' for t in cold)}) (target < 6 s)")
+        report.target("cold load to interactive, median", statistics.median(cold), 6.0, "s")
+        report.say(f"cold load to interactive: median {statistics.median(cold):.2f} s over {len(cold)} fresh servers "
+                   f"({', '.join(f'{t:.2f}' for t in cold)}) (target < 6 s)")
         if args.compare_layouts:
             separate = Path(scratch) / "dashboard.ipynb"
             payload = json.loads(notebook.read_text())
@@ -208,15 +211,23 @@ def main(argv: list[str] | None = None) -> int:
                 for name, (path, figures) in layouts.items():
                     results[name].append(cold_load(browser, path, figures))
             for name, times in results.items():
-                print(f"  {name}: median {statistics.median(times):.2f} s ({', '.join(f'{t:.2f}' for t in times)})")
+                report.figure(f"cold load, {name}, median", statistics.median(times), "s")
+                report.say(f"  {name}: median {statistics.median(times):.2f} s "
+                           f"({', '.join(f'{t:.2f}' for t in times)})")
         for pause, what in ((args.pause_ms, f"one at a time ({args.pause_ms} ms apart)"), (0, "back to back")):
             moves = sorted(slider_moves(browser, notebook, args.moves, pause))
-            print(f"latency slider to redrawn frontier, {what}: median {statistics.median(moves):.0f} ms, "
-                  f"90th percentile {moves[int(0.9 * (len(moves) - 1))]:.0f} ms, worst {moves[-1]:.0f} ms "
-                  f"over {len(moves)} moves" + (" (target < 150 ms)" if pause else ""))
+            median, p90 = statistics.median(moves), moves[int(0.9 * (len(moves) - 1))]
+            if pause:
+                report.target("slider to redrawn frontier, one at a time, median", median, 150.0, "ms")
+            else:
+                report.figure("slider to redrawn frontier, back to back, median", median, "ms")
+            report.figure(f"slider to redrawn frontier, {'one at a time' if pause else 'back to back'}, p90", p90, "ms")
+            report.say(f"latency slider to redrawn frontier, {what}: median {median:.0f} ms, "
+                       f"90th percentile {p90:.0f} ms, worst {moves[-1]:.0f} ms "
+                       f"over {len(moves)} moves" + (" (target < 150 ms)" if pause else ""))
         browser.close()
-    print(f"load average after: {load_average()}")
-    return 0
+    report.say(f"load average after: {load_average()}")
+    return report.finish()
 
 
 if __name__ == "__main__":

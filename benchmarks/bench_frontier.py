@@ -5,18 +5,21 @@ for every candidate, the (latency, loss) Pareto frontier, and the top-k under
 the latency budget. The candidate enumeration is timed separately (it runs
 only when the parameter range changes).
 
-Run: ``python benchmarks/bench_frontier.py``
+Run: ``python benchmarks/bench_frontier.py [--json]``. Exits 1 when the target
+grid has fewer than 100,000 shapes or its evaluation misses 20 ms.
 """
 
 from __future__ import annotations
 
-import platform
+import argparse
 import statistics
+import sys
 import time
 
 import numpy as np
 
 import morph
+from _report import Report, machine
 from morph.frontier import candidates_from_range, evaluate_candidates, pareto_frontier, select
 
 
@@ -36,7 +39,7 @@ GRIDS = [
 ]
 
 
-def time_grid(label: str, params_min: float, params_max: float, options: dict) -> None:
+def time_grid(report: Report, label: str, params_min: float, params_max: float, options: dict) -> None:
     enumerate_ms = _median_ms(lambda: candidates_from_range(params_min, params_max, 2e11, **options), repeat=10)
     candidates = candidates_from_range(params_min, params_max, 2e11, **options)
 
@@ -50,20 +53,30 @@ def time_grid(label: str, params_min: float, params_max: float, options: dict) -
     loss_ms = _median_ms(lambda: morph.preset("bian2025").predict(
         candidates.N.astype(float), candidates.D, candidates.aspect_ratio), repeat=30)
     pareto_ms = _median_ms(lambda: pareto_frontier(evaluation.latency_s, evaluation.loss), repeat=30)
-    print(f"{label}: {len(candidates):,} shapes with {params_min:.0e} to {params_max:.0e} parameters "
-          f"(enumeration {enumerate_ms:.1f} ms)")
-    print(f"  one evaluation (loss + latency + frontier + top-5): {total_ms:.1f} ms, median of 30"
-          + (" (target < 20 ms)" if label == "target" else ""))
-    print(f"  of which loss {loss_ms:.1f} ms, Pareto frontier {pareto_ms:.1f} ms; "
-          f"frontier size {len(pareto_frontier(evaluation.latency_s, evaluation.loss))}")
+    frontier_size = len(pareto_frontier(evaluation.latency_s, evaluation.loss))
+    if label == "target":
+        report.target(f"{label}: shapes", len(candidates), 100_000, "shapes", below=False)
+        report.target(f"{label}: one evaluation", total_ms, 20.0, "ms")
+    else:
+        report.figure(f"{label}: shapes", len(candidates), "shapes")
+        report.figure(f"{label}: one evaluation", total_ms, "ms")
+    report.figure(f"{label}: enumeration", enumerate_ms, "ms")
+    report.say(f"{label}: {len(candidates):,} shapes with {params_min:.0e} to {params_max:.0e} parameters "
+               f"(enumeration {enumerate_ms:.1f} ms)")
+    report.say(f"  one evaluation (loss + latency + frontier + top-5): {total_ms:.1f} ms, median of 30"
+               + (" (target < 20 ms)" if label == "target" else ""))
+    report.say(f"  of which loss {loss_ms:.1f} ms, Pareto frontier {pareto_ms:.1f} ms; frontier size {frontier_size}")
 
 
-def main() -> None:
-    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}, "
-          f"numpy {np.__version__}, morph {morph.__version__}")
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    report = Report("bench_frontier", parser.parse_args().json)
+    report.say(f"machine: {machine()}, morph {morph.__version__}")
     for grid in GRIDS:
-        time_grid(*grid)
+        time_grid(report, *grid)
+    return report.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,42 +1,32 @@
 """Time to predict generation latency for 100,000 shapes (target: under 10 ms).
 
-Run:  python benchmarks/bench_latency.py [--shapes N] [--repeats R]
+Run:  python benchmarks/bench_latency.py [--shapes N] [--repeats R] [--json]
 
 Prints the median and fastest of R timed calls of ``predict_latency`` (after
 one warm-up call), each reading ``latency_s``, and a line describing the machine.
+Exits 1 when the median misses the target; ``--json`` prints the figures as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
+import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
+from _report import Report, machine
 from morph.latency import predict_latency
 
 
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
-
-
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
+    report = Report("bench_latency", args.json)
 
     rng = np.random.default_rng(0)
     n_layers = rng.integers(1, 97, args.shapes)
@@ -51,10 +41,13 @@ def main() -> None:
         prediction.latency_s.sum()
         timings.append(time.perf_counter() - start)
     median = statistics.median(timings)
-    print(f"predict_latency, {args.shapes:,} shapes: median {1e3 * median:.2f} ms, fastest {1e3 * min(timings):.2f} ms "
-          f"over {args.repeats} runs ({'meets' if median < 0.010 else 'MISSES'} the 10 ms target)")
-    print(f"machine: {machine()}")
+    met = report.target(f"predict_latency median, {args.shapes} shapes", 1e3 * median, 10.0, "ms")
+    report.figure(f"predict_latency fastest, {args.shapes} shapes", 1e3 * min(timings), "ms")
+    report.say(f"predict_latency, {args.shapes:,} shapes: median {1e3 * median:.2f} ms, fastest "
+               f"{1e3 * min(timings):.2f} ms over {args.repeats} runs ({'meets' if met else 'MISSES'} the 10 ms target)")
+    report.say(f"machine: {machine()}")
+    return report.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,17 +12,19 @@ Prints percentiles of both times and the memory per kernel. The browser runs
 on the same machine as the server, so on 2 cores these figures include its
 cost too: an upper bound on what remote viewers would see.
 
-Needs Debian's ``chromium``. Run: ``python benchmarks/bench_load.py [--sessions 8] [--moves 10]``
+Needs Debian's ``chromium``. Run:
+``python benchmarks/bench_load.py [--sessions 8] [--moves 10] [--json]``. Exits 1
+unless every session becomes interactive and every slider move is answered
+(within 30 s each); ``--json`` prints the figures as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import shutil
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
 import morph
+from _report import Report, machine
 from bench_dashboard import CHROMIUM_ARGS, READY, TIMER, load_average, start_server, stop
 from morph.cli.serve import dashboard_notebook
 
@@ -104,7 +107,7 @@ async def move_slider(state: dict) -> list[float]:
     return [float(t) for t in times]
 
 
-async def run(sessions: int, moves: int, pause_ms: int) -> None:
+async def run(report: Report, sessions: int, moves: int, pause_ms: int) -> None:
     process, url = start_server(dashboard_notebook())
     try:
         async with async_playwright() as playwright:
@@ -122,26 +125,42 @@ async def run(sessions: int, moves: int, pause_ms: int) -> None:
         stop(process)
     interactive = np.array([s["interactive_s"] for s in states])
     slider = np.array(slider_ms)
-    print(f"sessions: {sessions} concurrent, all interactive: {len(states)}/{sessions}; "
-          f"slider moves answered within {MOVE_TIMEOUT_MS // 1000} s: {slider.size}/{sessions * moves}")
-    print(f"time to interactive (s): median {np.median(interactive):.1f}, p90 {np.percentile(interactive, 90):.1f}, "
-          f"max {interactive.max():.1f}")
-    print(f"slider to redrawn frontier (ms), {pause_ms} ms between presses: median {np.median(slider):.0f}, "
-          f"p90 {np.percentile(slider, 90):.0f}, p99 {np.percentile(slider, 99):.0f}, max {slider.max():.0f}")
-    print(f"memory: {len(kernels)} kernels, {statistics.mean(kernels):.0f} MB each on average "
-          f"(max {max(kernels):.0f} MB); the Voila server {server_mb:.0f} MB")
+    kernels = kernels or [float("nan")]
+    report.target("sessions interactive", len(states), sessions, "sessions", below=False)
+    report.target("slider moves answered within 30 s", slider.size, sessions * moves, "moves", below=False)
+    report.figure("time to interactive, median", float(np.median(interactive)), "s")
+    report.figure("time to interactive, max", float(interactive.max()), "s")
+    report.figure("slider to redrawn frontier, median", float(np.median(slider)) if slider.size else float("nan"), "ms")
+    report.figure("slider to redrawn frontier, p90", float(np.percentile(slider, 90)) if slider.size else float("nan"),
+                  "ms")
+    report.figure("memory per kernel, mean", statistics.mean(kernels), "MB")
+    report.figure("memory of the Voila server", server_mb, "MB")
+    report.say(f"sessions: {sessions} concurrent, all interactive: {len(states)}/{sessions}; "
+               f"slider moves answered within {MOVE_TIMEOUT_MS // 1000} s: {slider.size}/{sessions * moves}")
+    report.say(f"time to interactive (s): median {np.median(interactive):.1f}, "
+               f"p90 {np.percentile(interactive, 90):.1f}, max {interactive.max():.1f}")
+    if slider.size:
+        report.say(f"slider to redrawn frontier (ms), {pause_ms} ms between presses: median {np.median(slider):.0f}, "
+                   f"p90 {np.percentile(slider, 90):.0f}, p99 {np.percentile(slider, 99):.0f}, max {slider.max():.0f}")
+    report.say(f"memory: {len(kernels)} kernels, {statistics.mean(kernels):.0f} MB each on average "
+               f"(max {max(kernels):.0f} MB); the Voila server {server_mb:.0f} MB")
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--moves", type=int, default=10)
     parser.add_argument("--pause-ms", type=int, default=300, help="between key presses in each session")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"python {platform.python_version()}, morph {morph.__version__}; load average before: {load_average()}")
-    asyncio.run(run(args.sessions, args.moves, args.pause_ms))
+    if not shutil.which("chromium"):
+        print("chromium not found: install Debian's chromium (apt-get install chromium)", file=sys.stderr)
+        return 2
+    report = Report("bench_load", args.json)
+    report.say(f"machine: {machine()}, morph {morph.__version__}; load average before: {load_average()}")
+    asyncio.run(run(report, args.sessions, args.moves, args.pause_ms))
+    return report.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -23,6 +23,9 @@ one way: each layer below uses only the layers above it in this list.
 - :mod:`morph.lifetime`: training plus serving cost (FLOPs and GPU-hours);
 - :mod:`morph.speculative`: speculative decoding: speed-up and best lookahead of draft models,
   draft shape selection, a Monte Carlo check of the closed form;
+- :mod:`morph.reproduce`: the paper's published numbers against the computed ones, each within
+  the tolerance the computation supports;
+- :mod:`morph.userdata`: the per-user data folder where saved calibrations go.
 - :mod:`morph.cli`: the ``morph`` command, one module per subcommand.
 
 Everything a person looks at is :mod:`morph.app` (the ``app`` extra; ``import morph`` never

@@ -31,6 +31,22 @@ CHROMIUM_ARGS = [
 ]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def user_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The per-user data folder (``MORPH_DATA_HOME``) is a temporary one: tests never touch the real one.
+
+    Set in the environment, so subprocesses and notebook kernels inherit it.
+    """
+    folder = tmp_path_factory.mktemp("morph-data-home")
+    previous = os.environ.get("MORPH_DATA_HOME")
+    os.environ["MORPH_DATA_HOME"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("MORPH_DATA_HOME", None)
+    else:
+        os.environ["MORPH_DATA_HOME"] = previous
+
+
 def free_port() -> int:
     """A TCP port nothing listens on now (never assume 8866 is free)."""
     with socket.socket() as s:

@@ -11,7 +11,7 @@ from scipy.optimize import minimize
 
 from morph import FitError, fit, load_runs, preset
 from morph.laws import ChinchillaLaw, InferenceEfficientLaw, UShapedLaw
-from morph.metrics import evaluate, relative_error, spearman
+from morph.metrics import evaluate, relative_error
 from morph.robust import LogSpaceModel
 
 
@@ -20,56 +20,28 @@ def runs() -> pd.DataFrame:
     return load_runs()
 
 
-# PAPER.md section 5: fit set, law, variant -> (test MSE over all 76 runs, test R^2)
-PAPER_TABLE = [
-    ("in_fit_B", "inference-efficient", "tied", 0.000554, 0.998237),
-    ("in_fit_B", "chinchilla", "tied", 0.003296, 0.989512),
-    ("in_fit_A", "inference-efficient", "tied", 0.116513, 0.629287),
-    ("in_fit_A", "chinchilla", "tied", 0.98245, -2.125895),
-    ("in_fit_T1", "inference-efficient", "tied", 0.00083567, 0.997341),
-    ("in_fit_T1", "chinchilla", "tied", 0.019833, 0.936896),
-    ("in_fit_B", "inference-efficient", "nonequal", 0.000487, 0.998451),
-]
+# The paper's numbers and each one's tolerance live in data/paper_numbers.csv
+# (morph.reproduce explains the tolerances); tests/test_reproduce.py checks
+# every one. Here: what the numbers alone do not show.
 
 
-def _digits(value: float) -> int:
-    text = f"{value:f}".rstrip("0")
-    return len(text.split(".")[1]) if "." in text else 0
-
-
-@pytest.mark.parametrize("fit_set, law, variant, paper_mse, paper_r2", PAPER_TABLE)
-def test_paper_table_is_reproduced_to_the_digits_given(runs, fit_set, law, variant, paper_mse, paper_r2):
-    result = fit(runs, law, variant, method="paper", fit_set=fit_set)
-    test = result.metrics()["all"]
-    assert test.n == 76
-    # The paper prints MSE to 6 significant digits where < 0.001 and fixed decimals otherwise.
-    assert float(f"{test.mse:.{max(_digits(paper_mse), 0)}f}") == pytest.approx(paper_mse, abs=1e-12) or (
-        float(f"{test.mse:.5g}") == paper_mse
-    )
-    assert round(test.r2, _digits(paper_r2)) == pytest.approx(paper_r2, abs=1e-12)
-
-
-def test_fit_b_parameters_match_the_paper(runs):
+def test_fit_b_ties_its_exponents_and_converges_cleanly(runs):
     result = fit(runs, fit_set="in_fit_B")
-    paper = dict(A=54753.967, B=778337.30, E=2.4475097, alpha=0.61457321, eps=0.0011462109)
-    for name, value in paper.items():
-        assert result.params[name] == pytest.approx(value, rel=2e-5), name
     assert result.params["beta"] == result.params["gamma"] == result.params["alpha"]
     assert result.n_fit == 27 and result.success and result.warnings == []
 
 
-def test_one_billion_relative_errors_and_rank_correlation(runs):
+def test_one_billion_runs_are_the_four_trained_candidates(runs):
     big = (runs["size_label"] == "1B").to_numpy()
     assert list(runs.loc[big, "variant"]) == ["1B_v1", "1B_v3", "1B_v6", "1B_v8"]
-    ie = fit(runs, "inference-efficient", fit_set="in_fit_B")
+    assert list(runs.loc[big, "n_layers"]) == [24, 16, 12, 12]
+    assert list(runs.loc[big, "d_model"]) == [2048, 2560, 2816, 3072]
+    # Chinchilla sees only N and D: at one D its ranking follows N alone, hence its
+    # rank correlation of -0.4 (the paper's) while the shape-aware law ranks them right.
     ch = fit(runs, "chinchilla", fit_set="in_fit_B")
-    loss = runs.loc[big, "loss"].to_numpy()
-    ie_err = relative_error(loss, ie.predictions[big]) * 100
-    ch_err = relative_error(loss, ch.predictions[big]) * 100
-    assert np.round(ie_err, 3).tolist() == [0.695, 0.902, 0.916, 1.146]
-    assert np.round(ch_err, 3).tolist() == [2.754, 3.413, 3.977, 4.096]
-    assert spearman(loss, ie.predictions[big]) == pytest.approx(1.0)
-    assert spearman(loss, ch.predictions[big]) == pytest.approx(-0.4)
+    order_by_prediction = np.argsort(ch.predictions[big])
+    order_by_size = np.argsort(-runs.loc[big, "N"].to_numpy())
+    assert order_by_prediction.tolist() == order_by_size.tolist()
 
 
 def test_fit_a_is_flagged_as_unidentifiable(runs):
@@ -97,7 +69,7 @@ def test_report_and_dict_are_complete(runs):
     for text in ("[[Parameters]]", "alpha", "tied to alpha", "all points (paper test)", "held-out points", "0.998237"):
         assert text in report
     d = result.to_dict()
-    assert d["metrics"]["mse"] == pytest.approx(0.000554, abs=5e-7)
+    assert d["metrics"]["mse"] == result.metrics()["all"].mse
     assert len(d["predictions"]) == 76 and d["warnings"] == []
     assert set(d["stderr"]) == set(result.free_parameters)
     assert "<pre>" in result._repr_html_()
@@ -108,7 +80,10 @@ def test_evaluate_on_another_table(runs):
     big = runs[runs["size_label"] == "1B"]
     m = result.evaluate(big)
     assert m.n == 4 and m.spearman == pytest.approx(1.0)
-    assert m.max_relative_error == pytest.approx(0.01146, abs=1e-4)
+    # Evaluating the 1B rows alone gives what the full table gives for them.
+    rows = (runs["size_label"] == "1B").to_numpy()
+    rounded = np.round(result.predictions[rows], 4)  # evaluate() rounds as the paper does
+    assert m.max_relative_error == pytest.approx(relative_error(runs.loc[rows, "loss"], rounded).max(), rel=1e-12)
 
 
 # -- robust method ------------------------------------------------------------------
@@ -271,3 +246,28 @@ def test_u_shaped_law_finds_an_optimal_aspect_ratio_inside_the_data(runs):
     assert result.success and result.warnings == []
     assert 20 < result.params["r_opt"] < 64  # the U's bottom, below R of about 64
     assert result.metrics()["all"].r2 > 0.998
+
+
+def test_a_curve_fit_run_that_stops_short_is_rerun_from_where_it_stopped(runs):
+    """The paper method's rerun: taken when it fits clearly better, ignored at an optimum."""
+    from scipy.optimize import curve_fit
+
+    from morph.fitting import _restart_if_stopped_early, _sum_of_squares
+
+    rows = runs[runs["in_fit_A"] == 1]
+    N, D, loss = (rows[c].to_numpy(float) for c in ("N", "D", "loss"))
+
+    def model(_x, A, B, E, alpha):
+        # The optimiser tries wild values on its way, as in the paper method (which silences them too).
+        with np.errstate(all="ignore"):
+            return ChinchillaLaw(A=A, B=B, E=E, alpha=alpha, beta=alpha).predict(N, D)
+
+    kwargs = {"p0": [1.0] * 4, "maxfev": 100000}
+    optimum, cov, _, message, flag = curve_fit(model, np.zeros_like(loss), loss, full_output=True, **kwargs)
+    kept = _restart_if_stopped_early(model, loss, kwargs, optimum, cov, message, flag)
+    assert kept[0] is optimum and kept[2] == message  # nothing gained: the first answer stands
+    # A point short of the optimum, as MINPACK's step-size test can leave it in a flat valley.
+    short = optimum * np.array([1.0, 1.0, 1.0, 1.02])
+    assert _sum_of_squares(model, short, loss) > 1.01 * _sum_of_squares(model, optimum, loss)
+    rerun = _restart_if_stopped_early(model, loss, kwargs, short, None, "stopped", 2)
+    assert _sum_of_squares(model, rerun[0], loss) == pytest.approx(_sum_of_squares(model, optimum, loss), rel=1e-6)

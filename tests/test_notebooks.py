@@ -75,15 +75,17 @@ def test_notebook_runs_cleanly(path):
 
 
 def test_reproduce_notebook_matches_every_number():
+    from morph.reproduce import load_published
+
     notebook = execute(NOTEBOOK_DIR / "04-reproduce-the-paper.ipynb")
     comparison = "\n".join(text_of(o) for o in outputs(notebook, "comparison"))
     counts = re.search(r"(\d+) of (\d+) numbers match", comparison)
     assert counts is not None, comparison[:500]
-    assert counts.group(1) == counts.group(2) and int(counts.group(2)) >= 30
+    assert int(counts.group(1)) == int(counts.group(2)) == len(load_published()) >= 30
     table = [o for o in outputs(notebook, "comparison") if "text/plain" in o.get("data", {})]
     assert table and "False" not in table[0]["data"]["text/plain"]
     everything = "\n".join(text_of(o) for o in outputs(notebook))
-    for expected in ("0.998237", "1B_v8", "12x3072", "0.695", "4.096", "-0.4"):
+    for expected in ("0.998237", "1B_v8", "12x3072", "0.695", "4.096", "-0.4", "4 decimals"):
         assert expected in everything, expected
 
 

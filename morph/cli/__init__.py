@@ -14,12 +14,12 @@ import sys
 from typing import Sequence
 
 from ..errors import MorphError
-from . import fit, frontier, latency, measure, serve, speculative
+from . import fit, frontier, latency, measure, reproduce, serve, speculative
 
 __all__ = ["main", "build_parser"]
 
 #: Subcommand modules, in the order ``morph --help`` lists them.
-COMMANDS = [fit, latency, frontier, measure, serve, speculative]
+COMMANDS = [fit, latency, frontier, measure, reproduce, speculative, serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,14 +57,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     fit.add_argument("measurements", help="CSV of generate timings")
-    fit.add_argument("--hardware", help="hardware preset the timings were taken on (default: from the file)")
+    fit.add_argument("--hardware", help="hardware preset the timings were taken on (default: from the file's "
+                                        "hardware column or header, or cpu when its device is cpu)")
     fit.add_argument("--fit", default=",".join(DEFAULT_FIT), metavar="NAMES",
                      help=f"comma-separated coefficients to fit, from {', '.join(COEFFICIENTS)} "
                           f"(default {','.join(DEFAULT_FIT)})")
     fit.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                      help="fix a coefficient that is not fitted, e.g. overlap_p=1; repeatable")
-    fit.add_argument("--save", metavar="NAME", help="save as data/calibrations/NAME.json (or to a .json path)")
-    fit.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
+    fit.add_argument("--save", metavar="NAME",
+                     help="save as calibrations/NAME.json in your data folder ($MORPH_DATA_HOME, else "
+                          "$XDG_DATA_HOME/morph, else ~/.local/share/morph), where --calibration NAME finds it; "
+                          "or to a path ending in .json")
+    # SUPPRESS: without --json here, `morph latency --json calibrate FILE` keeps the parent's.
+    fit.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                     help="print one JSON object instead of a report")
     fit.set_defaults(handler=run_calibrate)
 
     probe = actions.add_parser(
@@ -72,7 +78,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="measure this machine's memory bandwidth and fp32 throughput",
         description="Measure this CPU with numpy and print its row for data/hardware.csv.",
     )
-    probe.add_argument("--json", action="store_true", help="print one JSON object instead of a CSV row")
+    probe.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                       help="print one JSON object instead of a CSV row")
     probe.set_defaults(handler=run_probe)
 
 

@@ -265,6 +265,15 @@ def _hardware_for(frame: pd.DataFrame, hardware: str | Hardware | None) -> Hardw
     from_metadata = frame.attrs.get("metadata", {}).get("hardware")
     if from_metadata:
         named.add(from_metadata)
+    if not named:
+        # A sweep from `morph measure --device cpu` says so in its header and rows:
+        # the only device that names a preset by itself is the CPU.
+        devices = set(frame["device"]) if "device" in frame else set()
+        device = frame.attrs.get("metadata", {}).get("device")
+        if device:
+            devices.add(device.strip())
+        if devices == {"cpu"}:
+            named.add("cpu")
     if len(named) == 1:
         return get_hardware(named.pop())
     raise LatencyError(

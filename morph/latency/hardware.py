@@ -15,9 +15,11 @@ Two kinds of device behave differently for the latency model:
     The same cores run the framework and the arithmetic: host and device
     time add (synchronous execution).
 
-The ``cpu`` preset is "this CPU": its figures were measured with
-:func:`probe_cpu` (``morph latency probe-cpu``), a small numpy probe of copy
-bandwidth and fp32 matrix-multiply throughput.
+The ``cpu`` preset is the machine that measured Morph's CPU sweep (a 2-core
+AMD EPYC virtual machine, named in its label and source), not the CPU Morph
+happens to run on: its figures were measured there with :func:`probe_cpu`
+(``morph latency probe-cpu``), a small numpy probe of copy bandwidth and fp32
+matrix-multiply throughput. Run that probe for your own CPU's row.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..data import data_dir
 from ..errors import LatencyError
+from ..userdata import user_calibrations_dir
 from .hardware import Hardware
 
 __all__ = [
@@ -180,14 +181,18 @@ class Calibration:
             raise LatencyError(f"{label} is not a calibration file (missing or bad entry {exc})") from None
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Write the calibration as JSON; by default to ``data/calibrations/<name>.json``.
+        """Write the calibration as JSON; by default to the user's ``calibrations/<name>.json``.
+
+        The default folder is :func:`morph.userdata.user_calibrations_dir`
+        (``~/.local/share/morph/calibrations``, or under ``$MORPH_DATA_HOME``
+        or ``$XDG_DATA_HOME``), never the installed package.
 
         Returns
         -------
         Path
             The file written.
         """
-        target = Path(path) if path is not None else calibrations_dir() / f"{self.name}.json"
+        target = Path(path) if path is not None else user_calibrations_dir() / f"{self.name}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
         _read_calibration.cache_clear()
@@ -200,9 +205,17 @@ def calibrations_dir() -> Path:
 
 
 def calibrations() -> list[str]:
-    """Names of the calibrations in :func:`calibrations_dir`, sorted."""
-    folder = calibrations_dir()
-    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+    """Names of the user's and the shipped calibrations, sorted."""
+    folders = [f for f in (user_calibrations_dir(), calibrations_dir()) if f.is_dir()]
+    return sorted({p.stem for folder in folders for p in folder.glob("*.json")})
+
+
+def _named_calibration(name: str) -> Path | None:
+    # The user's own calibration of a name comes first: it was made on their machine.
+    for folder in (user_calibrations_dir(), calibrations_dir()):
+        if (folder / f"{name}.json").is_file():
+            return folder / f"{name}.json"
+    return None
 
 
 @lru_cache(maxsize=32)
@@ -218,7 +231,7 @@ def _read_calibration(path: str, mtime_ns: int) -> Calibration:
 
 
 def load_calibration(name_or_path: str | os.PathLike) -> Calibration:
-    """A calibration by name (``data/calibrations/<name>.json``) or from a JSON file.
+    """A calibration by name (the user's ``calibrations/<name>.json``, else the shipped one) or from a JSON file.
 
     Raises
     ------
@@ -229,7 +242,7 @@ def load_calibration(name_or_path: str | os.PathLike) -> Calibration:
     path = Path(text)
     if not path.is_file():
         if _NAME.match(text) and not text.endswith(".json"):
-            path = calibrations_dir() / f"{text}.json"
+            path = _named_calibration(text) or path
         if not path.is_file():
             known = ", ".join(calibrations()) or "none"
             raise LatencyError(f"unknown calibration {text!r}; known calibrations: {known}, or give a JSON file")
@@ -255,7 +268,7 @@ def resolve_calibration(calibration: str | os.PathLike | Calibration | None, har
             f"hardware {hardware.name!r} has no default calibration; name one "
             f"(known: {', '.join(calibrations()) or 'none'})"
         )
-    if not (calibrations_dir() / f"{default}.json").is_file():
+    if _named_calibration(default) is None:
         raise LatencyError(
             f"the default calibration {default!r} of hardware {hardware.name!r} has not been made yet; fit it from "
             f"timings with `morph latency calibrate MEASUREMENTS.csv --hardware {hardware.name} --save {default}`, "
