@@ -140,3 +140,15 @@ def test_dashboard_reads_at_every_size(browser, voila_url, width, height, query)
         name = f"dashboard-{width}x{height}" + ("-grid" if query else "")
         page.screenshot(path=str(artifacts_dir() / f"{name}.png"), full_page=True)
         context.close()
+
+
+def test_a_tour_link_opens_its_step(page, voila_url):
+    page.goto(voila_url("dashboard.ipynb"))
+    page.wait_for_function(SETTLED, polling=100)
+    page.click("summary:has-text('Guided tour')")
+    page.click("a.morph-tour-link:has-text('The aspect-ratio penalty')")
+    page.wait_for_url("**/dashboard.ipynb?latency=1&top_k=5")
+    page.wait_for_function(SETTLED, polling=100)
+    labels = page.evaluate("() => document.querySelector('.morph-dashboard .js-plotly-plot')._fullData"
+                           ".find(t => t.name === 'selected (top k)').text")
+    assert labels[0] == "1: 4x4608"

@@ -90,6 +90,7 @@ from .settings import (
     settings_from_query,
 )
 from .sharebar import ShareBar
+from .tour import tour_html
 from .ui import MessageBar, guarded
 
 __all__ = ["Dashboard", "supported_precision", "thin_points"]
@@ -731,7 +732,8 @@ class Dashboard:
         controls.add_class("morph-controls")
         figure_box = widgets.Box([self.figure])
         figure_box.add_class("morph-figure-box")
-        main = widgets.VBox([widgets.HTML(HOW_TO_READ), figure_box, self.notes_html, self.price, self.table, self.share])
+        guide = widgets.HTML(HOW_TO_READ + tour_html(links=self.share.sync_url))
+        main = widgets.VBox([guide, figure_box, self.notes_html, self.price, self.table, self.share])
         main.add_class("morph-main")
         columns = widgets.HBox([controls, main])
         columns.add_class("morph-columns")
