@@ -92,6 +92,8 @@ def voila_command(
     ]
     if token:
         command.append(f"--Voila.token={token}")
+        # A visitor without the token gets a page that asks for it and keeps the link's settings.
+        command.append("--Voila.identity_provider_class=morph.app.login.MorphIdentityProvider")
     return command
 
 
