@@ -127,6 +127,17 @@ def test_dashboard_reads_at_every_size(browser, voila_url, width, height, query)
         assert all(scroll <= client + 1 for scroll, client in page.evaluate(PAGE_WIDTHS)), page.evaluate(PAGE_WIDTHS)
         assert page.evaluate(CLIPPED_CONTROLS) == []
         assert overlapping(page.evaluate(CONTROL_BOXES)) == []
+        # The advanced sections open without clipping either: the mode toggle, the menus, the readouts.
+        # (An accordion shows one section at a time.)
+        for title, shown in (("Advanced: candidates and training", ".widget-toggle-button"),
+                             ("Advanced: serving", ".widget-dropdown select >> nth=-1")):
+            page.click(f"text={title}")
+            page.locator(f".morph-controls {shown}").first.wait_for(state="visible")
+            assert page.evaluate(CLIPPED_CONTROLS) == []
+            assert overlapping(page.evaluate(CONTROL_BOXES)) == []
+            assert all(scroll <= client + 1 for scroll, client in page.evaluate(PAGE_WIDTHS))
+        page.click("text=Advanced: serving")  # fold it again for the plot-position check
+        page.locator(".morph-controls .widget-toggle-button").first.wait_for(state="hidden")
         if (width, height) == (1024, 768):
             top = page.evaluate("() => document.querySelector('.morph-dashboard .js-plotly-plot')"
                                 ".getBoundingClientRect().top + window.scrollY")

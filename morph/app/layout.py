@@ -60,7 +60,8 @@ DASHBOARD_CSS = f"""<style>
 .morph-dashboard .morph-controls .widget-slider {{ width: 100%; }}
 .morph-dashboard .morph-controls .widget-slider .slider-container {{ flex: 1 1 120px; }}
 .morph-dashboard .morph-controls .widget-readout {{ min-width: 64px; max-width: none; overflow: visible; }}
-.morph-dashboard .morph-readout {{ min-width: 90px; text-align: right; white-space: nowrap; }}
+.morph-dashboard .morph-readout, .morph-dashboard .morph-readout .widget-html-content {{ flex: 0 0 auto;
+  width: auto !important; min-width: max-content; text-align: right; white-space: nowrap; }}
 .morph-dashboard .morph-main .widget-html, .morph-dashboard .morph-main .widget-html-content {{ max-width: 100%;
   min-width: 0; flex-shrink: 1; white-space: normal; }}
 .morph-dashboard .morph-table {{ max-width: 100%; overflow-x: auto; }}
