@@ -105,3 +105,17 @@ def test_plot_labels_in_pixels_do_not_overlap_at_any_width(board, width):
         boxes.append((px - lw / 2, py - lh / 2, px + lw / 2, py + lh / 2))
     assert not any(boxes_overlap(a, b) for a, b in itertools.combinations(boxes, 2))
     assert board.geometry.stacked == (width < STACK_BELOW_PX) and fig.layout.width == width
+
+
+def test_what_the_lessons_show():
+    from morph import preset
+    from morph.app.teaching import flops_words, law_card, monospace, percent
+
+    report = monospace("A   1.0 <x>\nB  22.0")
+    assert report._repr_html_().startswith('<pre class="morph-report"') and "&lt;x&gt;" in report._repr_html_()
+    assert repr(report) == "A   1.0 <x>\nB  22.0"  # plain-text frontends keep the columns too
+    assert percent(0.673641) == "67.4%" and flops_words(1e20) == "1e20 FLOPs"
+    card = law_card(preset("besiroglu2024"), "besiroglu2024")
+    # The replication's published values (Besiroglu et al. 2024): E = 1.817, alpha = 0.3478.
+    assert card.loc["E", "value"] == "1.817" and card.loc["alpha", "value"] == "0.3478"
+    assert card.loc["E", "meaning"]  # each parameter says what it is

@@ -9,21 +9,37 @@ parameters rather than its Python repr.
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 
 import pandas as pd
-from IPython.display import HTML
 
 from ..laws import ScalingLaw
 from .readouts import spoken
 
-__all__ = ["law_card", "monospace", "percent", "flops_words"]
+__all__ = ["Monospace", "law_card", "monospace", "percent", "flops_words"]
 
 _MONO = "font-family:ui-monospace,'DejaVu Sans Mono',Menlo,Consolas,monospace;font-size:12px;line-height:1.35"
 
 
-def monospace(text: str) -> HTML:
+@dataclass(frozen=True)
+class Monospace:
+    """Plain text that a notebook shows in a fixed-width font (HTML) or as itself (plain text)."""
+
+    text: str
+
+    def _repr_html_(self) -> str:
+        return f'<pre class="morph-report" style="{_MONO};white-space:pre;overflow-x:auto">{html.escape(self.text)}</pre>'
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def monospace(text: str) -> Monospace:
     """``text`` (a fit report, a table in plain text) in a fixed-width font, its columns aligned, escaped."""
-    return HTML(f'<pre class="morph-report" style="{_MONO};white-space:pre;overflow-x:auto">{html.escape(text)}</pre>')
+    return Monospace(str(text))
 
 
 def percent(fraction: float, digits: int = 1) -> str:
