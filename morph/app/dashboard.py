@@ -16,6 +16,11 @@ Three pieces:
   anywidget that keeps the browser's address in step with the controls, copies
   the link and offers the CSV downloads.
 
+How it reads at every size lives next door: the page layout and the figure's
+geometry in :mod:`morph.app.layout`, label placement in :mod:`morph.app.labels`,
+numbers for people in :mod:`morph.app.readouts`, the guided tour in
+:mod:`morph.app.tour`.
+
 Under Voila the page's query string reaches the kernel as the
 ``QUERY_STRING`` environment variable; :meth:`Dashboard.from_query` reads it.
 """
@@ -160,6 +165,10 @@ class Dashboard:
         Ranked selection, the price-of-speed sentence, figure notes.
     messages : MessageBar
     share : ShareBar
+    probe : WidthProbe
+        Reports the figure box's width from the page; the figure follows it.
+    geometry : FigureGeometry
+        The figure's current size and subplot placement (:func:`~morph.app.layout.figure_geometry`).
     widget : ipywidgets.VBox
         The whole dashboard, to display.
     """
