@@ -14,13 +14,15 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Report", "machine"]
+__all__ = ["Report", "machine", "median_ms"]
 
 
 def machine() -> str:
@@ -34,6 +36,16 @@ def machine() -> str:
     except OSError:
         pass
     return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
+
+
+def median_ms(fn: Any, repeat: int) -> float:
+    """Median wall time of ``repeat`` calls of ``fn()``, in milliseconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
 
 
 def _plain(value: Any) -> Any:

@@ -12,24 +12,13 @@ grid has fewer than 100,000 shapes or its evaluation misses 20 ms.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 
 import numpy as np
 
 import morph
-from _report import Report, machine
+from _report import Report, machine, median_ms
 from morph.frontier import candidates_from_range, evaluate_candidates, pareto_frontier, select
-
-
-def _median_ms(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
 
 
 #: (label, params_min, params_max, enumeration options): the target case has at least 100,000 shapes.
@@ -40,7 +29,7 @@ GRIDS = [
 
 
 def time_grid(report: Report, label: str, params_min: float, params_max: float, options: dict) -> None:
-    enumerate_ms = _median_ms(lambda: candidates_from_range(params_min, params_max, 2e11, **options), repeat=10)
+    enumerate_ms = median_ms(lambda: candidates_from_range(params_min, params_max, 2e11, **options), repeat=10)
     candidates = candidates_from_range(params_min, params_max, 2e11, **options)
 
     def one_evaluation():
@@ -48,11 +37,11 @@ def time_grid(report: Report, label: str, params_min: float, params_max: float, 
         return select(evaluation, latency_budget_s=float(np.median(evaluation.latency_s)), top_k=5)
 
     one_evaluation()  # warm caches (hardware and calibration files)
-    total_ms = _median_ms(one_evaluation, repeat=30)
+    total_ms = median_ms(one_evaluation, repeat=30)
     evaluation = evaluate_candidates(candidates, "bian2025", hardware="a100-40gb")
-    loss_ms = _median_ms(lambda: morph.preset("bian2025").predict(
+    loss_ms = median_ms(lambda: morph.preset("bian2025").predict(
         candidates.N.astype(float), candidates.D, candidates.aspect_ratio), repeat=30)
-    pareto_ms = _median_ms(lambda: pareto_frontier(evaluation.latency_s, evaluation.loss), repeat=30)
+    pareto_ms = median_ms(lambda: pareto_frontier(evaluation.latency_s, evaluation.loss), repeat=30)
     frontier_size = len(pareto_frontier(evaluation.latency_s, evaluation.loss))
     if label == "target":
         report.target(f"{label}: shapes", len(candidates), 100_000, "shapes", below=False)

@@ -2,7 +2,7 @@
 
 Run:  python benchmarks/bench_speculative.py [--drafts N] [--repeats R] [--json]
 
-One ranking is :func:`morph.speculative.select_drafts` for a 32x4096 target on
+One ranking is :func:`morph.drafts.select_drafts` for a 32x4096 target on
 the ``a100-40gb`` preset: each draft's predicted loss, its acceptance rate from
 the loss gap (the Pinsker assumption, so the law runs for every draft), its
 decode step time, the best lookahead in 0..16 with its speed-up, the top 10 by
@@ -16,31 +16,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
+from _report import machine
+from morph.drafts import select_drafts
 from morph.frontier import Candidates
-from morph.speculative import best_lookahead, forward_pass_s, select_drafts
+from morph.speculative import best_lookahead, target_pass_s
 
 TARGET_S = 0.050
-
-
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
 
 
 def _timings(function, repeats: int) -> list[float]:
@@ -69,7 +56,7 @@ def main() -> int:
 
     selection = rank()  # warm-up: loads presets and calibration
     total = _timings(rank, args.repeats)
-    verify = forward_pass_s(32, 4096, np.arange(1, 18))
+    verify = target_pass_s("32x4096", np.arange(1, 18))
     search = _timings(lambda: best_lookahead(selection.acceptance, selection.draft_step_s, verify), args.repeats)
     median = statistics.median(total)
     meets = median < TARGET_S

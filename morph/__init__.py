@@ -13,16 +13,23 @@ one way: each layer below uses only the layers above it in this list.
 - :mod:`morph.robust` and :mod:`morph.fitting`: the robust Huber fitter and ``fit()`` (the
   paper's method and the robust one);
 - :mod:`morph.latency`: generation latency per shape. :class:`Workload` (hardware,
-  calibration, batch, tokens, dtype) in :mod:`~morph.latency.workload`, the model in
-  :mod:`~morph.latency.model`, hardware presets in :mod:`~morph.latency.hardware`, the
+  calibration, batch, tokens, dtype) in :mod:`~morph.latency.workload`, the model (a
+  ``generate`` call, or one forward pass) in :mod:`~morph.latency.model`, hardware presets in :mod:`~morph.latency.hardware`, the
   calibration record in :mod:`~morph.latency.record`, fitting one in
-  :mod:`~morph.latency.calibration`, timing real decoding in :mod:`~morph.latency.measure`
-  (with :mod:`~morph.latency.decoder`, needs PyTorch);
+  :mod:`~morph.latency.calibration`, serving stacks with their error bands in
+  :mod:`~morph.latency.stacks` (calibrated from public timings by
+  :mod:`~morph.latency.published`), memory feasibility in :mod:`~morph.latency.memory`,
+  serving numbers usable as budgets in :mod:`~morph.latency.serving`, timing real decoding
+  in :mod:`~morph.latency.measure` (with :mod:`~morph.latency.decoder`, needs PyTorch);
 - :mod:`morph.frontier`: candidates, the accuracy-latency Pareto frontier, selection under a
   latency budget, the price of speed at a fixed compute budget;
+- :mod:`morph.decision`: how sure a selection is: loss bands, ties and probability of being
+  best, latency bands, memory feasibility, fit-range warnings, compute-mode optima;
 - :mod:`morph.lifetime`: training plus serving cost (FLOPs and GPU-hours);
-- :mod:`morph.speculative`: speculative decoding: speed-up and best lookahead of draft models,
-  draft shape selection, a Monte Carlo check of the closed form;
+- :mod:`morph.speculative`: speculative decoding: speed-up and best lookahead of draft models
+  under a :class:`Workload`, acceptance rates, a Monte Carlo check of the closed form;
+- :mod:`morph.drafts`: which draft shape to train: candidates ranked by speed-up under parameter
+  and memory budgets;
 - :mod:`morph.reproduce`: the paper's published numbers against the computed ones, each within
   the tolerance the computation supports;
 - :mod:`morph.userdata`: the per-user data folder where saved calibrations go.

@@ -33,6 +33,8 @@ from .errors import SelectionError, ShapeError
 from .fitting import FitResult
 from .laws import ScalingLaw, preset
 from .latency import Workload, predict_latency
+from .latency.memory import serving_memory
+from .latency.serving import SERVING_METRICS, metric_meets, serving_metric
 from .latency.workload import as_workload
 from .shapes import aspect_ratio, default_n_heads, enumerate_shapes, parameter_count
 
@@ -257,6 +259,11 @@ class Evaluation:
         The law used: a preset name, or a fitted or given law's family.
     fit : FitResult, optional
         The fit behind the law, which gives loss bands.
+    memory_gb : ndarray, optional
+        Weights plus key/value cache of each candidate under the workload (GB);
+        None: not checked, every candidate counts as fitting.
+    prefill_s : ndarray, optional
+        Predicted time to first token (seconds).
     """
 
     candidates: Candidates
@@ -267,6 +274,22 @@ class Evaluation:
     workload: Workload = field(default_factory=Workload)
     law: str = ""
     fit: FitResult | None = None
+    memory_gb: FloatArray | None = None
+    prefill_s: FloatArray | None = None
+
+    def metric(self, name: str, price_per_gpu_hour: float | None = None) -> FloatArray:
+        """Values of a serving metric per candidate (see :mod:`morph.latency.serving`)."""
+        prefill = self.prefill_s if self.prefill_s is not None else np.full(len(self), np.nan)
+        return serving_metric(name, latency_s=self.latency_s, prefill_s=prefill, ms_per_token=self.ms_per_token,
+                              batch=self.workload.batch, output_tokens=self.workload.output_tokens,
+                              price_per_gpu_hour=price_per_gpu_hour)
+
+    @property
+    def feasible(self) -> NDArray[np.bool_]:
+        """Whether each candidate's weights and cache fit in the device's memory."""
+        if self.memory_gb is None:
+            return np.ones(len(self), dtype=bool)
+        return self.memory_gb <= self.workload.device.memory_gb
 
     def __len__(self) -> int:
         return len(self.candidates)
@@ -334,6 +357,7 @@ def evaluate_candidates(
     scaling_law, fit = resolve_law(law)
     loss = scaling_law.predict(candidates.N.astype(np.float64), candidates.D, candidates.aspect_ratio)
     timing = predict_latency(candidates.n_layers, candidates.d_model, candidates.n_heads, workload=serving)
+    memory = serving_memory(candidates.n_layers, candidates.d_model, candidates.n_heads, workload=serving)
     return Evaluation(
         candidates=candidates,
         loss=np.asarray(loss, dtype=np.float64),
@@ -343,6 +367,8 @@ def evaluate_candidates(
         workload=serving,
         law=law if isinstance(law, str) else scaling_law.family,
         fit=fit,
+        memory_gb=memory.memory_gb,
+        prefill_s=np.asarray(timing.prefill_s, dtype=np.float64),
     )
 
 
@@ -411,10 +437,14 @@ class Selection:
         The (latency, loss) Pareto frontier of all candidates, fastest first.
     evaluation : Evaluation
     latency_budget_s : float
-        The latency budget ``T_C`` (seconds).
+        The budget ``T_C``: seconds of latency, or the unit of ``budget_metric``.
     top_k : int
     selected_index, frontier_index : ndarray
         Positions of the selected and frontier candidates in ``evaluation``.
+    budget_metric : str
+        The serving metric the budget is set on (:data:`morph.latency.serving.SERVING_METRICS`).
+    price_per_gpu_hour : float, optional
+        Price behind a cost budget.
     """
 
     selected: pd.DataFrame
@@ -423,6 +453,20 @@ class Selection:
     top_k: int
     selected_index: IntArray
     frontier_index: IntArray
+    budget_metric: str = "latency_s"
+    price_per_gpu_hour: float | None = None
+
+    @property
+    def budget_values(self) -> FloatArray:
+        """Each candidate's value of the budget metric."""
+        return self.evaluation.metric(self.budget_metric, self.price_per_gpu_hour)
+
+    def _miss(self, value: float) -> str:
+        metric = SERVING_METRICS[self.budget_metric]
+        name = "latency" if metric.name == "latency_s" else metric.label
+        verb = "is below" if metric.higher_is_better else "exceeds"
+        unit = f" {metric.unit}"
+        return f"{name} {value:.3g}{unit} {verb} the {self.latency_budget_s:.3g}{unit} budget"
 
     @property
     def latency_target(self) -> float:
@@ -441,16 +485,21 @@ class Selection:
         Built on first use: with 100,000 candidates the table costs more than
         the whole selection, and a slider never needs it.
         """
-        latency, loss = self.evaluation.latency_s, self.evaluation.loss
-        fits = latency <= self.latency_budget_s
+        values, loss = self.budget_values, self.evaluation.loss
+        feasible = self.evaluation.feasible
+        fits = metric_meets(self.budget_metric, values, self.latency_budget_s) & feasible
         within = np.flatnonzero(fits)
         ranked = within[np.argsort(loss[within], kind="stable")]
         rank_of = np.zeros(len(self.evaluation), dtype=np.int64)
         rank_of[ranked] = np.arange(1, ranked.size + 1)
         index = np.setdiff1d(np.arange(len(self.evaluation)), self.selected_index)
         frame = self.evaluation.to_frame(index)
+        capacity = self.evaluation.workload.device.memory_gb
+        memory = self.evaluation.memory_gb
         frame["reason"] = [
-            f"latency {latency[i]:.3g} s exceeds the {self.latency_budget_s:.3g} s budget"
+            f"needs {memory[i]:.3g} GB of memory (weights plus KV cache); the device has {capacity:g} GB"
+            if not feasible[i]
+            else self._miss(values[i])
             if not fits[i]
             else f"ranked {rank_of[i]} by predicted loss among {ranked.size} within budget; top {self.top_k} kept"
             for i in index
@@ -468,6 +517,7 @@ class Selection:
 
         return {
             "latency_budget_s": self.latency_budget_s,
+            "budget_metric": self.budget_metric,
             "top_k": self.top_k,
             "settings": self.evaluation.settings,
             "n_candidates": len(self.evaluation),
@@ -484,6 +534,8 @@ def select(
     band_level: float = 0.95,
     *,
     latency_target: float | None = None,
+    budget_metric: str = "latency_s",
+    price_per_gpu_hour: float | None = None,
 ) -> Selection:
     """Drop candidates over the latency budget, rank the rest by predicted loss, keep the top ``k``.
 
@@ -498,12 +550,18 @@ def select(
         How many candidates to keep.
     band_level : float
         Level of the loss band shown for the kept candidates (when the law is a fit).
+    budget_metric : str
+        What the budget limits: ``latency_s`` (default), ``ttft_s``,
+        ``ms_per_token``, ``cost_per_million_tokens`` (ceilings) or
+        ``tokens_per_s`` (a floor); see :mod:`morph.latency.serving`.
+    price_per_gpu_hour : float, optional
+        Price of one GPU-hour, for a cost budget.
 
     Raises
     ------
     SelectionError
-        If the budget is not a positive number or no candidate meets it; the
-        message says how far the fastest candidate is from the budget.
+        If the budget is not a positive number, no candidate fits in memory
+        or none meets the budget; the message says how far the closest is.
     """
     if latency_budget_s is None:
         latency_budget_s = latency_target
@@ -514,7 +572,22 @@ def select(
     if top_k < 1:
         raise SelectionError("top-k must be at least 1")
     latency, loss = evaluation.latency_s, evaluation.loss
-    within = np.flatnonzero(latency <= latency_budget_s)
+    values = evaluation.metric(budget_metric, price_per_gpu_hour)
+    if not evaluation.feasible.any():
+        needs = float(np.min(evaluation.memory_gb))
+        raise SelectionError(
+            f"no candidate fits in the {evaluation.workload.hardware_name}'s {evaluation.workload.device.memory_gb:g} "
+            f"GB: the smallest needs {needs:.3g} GB for its weights and KV cache. Lower the batch or the prompt and "
+            "output tokens, or choose a device with more memory"
+        )
+    within = np.flatnonzero(metric_meets(budget_metric, values, latency_budget_s) & evaluation.feasible)
+    if within.size == 0 and budget_metric != "latency_s":
+        metric = SERVING_METRICS[budget_metric]
+        closest = int(np.argmax(values) if metric.higher_is_better else np.argmin(values))
+        raise SelectionError(
+            f"no candidate meets the {latency_budget_s:.3g} {metric.unit} budget on {metric.label}: the closest, "
+            f"{evaluation.candidates.labels(closest)}, reaches {values[closest]:.3g} {metric.unit}"
+        )
     if within.size == 0:
         fastest = int(np.argmin(latency))
         raise SelectionError(
@@ -542,6 +615,8 @@ def select(
         top_k=int(top_k),
         selected_index=chosen.astype(np.int64),
         frontier_index=frontier,
+        budget_metric=budget_metric,
+        price_per_gpu_hour=price_per_gpu_hour,
     )
 
 

@@ -74,7 +74,7 @@ def test_dashboard_loads_with_the_paper_choice_and_no_errors(page, voila_url):
     morph_1b = plot["traces"]["selected (top k)"]
     assert morph_1b["x"][0] == pytest.approx(1.96, rel=0.01)
     # The published models sit at their measured latencies, Morph-1B at 1.96 s and Open-LM-1B at 3.61 s.
-    published = plot["traces"]["published 1B models (measured latency)"]
+    published = plot["traces"]["published 1B models (measured latency, measured accuracy)"]
     assert published["visible"] is True
     assert {round(x, 2) for x in published["x"]} >= {1.96, 3.61}
     first_row = page.locator(".morph-table tbody tr").first.locator("td").all_inner_texts()
@@ -130,7 +130,7 @@ def test_a_link_restores_its_settings(page, voila_url):
     assert [c.replace("\xa0", " ") for c in chosen].count("NVIDIA H100 SXM5 80GB") == 1
     assert slider(page, "Shapes to keep (top k)").locator(".widget-readout").inner_text() == "5"
     # The published A100 timings are hidden on other hardware, with a note saying why.
-    assert plot["traces"]["published 1B models (measured latency)"]["visible"] is False
+    assert plot["traces"]["published 1B models (measured latency, measured accuracy)"]["visible"] is False
     assert "shown only for the setting they were measured in" in page.inner_text(".morph-dashboard")
     expected = Dashboard.from_query(query).selection.selected
     assert plot["traces"]["selected (top k)"]["x"] == pytest.approx(expected["latency_s"].tolist(), rel=1e-6)
@@ -183,3 +183,61 @@ def test_copy_link_and_csv_downloads(page, voila_url):
             assert len(frame) == rows and frame["n_layers"].iloc[0] == 12 and frame["d_model"].iloc[0] == 3072
         else:
             assert frame["latency_s"].is_monotonic_increasing and frame["loss"].is_monotonic_decreasing
+
+
+DECISION = """() => {
+  const gd = document.querySelector('.morph-dashboard .js-plotly-plot');
+  const t = gd._fullData.find(t => t.name === 'selected (top k)');
+  const pub = gd._fullData.find(t => t.name.startsWith('published 1B models'));
+  return {
+    x: Array.from(t.x), y: Array.from(t.y),
+    errorX: t.error_x ? {visible: t.error_x.visible, array: Array.from(t.error_x.array || []),
+                         minus: Array.from(t.error_x.arrayminus || [])} : null,
+    errorY: t.error_y ? {visible: t.error_y.visible, array: Array.from(t.error_y.array || [])} : null,
+    symbols: Array.isArray(t.marker.symbol) ? Array.from(t.marker.symbol) : [t.marker.symbol],
+    bars: document.querySelectorAll('.morph-dashboard .js-plotly-plot g.errorbar').length,
+    shading: gd._fullLayout.shapes.filter(s => s.name === "outside the law's runs")
+                .map(s => ({x0: s.x0, x1: s.x1, fill: s.fillcolor, xref: s.xref})),
+    drawnShading: document.querySelectorAll('.morph-dashboard .js-plotly-plot .layer-below .shapelayer path').length,
+    publishedAxis: pub ? pub.yaxis : null,
+  };
+}"""
+
+
+def test_bands_ties_and_out_of_range_shading_are_drawn(page, voila_url):
+    open_dashboard(page, voila_url(NOTEBOOK))
+    drawn = page.evaluate(DECISION)
+    # Error bars on the kept shapes: the eager band is x (1 + (3.61 - 2.54) / 3.61) above each latency.
+    assert drawn["errorX"]["visible"] is True and drawn["errorY"]["visible"] is True
+    for x, up in zip(drawn["x"], drawn["errorX"]["array"]):
+        assert x + up == pytest.approx(x * (1 + (3.61 - 2.54) / 3.61), rel=1e-6)
+    assert all(v > 0 for v in drawn["errorY"]["array"]) and drawn["bars"] > 0
+    # The best is tied with itself: a star; the table says which others are tied and each P(best).
+    assert drawn["symbols"][0] == "star"
+    header = page.locator(".morph-table thead th").all_inner_texts()
+    assert "tied with best" in header and "P(best)" in header
+    column = header.index("tied with best")
+    assert page.locator(".morph-table tbody tr").first.locator("td").nth(column).inner_text() == "yes"
+    # Aspect ratios outside fit set B's runs (below 384 / 22 and above 384) are shaded, with a warning line.
+    shading = drawn["shading"]
+    assert len(shading) == 2 and all(s["xref"] == "x2" for s in shading)
+    assert shading[0]["x1"] == pytest.approx(384 / 22) and shading[1]["x0"] == pytest.approx(384.0)
+    assert drawn["drawnShading"] >= 2
+    warning = page.locator(".morph-validity", has_text="aspect ratio outside")
+    assert warning.count() == 1 and "extrapolation" in warning.inner_text()
+    # Published models stay apart from predictions: their own axis, not the loss axis.
+    assert drawn["publishedAxis"] == "y3"
+    assert_no_python_errors(page)
+
+
+def test_a_graph_captured_stack_link_shows_the_transfer_and_hides_the_published_timings(page, voila_url):
+    plot = open_dashboard(page, voila_url(NOTEBOOK, "stack=cuda-graphs&hardware=h100-sxm"))
+    published = plot["traces"]["published 1B models (measured latency, measured accuracy)"]
+    assert published["visible"] is False
+    lines = page.locator(".morph-validity").all_inner_texts()
+    assert sum(line.startswith("TRANSFERRED:") for line in lines) == 1
+    # Under graph capture the wider 12x3072 is no faster than 24x2048: latency follows the weights.
+    expected = Dashboard.from_query("stack=cuda-graphs&hardware=h100-sxm").selection.selected
+    assert selected(plot)[0] == f"1: {expected['n_layers'].iloc[0]}x{expected['d_model'].iloc[0]}"
+    assert_no_python_errors(page)
+

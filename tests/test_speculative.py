@@ -12,7 +12,8 @@ import pytest
 from morph import Hardware, predict_latency
 from morph.cli import main
 from morph.frontier import Candidates
-from morph.latency import Calibration
+from morph.drafts import select_drafts
+from morph.latency import Calibration, Workload, forward_pass_s
 from morph.shapes import VOCAB_SIZE, enumerate_shapes, parameter_count
 from morph.speculative import (
     PUBLISHED_ACCEPTANCE,
@@ -21,8 +22,6 @@ from morph.speculative import (
     acceptance_rate,
     best_lookahead,
     expected_tokens,
-    forward_pass_s,
-    select_drafts,
     simulate_speculative,
     speculative_output_distribution,
     speculative_speedup,
@@ -186,16 +185,6 @@ def test_forward_pass_pays_host_time_once_and_streams_weights_once():
     assert nine - one == pytest.approx(8 * 2 * 2 * 6 * 1024 / 1000e9, rel=1e-9)
 
 
-def test_streamed_parameters_are_the_shapes_count():
-    from morph.shapes import non_embedding_parameters
-    from morph.speculative import _streamed_parameters
-
-    layers, width = np.meshgrid(np.arange(1, 257, 5), np.arange(64, 16385, 64))
-    exact = non_embedding_parameters(layers, width) + VOCAB_SIZE * width
-    fast = _streamed_parameters(layers.astype(float), width.astype(float), float(VOCAB_SIZE))
-    np.testing.assert_array_equal(fast, exact.astype(np.float64))  # integers below 2**53: exact in float64
-
-
 @pytest.mark.parametrize("hardware", ["a100-40gb", "h100-sxm", "cpu"])
 def test_one_token_pass_is_the_latency_models_decode_step(hardware):
     dtype = "fp32" if hardware == "cpu" else "bf16"
@@ -213,6 +202,30 @@ def test_speculative_timing_k0_is_the_target_alone_and_a_slow_draft_never_pays()
     assert timing.draft_step_s[0, 1] > timing.target_step_s  # 64 layers draft for a 32 layer target
     assert np.all(timing.speedup[1:, 1] < 1)
     assert np.all(timing.speedup[1:4, 0] > 1)
+
+
+def test_timing_and_selection_take_a_workload_and_its_overrides_alike():
+    # One Workload or the same settings as overrides: the same arithmetic, so identical floats.
+    h100 = Workload(hardware="h100-sxm", batch=4, dtype="fp16")
+    by_value = speculative_timing("32x4096", [4, 12], [2048, 1024], 0.8, 4, workload=h100)
+    by_override = speculative_timing("32x4096", [4, 12], [2048, 1024], 0.8, 4, hardware="h100-sxm", batch=4,
+                                     dtype="fp16")
+    np.testing.assert_array_equal(by_value.speedup, by_override.speedup)
+    # An override wins over the workload's own setting.
+    overridden = speculative_timing("32x4096", [4, 12], [2048, 1024], 0.8, 4, workload=h100, batch=1)
+    np.testing.assert_array_equal(overridden.step_time_s, speculative_timing(
+        "32x4096", [4, 12], [2048, 1024], 0.8, 4, workload=h100.replace(batch=1)).step_time_s)
+    # A pass under the workload is the pass under its settings given one by one.
+    assert float(forward_pass_s(6, 1024, 5, workload=h100)) == float(
+        forward_pass_s(6, 1024, 5, hardware="h100-sxm", batch=4, dtype="fp16"))
+    candidates = _random_drafts(500, seed=5)
+    selection = select_drafts("32x4096", candidates, acceptance=0.75, workload=h100)
+    assert selection.settings["hardware"] == "h100-sxm" and selection.settings["batch"] == 4
+    np.testing.assert_array_equal(selection.draft_step_s, forward_pass_s(
+        candidates.n_layers, candidates.d_model, 1, hardware="h100-sxm", batch=4, dtype="fp16"))
+    # A step is timed at a context of cached tokens; a token count of the workload is refused, not ignored.
+    with pytest.raises(SpeculativeError, match="context"):
+        speculative_timing("32x4096", 4, 2048, 0.8, 4, input_tokens=512)
 
 
 def test_best_lookahead_is_the_argmax_of_the_full_table():
@@ -340,6 +353,19 @@ def test_cli_json_fields_and_numbers(capsys):
     assert first["best_speedup"] >= first["speedup"] > 1
     # A draft deeper than its target slows it down at any k > 0: the best is not to draft.
     assert slow["speedup"] < 1 and slow["best_lookahead"] == 0 and slow["best_speedup"] == 1.0
+
+
+def test_cli_workload_options_are_the_workloads(capsys):
+    argv = ["speculative", "--target", "32x4096", "--draft", "4x2048", "--acceptance", "0.75", "--lookahead", "3",
+            "--hardware", "h100-sxm", "--batch", "4", "--dtype", "fp16", "--json"]
+    assert main(argv) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert (payload["hardware"], payload["batch"], payload["dtype"]) == ("h100-sxm", 4, "fp16")
+    h100 = Workload(hardware="h100-sxm", batch=4, dtype="fp16")
+    step = 3 * float(forward_pass_s(4, 2048, workload=h100)) + float(forward_pass_s(32, 4096, 4, workload=h100))
+    (row,) = payload["drafts"]
+    assert row["step_time_s"] == pytest.approx(step, rel=EXACT)
+    assert row["tokens_per_s"] == pytest.approx(4 * 2.734375 / step, rel=EXACT)  # four sequences per step
 
 
 def test_cli_edge_cases(capsys):

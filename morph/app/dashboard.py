@@ -66,10 +66,12 @@ with _left_out("rfc3987_syntax"):
 from ..data import load_candidates, load_models_1b
 from ..errors import MorphError, SelectionError
 from ..fitting import FitResult, fit
+from ..decision import Assessment, compute_optima
 from ..frontier import (
     Candidates,
     Evaluation,
     Selection,
+    candidates_from_flops,
     candidates_from_range,
     candidates_from_table,
     evaluate_candidates,
@@ -81,6 +83,20 @@ from ..frontier import (
 from ..latency import PAPER_WORKLOAD
 from ..shapes import parameter_count
 from .dashboard_parts import run_traces, shape_name, supported_precision, thin_points
+from .decision_view import (
+    decision_assessment,
+    decision_columns,
+    decision_notes,
+    fit_range_shading,
+    infeasible_points,
+    infeasible_trace,
+    optima_points,
+    optima_trace,
+    published_points,
+    published_trace,
+    published_visible,
+    selected_bars,
+)
 from .figures import si_format
 from .labels import label_size, place_labels
 from .layout import DASHBOARD_CSS, HOW_TO_READ, FigureGeometry, WidthProbe, figure_geometry, linear_range, log_range
@@ -107,8 +123,8 @@ __all__ = ["Dashboard", "supported_precision", "thin_points"]
 
 # Trace positions in the single figure (fixed: updates address traces by index).
 # Left: CLOUD .. PUBLISHED; right: LAW_CURVE .. RUNS (the runs never change).
-# The selection is drawn after the published models: a diamond never hides the rank-1 dot.
-CLOUD, FRONTIER, PUBLISHED, SELECTED, LAW_CURVE, ASPECT_SELECTED, RUN_LINES, RUNS = range(8)
+# Published models sit on a strip of their own (axis y3), apart from the loss dots they would hide.
+CLOUD, FRONTIER, SELECTED, PUBLISHED, LAW_CURVE, ASPECT_SELECTED, RUN_LINES, RUNS, INFEASIBLE, OPTIMA = range(10)
 _TITLES = ("Loss against latency", "Loss against aspect ratio R")
 MAX_LABELS = 8
 """At most this many selected shapes are named on the plot (all of them are in the table)."""
@@ -131,6 +147,8 @@ class _Result:
     selection: Selection
     evaluation_key: tuple
     law: Any
+    assessment: Assessment
+    optima: dict[str, Any] | None = None
 
 
 class Dashboard:
@@ -303,6 +321,7 @@ class Dashboard:
             "law": dropdown("law", "Loss law"),
             "hardware": dropdown("hardware", "Hardware"),
             "calibration": dropdown("calibration", "Latency calibration"),
+            "stack": dropdown("stack", "Serving stack"),
             "dtype": dropdown("dtype", "Precision"),
             "batch": ladder("batch", "Batch size (sequences)"),
             "input_tokens": ladder("input_tokens", "Prompt length (tokens)"),
@@ -331,6 +350,9 @@ class Dashboard:
         # Range mode fixes the tokens; compute mode derives them from the FLOPs.
         self.controls["tokens"].disabled = mode != "range"
         self.controls["flops"].disabled = mode != "compute"
+        # Compute mode centres every-shape candidates on the law's compute-optimal size.
+        centred = mode == "compute" and self.controls["shapes"].value == "grid"
+        self.controls["params_min"].disabled = self.controls["params_max"].disabled = centred
 
     def _apply_controls(self, change: Any = None) -> None:
         settings, note = supported_precision(self._read_controls())
@@ -386,6 +408,8 @@ class Dashboard:
 
     def _pool(self, settings: DashboardSettings) -> Candidates:
         """Candidate shapes in the parameter range (tokens set later); cached per range."""
+        if settings.mode == "compute" and settings.shapes == "grid":
+            return Candidates.from_arrays(np.array([1]), np.array([64]), 1.0)  # unused: centred on the optimum
         if settings.params_min > settings.params_max:
             raise SelectionError(
                 f"the smallest model ({settings.params_min:.3g} parameters) is larger than the largest "
@@ -411,21 +435,27 @@ class Dashboard:
     def _compute(self, settings: DashboardSettings) -> _Result:
         law = self._law(settings)
         pool = self._pool(settings)
+        centred = settings.mode == "compute" and settings.shapes == "grid"
         key = (
             settings.mode, settings.shapes, settings.params_min, settings.params_max,
             settings.tokens if settings.mode == "range" else settings.flops, settings.law, settings.hardware,
-            settings.calibration, settings.batch, settings.input_tokens, settings.output_tokens, settings.dtype,
+            settings.calibration, settings.stack, settings.batch, settings.input_tokens, settings.output_tokens,
+            settings.dtype,
         )
         if self._result is not None and self._result.evaluation_key == key:
             evaluation = self._result.evaluation  # only the target or top k moved: re-rank, nothing else
         else:
-            candidates = (
-                pool.with_tokens(settings.tokens) if settings.mode == "range"
-                else pool.with_training_flops(settings.flops)
-            )
+            if centred:  # a factor of 8 either side of the law's compute-optimal N
+                candidates = candidates_from_flops(settings.flops, law=law)
+            elif settings.mode == "range":
+                candidates = pool.with_tokens(settings.tokens)
+            else:
+                candidates = pool.with_training_flops(settings.flops)
             evaluation = evaluate_candidates(candidates, law, workload=settings.workload)
         selection = select(evaluation, settings.latency_budget_s, settings.top_k)
-        return _Result(settings, evaluation, selection, key, law)
+        assessment = decision_assessment(selection, law, settings.law, self.bootstrap)
+        optima = compute_optima(selection, settings.flops, resolve_law(law)[0]) if settings.mode == "compute" else None
+        return _Result(settings, evaluation, selection, key, law, assessment, optima)
 
     def _try_compute(self, settings: DashboardSettings) -> tuple[_Result | None, str | None]:
         try:
@@ -459,14 +489,13 @@ class Dashboard:
                                  hovertemplate=hover_candidate), row=1, col=1)
         fig.add_trace(go.Scatter(name="Pareto frontier", mode="lines+markers", line=dict(color="#1f77b4", width=2),
                                  marker=dict(size=4), hovertemplate=hover_candidate), row=1, col=1)
-        # Open diamonds: a published model at the same spot as a selected shape leaves its dot visible.
-        fig.add_trace(go.Scatter(name="published 1B models (measured latency)", mode="markers",
-                                 marker=dict(symbol="diamond-open", size=12, color="#2ca02c", line=dict(width=2)),
-                                 hovertemplate="%{hovertext}<extra></extra>"), row=1, col=1)
         # Named by annotations placed without overlaps (_label_annotations), not by trace text.
         fig.add_trace(go.Scatter(name="selected (top k)", mode="markers",
                                  marker=dict(size=11, color=_ACCENT, line=dict(color="white", width=1)),
                                  hovertemplate=hover_candidate), row=1, col=1)
+        published = published_trace()  # on its own axis y3: measured numbers, not on the loss axis
+        published.mode = "markers"  # its names are placed with the other labels
+        fig.add_trace(published)
         fig.add_trace(go.Scatter(name="law at the top pick's N and D", mode="lines", line=dict(color="black", width=2),
                                  hovertemplate="R %{x:.0f}<br>predicted loss %{y:.4f} nats/token<extra></extra>"),
                       row=1, col=2)
@@ -476,6 +505,8 @@ class Dashboard:
                       row=1, col=2)
         for trace in run_traces():
             fig.add_trace(trace, row=1, col=2)
+        fig.add_trace(infeasible_trace(), row=1, col=1)
+        fig.add_trace(optima_trace(), row=1, col=1)
         fig.update_xaxes(type="log", title_text="predicted latency of one call (s)", row=1, col=1)
         fig.update_yaxes(title_text="predicted loss (nats/token)", row=1, col=1)
         fig.update_xaxes(type="log", title_text="aspect ratio R = d_model / n_layers", row=1, col=2)
@@ -483,6 +514,7 @@ class Dashboard:
         # The symbols are explained in the "how to read this" text beside the plot: a plotly
         # legend wraps unpredictably on a narrow screen and then covers the axis titles.
         fig.update_layout(
+            yaxis3=dict(overlaying="y", anchor="x", range=[0, 1], visible=False, fixedrange=True),
             template="plotly_white", showlegend=False, font=dict(size=12),
             shapes=[dict(type="line", xref="x", yref="y domain", x0=1, x1=1, y0=0, y1=1,
                          line=dict(color=_ACCENT, dash="dash", width=1.5))],
@@ -521,11 +553,10 @@ class Dashboard:
         cloud.update(x=ev.latency_s[shown], y=ev.loss[shown], text=ev.candidates.labels(shown).tolist())
         f = sel.frontier_index
         frontier.update(x=ev.latency_s[f], y=ev.loss[f], text=ev.candidates.labels(f).tolist())
-        refs = self._published(result)
-        published.update(
-            x=refs["latency_s"].tolist(), y=refs["loss"].tolist(), text=refs["name"].tolist(),
-            hovertext=refs["hover"].tolist(), visible=bool(len(refs)),
-        )
+        published.update(**published_points(result.settings.workload, result.settings.mode))
+        fig.data[INFEASIBLE].update(**infeasible_points(sel, result.assessment))
+        budget_line = fig.layout.shapes[0]
+        fig.layout.shapes = [budget_line, *fit_range_shading(result.assessment.runs)]
 
     def _draw_selection(self, result: _Result, fig: Any = None) -> None:
         """Views that change with the latency budget and top k (and the labels, which depend on both)."""
@@ -533,19 +564,23 @@ class Dashboard:
         ev, sel = result.evaluation, result.selection
         i = sel.selected_index
         labels = [f"{r}: {L}x{d}" for r, L, d in zip(sel.selected["rank"], sel.selected["n_layers"], sel.selected["d_model"])]
-        fig.data[SELECTED].update(x=ev.latency_s[i], y=ev.loss[i], text=labels)
+        fig.data[SELECTED].update(x=ev.latency_s[i], y=ev.loss[i], text=labels, **selected_bars(sel, result.assessment))
+        fig.data[SELECTED].hovertemplate = "%{text}<br>%{hovertext}<extra></extra>"
+        fig.data[OPTIMA].update(**optima_points(sel, result.optima))
         budget = result.settings.latency_budget_s
         fig.layout.shapes[0].update(x0=budget, x1=budget)
         # Explicit ranges: the labels are placed in pixels, which needs the axes' extent.
         published = fig.data[PUBLISHED]
         xs = [float(ev.latency_s.min()), float(ev.latency_s.max()), budget, *(published.x or ())]
-        ys = [float(ev.loss.min()), float(ev.loss.max()), *(published.y or ())]
-        x_range, y_range = log_range(xs), linear_range(ys, pad=0.12)
+        low, high = linear_range([float(ev.loss.min()), float(ev.loss.max())], pad=0.12)
+        # The published models' strip takes the top tenth of the plot: keep the loss dots below it.
+        y_range = (low, high + 0.15 * (high - low)) if published.visible else (low, high)
+        x_range = log_range(xs)
         fig.layout.xaxis.range, fig.layout.yaxis.range = x_range, y_range
         # Beyond a few, labels crowd the plot: the best MAX_LABELS are named, the table lists the rest.
-        points = [(float(ev.latency_s[j]), float(ev.loss[j]), text) for j, text in zip(i[:MAX_LABELS], labels)]
+        points = [(float(ev.latency_s[j]), float(ev.loss[j]), text, "y") for j, text in zip(i[:MAX_LABELS], labels)]
         if published.visible:
-            points += list(zip(published.x, published.y, published.text))
+            points += [(x, y, text, "y3") for x, y, text in zip(published.x, published.y, published.text)]
         # Built whole from the geometry: inside a batch_update the figure still reads its old annotations.
         fig.layout.annotations = [
             *self.geometry.titles(*_TITLES),
@@ -563,18 +598,22 @@ class Dashboard:
         fig.data[ASPECT_SELECTED].update(x=ev.candidates.aspect_ratio[i], y=ev.loss[i], text=labels)
 
     def _label_annotations(
-        self, points: list[tuple[float, float, str]], n_selected: int, budget: float, x_range: tuple, y_range: tuple
+        self, points: list[tuple[float, float, str, str]], n_selected: int, budget: float, x_range: tuple,
+        y_range: tuple,
     ) -> list[dict[str, Any]]:
         """The budget's caption, then a label per point (selected shapes by rank, then published models).
+
+        Each point is ``(latency, y, text, axis)``: ``axis`` ``"y"`` (loss) or ``"y3"`` (the
+        published models' strip, 0 at the bottom of the plot and 1 at its top).
 
         Placed in pixels of the left plot (:func:`~morph.app.labels.place_labels`), best rank
         first; a label with no free spot is left out (the table and the hover still name it).
         """
         width, height = self.geometry.plot_area()
-        to_px = lambda x, y: (  # noqa: E731 - one formula, used twice
-            (math.log10(x) - x_range[0]) / (x_range[1] - x_range[0]) * width,
-            (y_range[1] - y) / (y_range[1] - y_range[0]) * height,
-        )
+        def to_px(x: float, y: float, axis: str = "y") -> tuple[float, float]:
+            fraction = (y - y_range[0]) / (y_range[1] - y_range[0]) if axis == "y" else y
+            return (math.log10(x) - x_range[0]) / (x_range[1] - x_range[0]) * width, (1.0 - fraction) * height
+
         caption = f"budget {budget:.3g} s"
         bx = to_px(budget, y_range[1])[0]
         cw, ch = label_size(caption)
@@ -585,42 +624,20 @@ class Dashboard:
                             font=dict(color=_ACCENT, size=11), name="budget")]
         if not points:
             return annotations
-        px = np.array([to_px(x, y) for x, y, _ in points])
-        texts = [t for _, _, t in points]
+        px = np.array([to_px(x, y, axis) for x, y, _, axis in points])
+        texts = [t for _, _, t, _ in points]
         placement = place_labels(px[:, 0], px[:, 1], [label_size(t) for t in texts], (width, height),
                                  obstacles=[caption_box])
         for k in np.flatnonzero(placement.placed):
-            x, y, text = points[k]
+            x, y, text, axis = points[k]
             annotations.append(dict(
-                xref="x", yref="y", x=math.log10(x), y=y, text=text, showarrow=True, arrowhead=0, arrowwidth=1,
+                xref="x", yref=axis, x=math.log10(x), y=y, text=text, showarrow=True, arrowhead=0, arrowwidth=1,
                 arrowcolor="#888", axref="pixel", ayref="pixel",
                 ax=float(placement.x[k] - px[k, 0]), ay=float(placement.y[k] - px[k, 1]),
                 font=dict(size=11, color=_ACCENT if k < n_selected else "#2ca02c"),
                 bgcolor="rgba(255,255,255,0.85)", borderpad=1, name="label",
             ))
         return annotations
-
-    def _published(self, result: _Result) -> pd.DataFrame:
-        """The open 1B models at their measured latency, when the protocol matches theirs."""
-        if not result.settings.workload.timed_like(PAPER_WORKLOAD):
-            return pd.DataFrame(columns=["name", "latency_s", "loss", "hover"])
-        models = load_models_1b()
-        law = resolve_law(result.law)[0]
-        layers, width = models["n_layers"].to_numpy(), models["d_model"].to_numpy()
-        N = parameter_count(layers, width).astype(np.float64)
-        models = models.assign(loss=law.predict(N, np.full_like(N, PAPER_TOKENS), width / layers))
-        # Models of one shape and one measured latency share a point; name them together.
-        rows = []
-        for (lat, loss), group in models.groupby(["latency_s", "loss"], sort=True):
-            names = ", ".join(group["model"])
-            shape = f"{int(group['n_layers'].iloc[0])}x{int(group['d_model'].iloc[0])}"
-            hover = (
-                f"{names} ({shape})<br>measured {lat:.2f} s (A100 40GB, HF generate, bf16, batch 1, 128 in / 256 out)"
-                f"<br>loss shown: this law's prediction for the shape at {si_format(PAPER_TOKENS)} tokens,"
-                "<br>not the model's own loss (its data and tokens differ)"
-            )
-            rows.append({"name": names, "latency_s": lat, "loss": loss, "hover": hover})
-        return pd.DataFrame(rows)
 
     def _table_html(self, result: _Result) -> str:
         sel, ev = result.selection, result.evaluation
@@ -642,6 +659,7 @@ class Dashboard:
             "latency (s)": frame["latency_s"].map("{:.3f}".format),
             "ms / token": frame["ms_per_token"].map("{:.2f}".format),
             "speed-up": frame["speedup"].map("{:.2f}x".format),
+            **decision_columns(sel, result.assessment),
         })
         within = int(np.count_nonzero(ev.latency_s <= sel.latency_budget_s))
         caption = (
@@ -680,15 +698,20 @@ class Dashboard:
         if drawn < len(ev):
             notes.append(f"{drawn:,} of {len(ev):,} candidates drawn (thinned evenly over the plot); "
                          "the frontier and the selection use all of them.")
-        if not s.workload.timed_like(PAPER_WORKLOAD):
+        if not published_visible(s.workload, s.mode):
             notes.append("The published 1B models are shown only for the setting they were measured in: "
-                         "A100 40GB, bf16, batch 1, 128 input and 256 output tokens.")
+                         "A100 40GB, Hugging Face generate, bf16, batch 1, 128 input and 256 output tokens, "
+                         "in parameter-range mode (they were trained on their own token budgets).")
         else:
-            notes.append("Published 1B models: measured latency (A100 40GB); their loss is placed at this law's "
-                         f"prediction for their shape at {si_format(PAPER_TOKENS)} tokens, not their own loss.")
+            notes.append("Published 1B models (green, top strip): measured latency and measured accuracy; no loss "
+                         "is published for them, so they are not placed on the loss axis.")
         notes.append("Right: the law's shape factor is monotone in R, while the runs rise again for very deep, "
                      "narrow shapes (small R): the law does not see that side of the U.")
-        return "".join(f'<div style="font-size:12px;color:#555">{html.escape(n)}</div>' for n in notes)
+        validity = "".join(
+            f'<div class="morph-validity" style="font-size:12px;color:#8a5a00">{html.escape(n)}</div>'
+            for n in decision_notes(result.assessment, s.workload)
+        )
+        return validity + "".join(f'<div style="font-size:12px;color:#555">{html.escape(n)}</div>' for n in notes)
 
     # -- exports ---------------------------------------------------------------------------
 
@@ -732,7 +755,7 @@ class Dashboard:
         advanced = widgets.Accordion(
             children=[
                 group(["mode", "params_min", "params_max", "tokens", "flops"]),
-                group(["calibration", "dtype", "batch", "input_tokens", "output_tokens"]),
+                group(["stack", "calibration", "dtype", "batch", "input_tokens", "output_tokens"]),
             ],
             titles=("Advanced: candidates and training", "Advanced: serving"),
             selected_index=None,

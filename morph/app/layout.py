@@ -78,11 +78,13 @@ HOW_TO_READ = """<details class="morph-help" open><summary>How to read this</sum
 <p><b>Left:</b> every candidate shape (grey) at its predicted latency (seconds for one generate call) and
 predicted loss (nats per token; lower is better). The blue line is the <b>Pareto frontier</b>: the shapes
 that no other shape beats on both loss and latency. The red dots are the best shapes within the latency
-budget (dashed line), numbered by rank; green open diamonds are published 1B models at their measured
-latency.</p>
+budget (dashed line), numbered by rank, with error bars for the uncertainty of latency and loss; grey
+crosses do not fit in memory. Green diamonds along the top are published 1B models at their measured
+latency (no loss is published for them).</p>
 <p><b>Right:</b> loss against the <b>aspect ratio</b> R = d_model / n_layers (width over depth). Wider,
 shallower models (larger R) are faster to serve; the black curve is how much loss the law charges for
-the shape at the top pick's size and data; dots are the paper's training runs.</p></details>"""
+the shape at the top pick's size and data; dots are the paper's training runs, and shaded bands mark
+aspect ratios outside them, where the law extrapolates.</p></details>"""
 """A short guide shown beside the plot (static text: nothing from a link reaches it)."""
 
 

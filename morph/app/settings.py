@@ -18,6 +18,7 @@ import numpy as np
 
 from ..latency import Workload, calibrations
 from ..latency.hardware import DTYPES, hardware_presets
+from ..latency.stacks import STACKS
 from ..laws import PRESETS
 
 __all__ = [
@@ -97,6 +98,8 @@ def setting_choices() -> dict[str, dict[str, str]]:
         "shapes": dict(SHAPE_SOURCES),
         "hardware": {name: hw.label for name, hw in hardware_presets().items()},
         "calibration": {"default": "the hardware's default", **{c: c for c in calibrations()}},
+        "stack": {"default": "the hardware's default (eager Hugging Face)",
+                  **{name: stack.label for name, stack in STACKS.items()}},
         "dtype": {d: d for d in sorted(DTYPES)},
         "law": _law_choices(),
     }
@@ -128,6 +131,9 @@ class DashboardSettings:
         Hardware preset slug (:func:`morph.latency.hardware.hardware_presets`).
     calibration : str
         Latency calibration name, or ``"default"`` for the hardware's own.
+    stack : str
+        Serving stack (:data:`morph.latency.stacks.STACKS`), or ``"default"``
+        for the hardware's default calibration; a named calibration wins.
     batch, input_tokens, output_tokens : int
         Sequences per call, prompt length and generated tokens.
     dtype : {"bf16", "fp16", "fp32"}
@@ -146,6 +152,7 @@ class DashboardSettings:
     latency_budget_s: float = 2.0
     hardware: str = "a100-40gb"
     calibration: str = "default"
+    stack: str = "default"
     batch: int = 1
     input_tokens: int = 128
     output_tokens: int = 256
@@ -191,7 +198,7 @@ class DashboardSettings:
         """The serving settings as a :class:`~morph.latency.Workload` (``"default"`` calibration: the hardware's)."""
         return Workload(
             hardware=self.hardware, calibration=None if self.calibration == "default" else self.calibration,
-            batch=self.batch, input_tokens=self.input_tokens, output_tokens=self.output_tokens, dtype=self.dtype,
+            stack=None if self.stack == "default" else self.stack, batch=self.batch, input_tokens=self.input_tokens, output_tokens=self.output_tokens, dtype=self.dtype,
         )
 
     @property
@@ -206,6 +213,7 @@ _QUERY_FIELDS: dict[str, str] = {
     **{spec.key: spec.field for spec in _NUMBERS},
     "hardware": "hardware",
     "calibration": "calibration",
+    "stack": "stack",
     "dtype": "dtype",
     "law": "law",
 }

@@ -20,7 +20,8 @@ import plotly.graph_objects as go
 from .. import hardware_presets
 from ..errors import MorphError
 from ..shapes import DEFAULT_HEAD_DIM, parameter_count
-from ..speculative import DEFAULT_MAX_LOOKAHEAD, expected_tokens, forward_pass_s, speculative_timing
+from ..latency import Workload
+from ..speculative import DEFAULT_MAX_LOOKAHEAD, expected_tokens, speculative_timing, target_pass_s
 
 __all__ = ["DraftPoint", "equal_size_deep_draft", "draft_curves", "speedup_figure", "step_time_figure",
            "SpeculativeExplorer"]
@@ -71,7 +72,11 @@ class DraftPoint:
 
 def draft_curves(target: str, drafts: Sequence[tuple[int, int]], acceptance: float,
                  max_lookahead: int = DEFAULT_MAX_LOOKAHEAD, **workload: Any) -> list[DraftPoint]:
-    """Speed-up against lookahead for each draft ``(n_layers, d_model)`` (workload as in ``forward_pass_s``)."""
+    """Speed-up against lookahead for each draft ``(n_layers, d_model)``.
+
+    ``workload`` is ``workload=`` a :class:`~morph.latency.Workload` and any
+    override, as in :func:`morph.speculative.speculative_timing`.
+    """
     layers = np.array([d[0] for d in drafts])
     widths = np.array([d[1] for d in drafts])
     timing = speculative_timing(target, layers, widths, acceptance, np.arange(max_lookahead + 1)[:, None], **workload)
@@ -224,13 +229,13 @@ class SpeculativeExplorer(widgets.VBox):
             self.message.value = f"<div class='morph-error'>{html.escape(str(exc))}</div>"
 
     def _draw(self) -> None:
-        workload = dict(hardware=self.hardware.value)
+        workload = dict(workload=Workload(hardware=self.hardware.value))
         a, k = float(self.acceptance.value), int(self.lookahead.value)
         curves = draft_curves(self.target, self.drafts, a, **workload)
         speedup_figure(curves, lookahead=k, into=self.speedup,
                        title=f"Target {self.target} at acceptance {a:.2f}: speed-up against lookahead")
         step_time_figure(self.target, self.drafts, a, k, into=self.step_time, **workload)
-        target_ms = 1e3 * float(forward_pass_s(self.target_layers.value, self.target_width.value, **workload))
+        target_ms = 1e3 * float(target_pass_s(self.target, 1, **workload))
         rows = "".join(
             f"<li><b>{html.escape(c.label)}</b> ({c.parameters / 1e6:.0f}M parameters, "
             f"{1e3 * c.draft_step_s:.2f} ms per draft step): <b>{c.speedup[k]:.2f}x</b> at k = {k}, "

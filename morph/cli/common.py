@@ -8,6 +8,7 @@ import math
 from typing import Any, Callable, Sequence
 
 from ..latency.hardware import DTYPES
+from ..latency.stacks import stack_names
 from ..latency.workload import WORKLOAD_FIELDS, Workload, as_workload
 
 __all__ = ["add_workload_arguments", "positive_int", "positive_float", "print_json", "workload_from_args"]
@@ -47,6 +48,7 @@ _WORKLOAD_HELP = {
     "input_tokens": ("prompt tokens", "TOKENS"),
     "output_tokens": ("generated tokens per sequence", "TOKENS"),
     "dtype": ("weights and cache dtype", None),
+    "stack": ("serving stack; picks its calibration for the hardware, transferred where it has none", None),
 }
 
 
@@ -56,7 +58,7 @@ def add_workload_arguments(
     *,
     follow: str | None = None,
 ) -> None:
-    """Add ``--hardware``, ``--calibration``, ``--batch``, ``--input-tokens``, ``--output-tokens``, ``--dtype``.
+    """Add ``--hardware``, ``--calibration``, ``--batch``, ``--input-tokens``, ``--output-tokens``, ``--dtype``, ``--stack``.
 
     Parameters
     ----------
@@ -73,6 +75,8 @@ def add_workload_arguments(
         default = None if follow else getattr(defaults, name)
         if name == "calibration" and default is None:
             shown = "the hardware's own"
+        elif name == "stack" and default is None:
+            shown = "the hardware's default calibration"
         else:
             shown = follow or default
         text, metavar = _WORKLOAD_HELP[name]
@@ -81,6 +85,8 @@ def add_workload_arguments(
             options["type"] = positive_int()
         elif name == "dtype":
             options["choices"] = DTYPES
+        elif name == "stack":
+            options["choices"] = stack_names()
         parser.add_argument("--" + name.replace("_", "-"), **options)
 
 

@@ -23,8 +23,11 @@ from ..latency.calibration import DEFAULT_FIT, calibrate, leave_one_out, load_me
 from ..errors import LatencyError
 from ..latency.hardware import HARDWARE_COLUMNS, hardware_csv_row, probe_cpu
 from ..latency import COEFFICIENTS, predict_latency
+from ..latency.memory import serving_memory
+from ..latency.serving import serving_metric
+from ..latency.stacks import latency_band
 from ..shapes import Shape, parse_shape
-from .common import add_workload_arguments, print_json, workload_from_args
+from .common import add_workload_arguments, positive_float, print_json, workload_from_args
 
 __all__ = ["add_parser", "run", "run_calibrate", "run_probe"]
 
@@ -43,6 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--shape", action="append", default=[], metavar="LxD[xH]",
                         help="shape as LAYERSxWIDTH or LAYERSxWIDTHxHEADS, e.g. 12x3072; repeat for more")
     add_workload_arguments(parser)
+    parser.add_argument("--price-per-gpu-hour", type=positive_float, metavar="PRICE",
+                        help="price of one GPU-hour: adds the cost per million generated tokens")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.set_defaults(handler=run)
 
@@ -99,7 +104,24 @@ def run(args: argparse.Namespace) -> int:
         np.array([s.n_heads for s in shapes]),
         workload=workload.replace(calibration=calibration),
     )
+    error = workload.latency_error()
+    memory = serving_memory(
+        np.array([s.n_layers for s in shapes]), np.array([s.d_model for s in shapes]),
+        np.array([s.n_heads for s in shapes]), np.array([s.n_kv_heads for s in shapes]), workload=workload,
+    )
+    low, high = latency_band(prediction.latency_s, error.relative, prediction.roofline_s)
     rows = [_row(shape, prediction, i) for i, shape in enumerate(shapes)]
+    for i, (row, reason) in enumerate(zip(rows, memory.reasons())):
+        row.update(
+            latency_low_s=_significant(low[i]), latency_high_s=_significant(high[i]),
+            memory_gb=_significant(memory.memory_gb[i]), kv_cache_gb=_significant(memory.kv_cache_gb[i]),
+            feasible=bool(memory.feasible[i]), infeasible_reason=reason or None, ttft_s=row["prefill_s"],
+        )
+        if args.price_per_gpu_hour is not None:
+            row["cost_per_million_tokens"] = _significant(serving_metric(
+                "cost_per_million_tokens", latency_s=prediction.latency_s[i], prefill_s=prediction.prefill_s[i],
+                ms_per_token=prediction.ms_per_token[i], batch=workload.batch, output_tokens=workload.output_tokens,
+                price_per_gpu_hour=args.price_per_gpu_hour))
     if args.json:
         print_json(
             {
@@ -107,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
                 "hardware_label": hardware.label,
                 "calibration": calibration.name,
                 "calibration_hardware": calibration.hardware,
+                "stack": workload.stack_name,
+                "transferred": error.transferred,
+                "relative_error": error.relative,
+                "error_basis": error.basis,
                 "batch": workload.batch,
                 "input_tokens": workload.input_tokens,
                 "output_tokens": workload.output_tokens,
@@ -115,21 +141,30 @@ def run(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    print(f"{hardware.label} [{hardware.name}], calibration {calibration.name}")
-    if calibration.hardware != hardware.name:
-        print(f"(host coefficients fitted on {calibration.hardware}, transferred with this hardware's datasheet)")
+    print(f"{hardware.label} [{hardware.name}], stack {workload.stack_name}, calibration {calibration.name}")
+    if error.transferred:
+        print(f"TRANSFERRED: coefficients fitted on {calibration.hardware}, used with this hardware's datasheet")
+    print(f"latency band +/-{error.relative:.0%}: {error.basis}")
     print(f"batch {workload.batch}, {workload.input_tokens} input + {workload.output_tokens} output tokens, "
           f"{workload.dtype}")
     print()
-    header = f"{'shape':<12}{'params':>9}{'latency s':>11}{'TTFT ms':>9}{'ms/token':>10}{'tokens/s':>10}" \
-             f"{'roofline s':>12}{'x roofline':>12}"
+    header = f"{'shape':<12}{'params':>9}{'latency s':>11}{'band s':>15}{'TTFT ms':>9}{'ms/token':>10}" \
+             f"{'tokens/s':>10}{'roofline s':>12}{'memory GB':>11}"
     print(header)
     for row in rows:
+        band = f"{row['latency_low_s']:.2g}-{row['latency_high_s']:.2g}"
         print(
-            f"{row['shape']:<12}{row['N'] / 1e9:>8.2f}B{row['latency_s']:>11.3f}{1e3 * row['prefill_s']:>9.1f}"
+            f"{row['shape']:<12}{row['N'] / 1e9:>8.2f}B{row['latency_s']:>11.2f}{band:>15}{1e3 * row['prefill_s']:>9.1f}"
             f"{row['ms_per_token']:>10.2f}{row['tokens_per_s']:>10.1f}{row['roofline_s']:>12.3f}"
-            f"{row['latency_s'] / row['roofline_s']:>12.1f}"
+            f"{row['memory_gb']:>11.3g}"
         )
+    for row in rows:
+        if "cost_per_million_tokens" in row:
+            print(f"{row['shape']}: {row['cost_per_million_tokens']:.4g} per million generated tokens at "
+                  f"{args.price_per_gpu_hour:g} per GPU-hour")
+    for row in rows:
+        if not row["feasible"]:
+            print(f"INFEASIBLE {row['shape']}: {row['infeasible_reason']}")
     return 0
 
 

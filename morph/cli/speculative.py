@@ -8,7 +8,7 @@
 One ``--acceptance`` for every draft, or one per draft in the same order.
 
 Instead of ``--draft``, ``--params-max N`` (with ``--params-min``) or ``--candidates CSV`` ranks many
-draft shapes by speed-up at each one's best lookahead (:func:`morph.speculative.select_drafts`),
+draft shapes by speed-up at each one's best lookahead (:func:`morph.drafts.select_drafts`),
 with one ``--acceptance`` for all of them, the table's own ``acceptance`` column, or, with
 ``--target-tokens``, acceptance rates derived from the predicted loss gap (``--tightness``)::
 
@@ -24,20 +24,15 @@ from typing import Any
 import numpy as np
 
 from ..data import read_table, to_numeric
+from ..drafts import select_drafts
 from ..frontier import Candidates, candidates_from_range, candidates_from_table
-from ..latency import resolve_calibration
+from ..latency import DEFAULT_CONTEXT, Workload
 from ..shapes import parse_shape
-from ..speculative import (
-    DEFAULT_CONTEXT,
-    DEFAULT_MAX_LOOKAHEAD,
-    SpeculativeError,
-    best_lookahead,
-    forward_pass_s,
-    select_drafts,
-    speculative_timing,
-)
-from .common import print_json
-from .. import get_hardware
+from ..speculative import DEFAULT_MAX_LOOKAHEAD, SpeculativeError, best_lookahead, speculative_timing, target_pass_s
+from .common import add_workload_arguments, print_json, workload_from_args
+
+# A step is timed at a given context (--context), so the token counts of a workload do not apply.
+WORKLOAD_SETTINGS = ("hardware", "calibration", "batch", "dtype")
 
 __all__ = ["add_parser", "run"]
 
@@ -60,12 +55,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lookahead", default="4", metavar="K", help="drafted tokens per step (default 4)")
     parser.add_argument("--max-lookahead", default=str(DEFAULT_MAX_LOOKAHEAD), metavar="K",
                         help=f"largest lookahead searched for the best one (default {DEFAULT_MAX_LOOKAHEAD})")
-    parser.add_argument("--hardware", default="a100-40gb", help="hardware preset (default a100-40gb)")
-    parser.add_argument("--calibration", help="calibration name or JSON file (default: the hardware's own)")
-    parser.add_argument("--batch", default="1", metavar="B", help="sequences per step (default 1)")
+    add_workload_arguments(parser, WORKLOAD_SETTINGS)
     parser.add_argument("--context", default=str(DEFAULT_CONTEXT), metavar="TOKENS",
                         help=f"tokens in the key/value cache when a step is timed (default {DEFAULT_CONTEXT})")
-    parser.add_argument("--dtype", default="bf16", help="bf16, fp16 or fp32 (default bf16)")
     ranking = parser.add_argument_group("ranking many drafts (instead of --draft)")
     ranking.add_argument("--params-min", metavar="N", help="smallest draft (parameters; default 1e7)")
     ranking.add_argument("--params-max", metavar="N", help="largest draft (parameters): enumerate every shape up to it")
@@ -123,6 +115,12 @@ def _number(text: str | None, option: str) -> float | None:
     return value
 
 
+def _settings(serving: Workload, context: int) -> dict[str, Any]:
+    """What the output reports of the workload: hardware and calibration by name, batch, context, dtype."""
+    return {"hardware": serving.hardware_name, "calibration": serving.resolved_calibration().name,
+            "batch": serving.batch, "context": context, "dtype": serving.dtype}
+
+
 def run(args: argparse.Namespace) -> int:
     if not args.target:
         raise SpeculativeError("give the target shape with --target, e.g. --target 32x4096")
@@ -139,15 +137,13 @@ def run(args: argparse.Namespace) -> int:
     rates = _rates(args.acceptance, len(drafts))
     lookahead = _whole(args.lookahead, "--lookahead", 0)
     max_lookahead = max(_whole(args.max_lookahead, "--max-lookahead", 0), lookahead)
-    device = get_hardware(args.hardware)
-    workload: dict[str, Any] = dict(hardware=device.name, calibration=resolve_calibration(args.calibration, device).name,
-                                    batch=_whole(args.batch, "--batch", 1),
-                                    context=_whole(args.context, "--context", 0), dtype=args.dtype)
+    serving = workload_from_args(args)
+    context = _whole(args.context, "--context", 0)
+    workload = _settings(serving, context)
     layers = np.array([d.n_layers for d in drafts])
     widths = np.array([d.d_model for d in drafts])
-    timing = speculative_timing(target, layers, widths, np.array(rates), lookahead, **workload)
-    verify = forward_pass_s(target.n_layers, target.d_model, np.arange(1, max_lookahead + 2),
-                            n_heads=target.n_heads, n_kv_heads=target.n_kv_heads, **workload)
+    timing = speculative_timing(target, layers, widths, np.array(rates), lookahead, workload=serving, context=context)
+    verify = target_pass_s(target, np.arange(1, max_lookahead + 2), workload=serving, context=context)
     best = best_lookahead(np.array(rates), timing.draft_step_s, verify)
     rows = [
         {
@@ -234,8 +230,8 @@ def run_ranking(args: argparse.Namespace) -> int:
         tightness=_number(args.tightness, "--tightness"),
         max_lookahead=_whole(args.max_lookahead, "--max-lookahead", 0),
         param_budget=params_max, memory_budget_gb=_number(args.memory_gb, "--memory-gb"),
-        top_n=_whole(args.top, "--top", 1), hardware=args.hardware, calibration=args.calibration,
-        batch=_whole(args.batch, "--batch", 1), context=_whole(args.context, "--context", 0), dtype=args.dtype,
+        top_n=_whole(args.top, "--top", 1), workload=workload_from_args(args),
+        context=_whole(args.context, "--context", 0),
     )
     if args.json:
         print_json(selection.to_dict())

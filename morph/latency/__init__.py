@@ -6,6 +6,12 @@
 - :mod:`morph.latency.hardware`: hardware presets and the CPU probe;
 - :mod:`morph.latency.record`: the calibration record, its JSON file and the shipped ones;
 - :mod:`morph.latency.calibration`: fitting a calibration to timings;
+- :mod:`morph.latency.stacks`: serving stacks, calibration errors, latency bands, the
+  probability of meeting a budget; :mod:`morph.latency.published`: the stacks'
+  calibrations from public timings;
+- :mod:`morph.latency.memory`: weights plus key/value cache against device memory;
+- :mod:`morph.latency.serving`: time to first token, time per token, throughput and cost
+  per million tokens, each usable as a budget;
 - :mod:`morph.latency.measure` (with :mod:`morph.latency.decoder`, needs PyTorch):
   timing real decoding of shapes.
 
@@ -13,22 +19,43 @@ The model's, the record's and the workload's public names are re-exported here, 
 predict_latency`` is the usual entry point.
 """
 
-from .model import DECODE_SEGMENTS, LatencyPrediction, overlap, predict_latency, roofline_latency
+from .model import (
+    DECODE_SEGMENTS,
+    DEFAULT_CONTEXT,
+    LatencyPrediction,
+    forward_pass_s,
+    overlap,
+    predict_latency,
+    roofline_latency,
+)
 from .record import COEFFICIENTS, Calibration, calibrations, calibrations_dir, load_calibration, resolve_calibration
+from .memory import MemoryCheck, serving_memory
+from .serving import SERVING_METRICS, serving_metric
+from .stacks import STACKS, TRANSFER_ERROR, latency_band, probability_within
 from .workload import PAPER_WORKLOAD, Workload
 
 __all__ = [
     "COEFFICIENTS",
     "DECODE_SEGMENTS",
+    "DEFAULT_CONTEXT",
     "Calibration",
     "LatencyPrediction",
+    "MemoryCheck",
     "PAPER_WORKLOAD",
+    "SERVING_METRICS",
+    "STACKS",
+    "TRANSFER_ERROR",
     "Workload",
     "calibrations",
     "calibrations_dir",
+    "forward_pass_s",
+    "latency_band",
     "load_calibration",
     "overlap",
+    "probability_within",
     "predict_latency",
     "resolve_calibration",
     "roofline_latency",
+    "serving_memory",
+    "serving_metric",
 ]

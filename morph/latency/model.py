@@ -86,13 +86,16 @@ from ..errors import LatencyError, ShapeError
 from ..shapes import VOCAB_SIZE
 from .hardware import DTYPE_BYTES, Hardware, canonical_dtype, get_hardware
 from .record import Calibration, resolve_calibration
+from .stacks import stack_calibration
 from .workload import Workload, workload_arguments
 
 __all__ = [
     "DECODE_SEGMENTS",
     "LatencyPrediction",
+    "DEFAULT_CONTEXT",
     "predict_latency",
     "roofline_latency",
+    "forward_pass_s",
     "overlap",
     "GenerationWork",
     "generation_work",
@@ -107,6 +110,10 @@ FloatArray = NDArray[np.float64]
 
 DECODE_SEGMENTS = 4
 """Runs of decode steps over which host and device time are combined (see the module docstring)."""
+
+DEFAULT_CONTEXT = 256
+"""Tokens in the key/value cache when :func:`forward_pass_s` times one pass: the middle of the
+default workload's generation (a 128-token prompt and 256 generated tokens)."""
 
 
 @dataclass(frozen=True)
@@ -195,8 +202,8 @@ def overlap(host_s: ArrayLike, device_s: ArrayLike, p: float) -> FloatArray:
     return larger * ratio
 
 
-def _whole_numbers(name: str, value: ArrayLike, error: type[Exception]) -> NDArray[np.int64]:
-    """``value`` as int64 after checking every element is a whole number >= 1."""
+def _whole_numbers(name: str, value: ArrayLike, error: type[Exception], minimum: int = 1) -> NDArray[np.int64]:
+    """``value`` as int64 after checking every element is a whole number >= ``minimum``."""
     array = np.asarray(value)
     if array.dtype.kind not in "iuf":
         raise error(f"{name} must be whole numbers, got {type(value).__name__} {np.ravel(array)[:3].tolist()}")
@@ -205,8 +212,9 @@ def _whole_numbers(name: str, value: ArrayLike, error: type[Exception]) -> NDArr
         if not np.all(whole):
             raise error(f"{name} must be whole numbers, got {np.asarray(array)[~whole].ravel()[0]!r}")
     integers = array.astype(np.int64, copy=False)
-    if integers.size and integers.min() < 1:
-        raise error(f"{name} must be positive, got {int(integers.min())}")
+    if integers.size and integers.min() < minimum:
+        kind = "positive" if minimum == 1 else f">= {minimum}"
+        raise error(f"{name} must be {kind}, got {int(integers.min())}")
     return integers
 
 
@@ -508,6 +516,7 @@ def predict_latency(
     input_tokens: ArrayLike | None = None,
     output_tokens: ArrayLike | None = None,
     dtype: str | ArrayLike | None = None,
+    stack: str | None = None,
     vocab: ArrayLike = VOCAB_SIZE,
 ) -> LatencyPrediction:
     """Predict the time of one ``generate`` call for each shape.
@@ -524,7 +533,7 @@ def predict_latency(
         Hardware, calibration, batch, tokens and dtype (default
         :class:`~morph.latency.workload.Workload`: an A100 40GB with its
         default calibration, batch 1, 128 input and 256 output tokens, bf16).
-    hardware, calibration, batch, input_tokens, output_tokens, dtype : optional
+    hardware, calibration, batch, input_tokens, output_tokens, dtype, stack : optional
         Override one setting of ``workload``; batch, token counts and dtype
         may be arrays that broadcast against the shapes (tokens, sequences).
     vocab : int or array of int
@@ -553,9 +562,14 @@ def predict_latency(
     [3.61, 1.96]
     """
     settings = workload_arguments(workload, hardware=hardware, calibration=calibration, batch=batch,
-                                  input_tokens=input_tokens, output_tokens=output_tokens, dtype=dtype)
+                                  input_tokens=input_tokens, output_tokens=output_tokens, dtype=dtype, stack=stack)
     device = get_hardware(settings.pop("hardware"))
-    coefficients = resolve_calibration(settings.pop("calibration"), device)
+    stack = settings.pop("stack")
+    calibration = settings.pop("calibration")
+    coefficients = (
+        stack_calibration(stack, device) if calibration is None and stack is not None
+        else resolve_calibration(calibration, device)
+    )
     shapes = dict(n_layers=n_layers, d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads, vocab=vocab)
     return LatencyPrediction(*_per_shape({**shapes, **settings}, device, lambda work: _evaluate(work, coefficients)))
 
@@ -585,6 +599,92 @@ def roofline_latency(
                                   output_tokens=output_tokens, dtype=dtype)
     device = get_hardware(settings.pop("hardware"))
     settings.pop("calibration")
+    settings.pop("stack")
     shapes = dict(n_layers=n_layers, d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads, vocab=vocab)
     (roofline,) = _per_shape({**shapes, **settings}, device, lambda work: (_roofline_s(work),))
     return roofline
+
+
+def forward_pass_s(
+    n_layers: ArrayLike,
+    d_model: ArrayLike,
+    tokens: ArrayLike = 1,
+    *,
+    context: ArrayLike = DEFAULT_CONTEXT,
+    n_heads: ArrayLike | None = None,
+    n_kv_heads: ArrayLike | None = None,
+    workload: Workload | None = None,
+    hardware: str | Hardware | None = None,
+    calibration: str | os.PathLike | Calibration | None = None,
+    batch: ArrayLike | None = None,
+    dtype: str | ArrayLike | None = None,
+    vocab: ArrayLike = VOCAB_SIZE,
+) -> FloatArray:
+    """Time of one forward pass over ``tokens`` new tokens after ``context`` cached ones (seconds).
+
+    With ``tokens = 1`` one decode step: exactly the step :func:`predict_latency`
+    prices for one output token after a prompt of ``context`` tokens; with
+    ``context = 0`` a prefill; with ``tokens = k + 1`` the verification pass of
+    speculative decoding. The host work is paid once per pass, ``c_fixed +
+    c_layer * n_layers``, whatever the number of tokens, and the device time is
+    the roofline of the pass,
+
+    - FLOPs ``= batch * (2 P tokens + 4 n_layers d_model A)`` with ``P`` the
+      streamed parameters (all but the input embedding) and ``A = tokens *
+      context + tokens (tokens + 1) / 2`` the cached positions the new tokens
+      attend to (token ``j`` sees ``context + j``);
+    - bytes ``= s (P + batch (context + tokens) 2 n_layers d_model n_kv_heads
+      / n_heads)``: the weights are streamed *once* for all the tokens, plus
+      the key/value cache read and written;
+
+    combined with the calibration's overlap. At batch 1 the weights dominate
+    the bytes, so a pass over a few tokens costs about as much as one token.
+    Computed in float64.
+
+    Parameters
+    ----------
+    n_layers, d_model : int or array of int
+        Depth (blocks) and width (features); broadcast with ``tokens``,
+        ``context`` and ``batch``.
+    tokens : int or array of int
+        New tokens in the pass (>= 1).
+    context : int or array of int
+        Tokens already in the key/value cache (>= 0).
+    n_heads, n_kv_heads : int or array of int, optional
+        Query and key/value heads; only their ratio matters (cache size).
+    workload : Workload, optional
+        Hardware, calibration, batch and dtype (default
+        :class:`~morph.latency.workload.Workload`); its token counts are not
+        used, ``tokens`` and ``context`` say where the pass stands.
+    hardware, calibration, batch, dtype : optional
+        Override one setting of ``workload``; batch may be an array (sequences).
+    vocab : int or array of int
+        Vocabulary (tokens), for the output head.
+
+    Returns
+    -------
+    ndarray of float64
+        Seconds per pass, in the broadcast shape.
+
+    Raises
+    ------
+    ShapeError
+        Non-integer or non-positive depth, width or heads.
+    LatencyError
+        Unknown hardware, calibration or dtype; bad batch, tokens or context.
+    """
+    settings = workload_arguments(workload, hardware=hardware, calibration=calibration, batch=batch, dtype=dtype)
+    device = get_hardware(settings["hardware"])
+    coefficients = resolve_calibration(settings["calibration"], device)
+    # The pass's new tokens stand where a prefill's prompt would (a prefill is such a pass with nothing cached).
+    new = _whole_numbers("tokens", tokens, LatencyError).astype(np.float64)
+    work = generation_work(n_layers, d_model, n_heads, n_kv_heads, device, settings["batch"], new, 1,
+                           settings["dtype"], vocab, precision=np.float64)
+    cached = _whole_numbers("context", context, LatencyError, minimum=0).astype(np.float64)
+    attended = new * cached + new * (new + 1.0) / 2.0
+    flops = work.batch * (2.0 * work.params * new + 4.0 * work.layer_width * attended)
+    traffic = work.bytes_per * (work.params + work.batch * (cached + new) * 2.0 * work.kv_fraction * work.layer_width)
+    device_s = np.maximum(flops / (coefficients.eta_flops * work.peak_flops),
+                          traffic / (coefficients.eta_bw * work.bandwidth))
+    host_s = coefficients.c_fixed_s + coefficients.c_layer_s * work.n_layers
+    return np.asarray(overlap(host_s, device_s, coefficients.overlap_p), dtype=np.float64)

@@ -75,6 +75,15 @@ class Calibration:
         Why the fixed coefficients have their values, and caveats.
     provenance : dict
         Free-form metadata of the measurements (machine, versions).
+    stack : str
+        The serving stack it describes (``hf-eager``, ``cuda-graphs``, ...;
+        see :mod:`morph.latency.stacks`); empty for an unnamed one.
+    relative_error : float, optional
+        Half-width of the latency band as a fraction of the prediction
+        (0 <= error < 1), stated with its basis in ``error_basis``; None
+        falls back to the leave-one-out worst error.
+    error_basis : str
+        Where ``relative_error`` comes from.
     """
 
     name: str
@@ -95,6 +104,9 @@ class Calibration:
     n_measurements: int = 0
     notes: str = ""
     provenance: dict[str, str] = field(default_factory=dict, hash=False)
+    stack: str = ""
+    relative_error: float | None = None
+    error_basis: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -118,6 +130,13 @@ class Calibration:
         if unknown:
             raise LatencyError(f"calibration {self.name!r}: unknown fitted coefficient(s) {', '.join(unknown)}")
         object.__setattr__(self, "fitted", tuple(self.fitted))
+        if self.relative_error is not None:
+            error = self.relative_error
+            if isinstance(error, bool) or not isinstance(error, (int, float, np.floating, np.integer)) or not (
+                math.isfinite(error) and 0 <= error < 1
+            ):
+                raise LatencyError(f"calibration {self.name!r}: relative_error must lie in [0, 1), got {error!r}")
+            object.__setattr__(self, "relative_error", float(error))
         object.__setattr__(self, "provenance", {str(k): str(v) for k, v in dict(self.provenance).items()})
 
     @property
@@ -149,6 +168,9 @@ class Calibration:
             },
             "notes": self.notes,
             "provenance": dict(self.provenance),
+            "stack": self.stack,
+            "relative_error": self.relative_error,
+            "error_basis": self.error_basis,
         }
 
     @classmethod
@@ -164,7 +186,11 @@ class Calibration:
             coefficients = payload["coefficients"]
             errors = payload.get("fit_error", {}) or {}
             known = {f.name for f in fields(cls)}
-            extra = {k: payload[k] for k in ("framework", "protocol", "source", "notes", "provenance") if k in payload}
+            extra = {
+                k: payload[k]
+                for k in ("framework", "protocol", "source", "notes", "provenance", "stack", "relative_error", "error_basis")
+                if k in payload
+            }
             return cls(
                 name=payload["name"],
                 hardware=payload["hardware"],

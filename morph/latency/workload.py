@@ -19,10 +19,11 @@ import numpy as np
 from ..errors import LatencyError
 from .hardware import DTYPES, Hardware, canonical_dtype, get_hardware
 from .record import Calibration, resolve_calibration
+from .stacks import CalibrationError, calibration_error, get_stack, stack_calibration
 
 __all__ = ["PAPER_WORKLOAD", "WORKLOAD_FIELDS", "Workload"]
 
-WORKLOAD_FIELDS = ("hardware", "calibration", "batch", "input_tokens", "output_tokens", "dtype")
+WORKLOAD_FIELDS = ("hardware", "calibration", "batch", "input_tokens", "output_tokens", "dtype", "stack")
 """The settings of a :class:`Workload`, in order."""
 
 
@@ -53,6 +54,12 @@ class Workload:
     dtype : {"fp32", "bf16", "fp16"}
         Weight, activation and cache dtype (aliases such as ``"bfloat16"``
         are accepted and stored by their short name).
+    stack : str, optional
+        Serving stack (``"hf-eager"``, ``"cuda-graphs"``; see
+        :mod:`morph.latency.stacks`): picks the stack's calibration for the
+        hardware, transferred from another device where it has none. None
+        takes the hardware's default calibration. A named ``calibration``
+        wins over the stack.
 
     Raises
     ------
@@ -67,9 +74,12 @@ class Workload:
     input_tokens: int = 128
     output_tokens: int = 256
     dtype: str = "bf16"
+    stack: str | None = None
 
     def __post_init__(self) -> None:
         get_hardware(self.hardware)
+        if self.stack is not None:
+            get_stack(self.stack)
         if not isinstance(self.dtype, str):
             raise LatencyError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         object.__setattr__(self, "dtype", canonical_dtype(self.dtype))
@@ -101,14 +111,27 @@ class Workload:
         LatencyError
             For an unknown calibration, or hardware without a default one.
         """
+        if self.calibration is None and self.stack is not None:
+            return stack_calibration(self.stack, self.device)
         return resolve_calibration(self.calibration, self.device)
+
+    @property
+    def stack_name(self) -> str:
+        """The serving stack of the calibration used (``"custom"`` for one without a stack)."""
+        if self.stack is not None and self.calibration is None:
+            return self.stack
+        return self.resolved_calibration().stack or "custom"
+
+    def latency_error(self) -> CalibrationError:
+        """Relative error of this workload's latency predictions, and whether it is transferred."""
+        return calibration_error(self.resolved_calibration(), self.device)
 
     def timed_like(self, other: "Workload") -> bool:
         """Whether timings of one stand for the other: same hardware, batch, tokens and dtype.
 
         The calibration is left out: it predicts timings, it does not change them.
         """
-        return self.hardware_name == other.hardware_name and (
+        return self.hardware_name == other.hardware_name and self.stack_name == other.stack_name and (
             self.batch, self.input_tokens, self.output_tokens, self.dtype
         ) == (other.batch, other.input_tokens, other.output_tokens, other.dtype)
 

@@ -1,0 +1,200 @@
+"""The dashboard's honest-decision layer: bands, ties, feasibility, fit range, evidence, optima.
+
+Pure functions from :mod:`morph.decision`'s :class:`~morph.decision.Assessment`
+to what the dashboard draws: error bars and hover text for the kept
+candidates, a greyed trace of shapes that do not fit in memory, shading of the
+aspect ratios outside the law's runs, the published models on a strip of their
+own (measured latency and measured accuracy, never placed on the loss axis),
+the compute-mode optima, and the extra table columns. The dashboard calls them;
+nothing here holds state except the cache of re-derived preset fits.
+"""
+
+from __future__ import annotations
+
+import html
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from ..data import load_models_1b
+from ..decision import Assessment, FitRange, assess, fit_range, preset_fit
+from ..fitting import FitResult
+from ..frontier import Selection
+from ..latency import PAPER_WORKLOAD, Workload
+
+__all__ = [
+    "GREY",
+    "decision_assessment",
+    "selected_bars",
+    "infeasible_trace",
+    "infeasible_points",
+    "fit_range_shading",
+    "published_trace",
+    "published_points",
+    "published_visible",
+    "optima_trace",
+    "optima_points",
+    "decision_columns",
+    "decision_notes",
+]
+
+GREY = "rgba(150,150,150,0.55)"
+_OUT_OF_RANGE = "rgba(255,165,0,0.12)"
+
+
+@lru_cache(maxsize=4)
+def _preset_fit(name: str, bootstrap: int) -> FitResult | None:
+    # Re-deriving a preset with bootstrap refits takes about a second per hundred: once per process.
+    return preset_fit(name, bootstrap=bootstrap)
+
+
+def decision_assessment(selection: Selection, law: Any, law_name: str, bootstrap: int) -> Assessment:
+    """The assessment the dashboard shows: the law's own fit, or a bian2025 preset's re-derived one."""
+    fit_result = law if isinstance(law, FitResult) else (_preset_fit(law_name, bootstrap) if bootstrap else None)
+    runs: FitRange | None = fit_range(law if isinstance(law, FitResult) else law_name)
+    return assess(selection, runs, fit_result=fit_result)
+
+
+def _column(assessment: Assessment, name: str, index: np.ndarray) -> np.ndarray:
+    return np.asarray(assessment.columns[name], dtype=object)[index]
+
+
+def selected_bars(selection: Selection, assessment: Assessment) -> dict[str, Any]:
+    """``update`` arguments for the kept candidates: latency and loss error bars, ties, probability of being best."""
+    ev = selection.evaluation
+    i = np.asarray(selection.selected_index)
+    x, y = ev.latency_s[i], ev.loss[i]
+    low_x = np.asarray(assessment.columns["latency_low_s"])[i]
+    high_x = np.asarray(assessment.columns["latency_high_s"])[i]
+    low_y = np.asarray(assessment.columns["loss_low"], dtype=np.float64)[i]
+    high_y = np.asarray(assessment.columns["loss_high"], dtype=np.float64)[i]
+    has_loss = bool(np.all(np.isfinite(low_y)))
+    probability = np.asarray(assessment.columns["probability_best"], dtype=np.float64)[i]
+    tied = [bool(t) for t in _column(assessment, "tied_with_best", i)]
+    within = np.asarray(assessment.columns["probability_within_budget"])[i]
+    hover = [
+        f"latency {xv:.3f} s [{lo:.3f}, {hi:.3f}]; meets the budget with probability {w:.2f}<br>"
+        + (f"predicted loss {yv:.4f} [{ly:.4f}, {hy:.4f}]<br>probability of being best {p:.2f}"
+           + ("; tied with the best" if t else "") if has_loss else f"predicted loss {yv:.4f} (no band: preset law)")
+        for xv, lo, hi, w, yv, ly, hy, p, t in zip(x, low_x, high_x, within, y, low_y, high_y, probability, tied)
+    ]
+    return {
+        "error_x": dict(type="data", symmetric=False, array=(high_x - x).tolist(), arrayminus=(x - low_x).tolist(),
+                        color="rgba(214,39,40,0.6)", thickness=1.5, width=4, visible=True),
+        "error_y": dict(type="data", symmetric=False, array=(high_y - y).tolist() if has_loss else [],
+                        arrayminus=(y - low_y).tolist() if has_loss else [], color="rgba(214,39,40,0.6)",
+                        thickness=1.5, width=4, visible=has_loss),
+        "hovertext": hover,
+        "marker_symbol": ["star" if t else "circle" for t in tied],
+        "customdata": [[float(p) if np.isfinite(p) else None, t] for p, t in zip(probability, tied)],
+    }
+
+
+def infeasible_trace() -> go.Scatter:
+    """The (empty) trace of candidates that do not fit in memory: grey crosses with the reason on hover."""
+    return go.Scatter(name="does not fit in memory", mode="markers", visible=False,
+                      marker=dict(symbol="x-thin", size=7, color=GREY, line=dict(color=GREY, width=1.5)),
+                      hovertemplate="%{text}<br>%{hovertext}<extra>infeasible</extra>")
+
+
+def infeasible_points(selection: Selection, assessment: Assessment, limit: int = 2000) -> dict[str, Any]:
+    """``update`` arguments for the infeasible trace (at most ``limit`` points)."""
+    ev = selection.evaluation
+    bad = np.flatnonzero(~np.asarray(assessment.columns["feasible"], dtype=bool))[:limit]
+    reasons = [str(r) for r in _column(assessment, "infeasible_reason", bad)]
+    return dict(x=ev.latency_s[bad], y=ev.loss[bad], text=ev.candidates.labels(bad).tolist(), hovertext=reasons,
+                visible=bool(bad.size))
+
+
+def fit_range_shading(runs: FitRange | None, xref: str = "x2", yref: str = "y2 domain") -> list[dict[str, Any]]:
+    """Rectangles over the aspect ratios outside the law's runs (the right-hand view)."""
+    if runs is None or runs.aspect_ratio is None:
+        return []
+    low, high = runs.aspect_ratio
+    common = dict(type="rect", xref=xref, yref=yref, y0=0, y1=1, fillcolor=_OUT_OF_RANGE, line=dict(width=0),
+                  layer="below", name="outside the law's runs")
+    return [dict(common, x0=1.0, x1=low), dict(common, x0=high, x1=1e5)]
+
+
+def published_trace() -> go.Scatter:
+    """The (empty) published-models trace: a strip at the top, on an axis of its own (no loss)."""
+    return go.Scatter(name="published 1B models (measured latency, measured accuracy)", mode="markers+text",
+                      yaxis="y3", xaxis="x", textposition="bottom center",
+                      marker=dict(symbol="diamond-tall", size=11, color="#2ca02c", line=dict(color="white", width=1)),
+                      textfont=dict(size=10, color="#2ca02c"), hovertemplate="%{hovertext}<extra></extra>")
+
+
+def published_visible(workload: Workload, mode: str) -> bool:
+    """Whether the published timings stand for this setting: same device, stack and protocol, range mode."""
+    return mode == "range" and workload.timed_like(PAPER_WORKLOAD)
+
+
+def published_points(workload: Workload, mode: str) -> dict[str, Any]:
+    """``update`` arguments for the published models: measured latency and accuracy, or hidden."""
+    if not published_visible(workload, mode):
+        return dict(x=[], y=[], text=[], hovertext=[], visible=False)
+    models = load_models_1b()
+    rows = []
+    for latency, group in models.groupby("latency_s", sort=True):
+        names = ", ".join(group["model"])
+        accuracy = ", ".join(f"{a:.2f}" for a in group["avg_accuracy_11_tasks"])
+        hover = (f"{html.escape(names)}<br>measured {latency:.2f} s (A100 40GB, Hugging Face generate, bf16, batch 1, "
+                 f"128 in / 256 out)<br>measured 11-task accuracy {accuracy} (the paper's table)"
+                 "<br>no loss is published for these models: they sit on a strip of their own")
+        rows.append({"name": names.split(",")[0] + ("+" if len(group) > 1 else ""), "latency_s": latency,
+                     "hover": hover})
+    frame = pd.DataFrame(rows)
+    return dict(x=frame["latency_s"].tolist(), y=[0.96 - 0.05 * (k % 2) for k in range(len(frame))],
+                text=frame["name"].tolist(), hovertext=frame["hover"].tolist(), visible=True)
+
+
+def optima_trace() -> go.Scatter:
+    """The (empty) compute-mode optima: the best shape at any latency, marked apart from the selection."""
+    return go.Scatter(name="compute optimum (any latency)", mode="markers+text", visible=False,
+                      textposition="top right", marker=dict(symbol="star-diamond", size=15, color="#9467bd"),
+                      textfont=dict(color="#9467bd"), hovertemplate="%{hovertext}<extra></extra>")
+
+
+def optima_points(selection: Selection, optima: dict[str, Any] | None) -> dict[str, Any]:
+    """``update`` arguments for the optima trace (hidden outside compute mode)."""
+    if optima is None:
+        return dict(x=[], y=[], text=[], hovertext=[], visible=False)
+    best, chosen = optima["best_shape"], optima["latency_constrained"]
+    text = (f"{best['label']}: least predicted loss at {optima['flops']:.3g} FLOPs, any latency<br>"
+            f"the law's compute-optimal N = {optima['compute_optimal']['N']:.3g}; Chinchilla's "
+            f"N = {optima['chinchilla_optimal']['N']:.3g}<br>within the budget: {chosen['label']}, "
+            f"{chosen['loss_penalty']:+.4f} in loss")
+    return dict(x=[best["latency_s"]], y=[best["loss"]], text=["compute optimum"], hovertext=[text], visible=True)
+
+
+def decision_columns(selection: Selection, assessment: Assessment) -> dict[str, list[str]]:
+    """Extra columns of the ranked table: loss and latency bands, probability of being best, tie, memory."""
+    i = np.asarray(selection.selected_index)
+    low = np.asarray(assessment.columns["latency_low_s"])[i]
+    high = np.asarray(assessment.columns["latency_high_s"])[i]
+    probability = np.asarray(assessment.columns["probability_best"], dtype=np.float64)[i]
+    tied = _column(assessment, "tied_with_best", i)
+    memory = np.asarray(assessment.columns["memory_gb"])[i]
+    meets = np.asarray(assessment.columns["probability_within_budget"])[i]
+    loss_low = np.asarray(assessment.columns["loss_low"], dtype=np.float64)[i]
+    loss_high = np.asarray(assessment.columns["loss_high"], dtype=np.float64)[i]
+    return {
+        "loss 95% band": [f"{a:.4f}-{b:.4f}" if np.isfinite(a) else "n/a" for a, b in zip(loss_low, loss_high)],
+        "latency band (s)": [f"{a:.3f}-{b:.3f}" for a, b in zip(low, high)],
+        "P(best)": [f"{p:.2f}" if np.isfinite(p) else "n/a" for p in probability],
+        "tied with best": ["yes" if t else ("no" if t is not None else "n/a") for t in tied],
+        "P(meets budget)": [f"{p:.2f}" for p in meets],
+        "memory (GB)": [f"{m:.3g}" for m in memory],
+    }
+
+
+def decision_notes(assessment: Assessment, workload: Workload) -> list[str]:
+    """Sentences for the page: the stack, whether latency is transferred, and every validity warning."""
+    error = workload.latency_error()
+    stack = f"Serving stack {assessment.stack}: latency band +/-{error.relative:.0%} ({error.basis})."
+    badge = ["TRANSFERRED: " + assessment.warnings[0]] if error.transferred else []
+    rest = assessment.warnings[1:] if error.transferred else assessment.warnings
+    return [stack, *badge, *rest]

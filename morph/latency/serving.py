@@ -1,0 +1,96 @@
+"""The serving numbers people compare, each usable as the budget.
+
+From one predicted ``generate`` call (batch ``b``, ``O`` output tokens per
+sequence):
+
+``latency_s``
+    the whole call (seconds);
+``ttft_s``
+    time to first token: the prefill (seconds);
+``ms_per_token``
+    decode time per generated token after the first (milliseconds);
+``tokens_per_s``
+    throughput ``b * O / latency`` (generated tokens per second; a budget is a
+    floor, the others are ceilings);
+``cost_per_million_tokens``
+    ``price_per_gpu_hour / 3600 * latency / (b * O) * 1e6``: what a million
+    generated tokens cost on one GPU rented at that price (currency units).
+
+Each is proportional to the call's latency or its inverse, so a latency band of
+``x (1 + e)**(+-1)`` is the band of every metric.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..errors import LatencyError
+
+__all__ = ["SERVING_METRICS", "ServingMetric", "serving_metric", "metric_meets"]
+
+
+@dataclass(frozen=True)
+class ServingMetric:
+    """One serving number: its name, unit and which way is better."""
+
+    name: str
+    label: str
+    unit: str
+    higher_is_better: bool = False
+
+
+SERVING_METRICS: Mapping[str, ServingMetric] = {
+    m.name: m
+    for m in (
+        ServingMetric("latency_s", "latency of one generate call", "s"),
+        ServingMetric("ttft_s", "time to first token", "s"),
+        ServingMetric("ms_per_token", "time per output token", "ms"),
+        ServingMetric("tokens_per_s", "throughput (generated tokens per second)", "tokens/s", higher_is_better=True),
+        ServingMetric("cost_per_million_tokens", "cost per million generated tokens", "per 1M tokens"),
+    )
+}
+"""The metrics a budget can be set on."""
+
+
+def serving_metric(
+    name: str,
+    *,
+    latency_s: ArrayLike,
+    prefill_s: ArrayLike,
+    ms_per_token: ArrayLike,
+    batch: int,
+    output_tokens: int,
+    price_per_gpu_hour: float | None = None,
+) -> NDArray[np.float64]:
+    """Values of metric ``name`` per shape.
+
+    Raises
+    ------
+    LatencyError
+        For an unknown metric, or a cost without a positive price per GPU-hour.
+    """
+    if name not in SERVING_METRICS:
+        raise LatencyError(f"unknown budget metric {name!r}; choose one of {', '.join(SERVING_METRICS)}")
+    latency = np.asarray(latency_s, dtype=np.float64)
+    if name == "latency_s":
+        return latency
+    if name == "ttft_s":
+        return np.asarray(prefill_s, dtype=np.float64)
+    if name == "ms_per_token":
+        return np.asarray(ms_per_token, dtype=np.float64)
+    generated = float(batch) * float(output_tokens)
+    if name == "tokens_per_s":
+        return generated / latency
+    if price_per_gpu_hour is None or not np.isfinite(price_per_gpu_hour) or price_per_gpu_hour <= 0:
+        raise LatencyError("the cost per million tokens needs a positive price per GPU-hour")
+    return price_per_gpu_hour / 3600.0 * latency / generated * 1e6
+
+
+def metric_meets(name: str, values: ArrayLike, budget: float) -> NDArray[np.bool_]:
+    """Whether each value meets the budget: at most it, or at least it for throughput."""
+    array = np.asarray(values, dtype=np.float64)
+    return array >= budget if SERVING_METRICS[name].higher_is_better else array <= budget
