@@ -11,7 +11,7 @@ LOCK := requirements.lock
 NO_AVX512 := AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR AVX512VL AVX512BW \
   AVX512DQ AVX512VNNI AVX512IFMA AVX512VBMI AVX512VBMI2 AVX512BITALG AVX512VPOPCNTDQ AVX512BF16 AVX512FP16 X86_V4
 
-.PHONY: dashboard lab test test-fast test-no-avx512 benchmarks browser clean strip lock
+.PHONY: dashboard lab test test-fast test-no-avx512 benchmarks browser clean strip lock binder-link
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,16 @@ $(VENV)/.test-installed: pyproject.toml $(LOCK) | $(PY)
 dashboard: $(VENV)/.app-installed
 	$(VENV)/bin/morph serve
 
+# JupyterLab refuses to run as root without --allow-root (containers often run as root).
+# The lab's root is notebooks/, so the dashboard is at /voila/render/dashboard.ipynb.
 lab: $(VENV)/.app-installed
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+
+# The Binder badge for this repository, from its own git remote (origin on GitHub).
+binder-link:
+	@repo=$$(git remote get-url origin 2>/dev/null | sed -E 's#^(git@github\.com:|https://github\.com/)##; s#\.git$$##'); \
+	case "$$repo" in ""|*:*|*//*) echo "no GitHub remote 'origin': replace OWNER/REPO in README.md's Binder line by hand" >&2; exit 2;; esac; \
+	echo "[![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/$$repo/HEAD?urlpath=voila/render/notebooks/dashboard.ipynb)"
 
 # Browser tests need Debian's chromium; install it when missing and allowed.
 browser:

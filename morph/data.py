@@ -74,6 +74,7 @@ _ALIASES = {
     "loss": ("loss",),
 }
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d*,\d+([eE][+-]?\d+)?$")
 
 
 def data_dir() -> Path:
@@ -248,6 +249,9 @@ def to_numeric(values: pd.Series, column: str, label: str = "the table", positiv
             what = "is empty"
         else:
             what = f"holds {cell[:40]!r}, which is not a finite number"
+            if _DECIMAL_COMMA.match(cell):
+                what += (f" (a decimal comma? Morph reads a point as the decimal mark: write "
+                         f"{cell.replace(',', '.')}, or export the CSV with '.' as the decimal separator)")
         raise DataError(f"{label}: column {column!r}, row {i + 1} {what}")
     if positive and (numbers <= 0).any():
         i = int(np.flatnonzero(numbers <= 0)[0])

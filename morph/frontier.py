@@ -52,6 +52,8 @@ __all__ = [
     "pareto_frontier",
     "price_of_speed",
     "select",
+    "speedup_reference",
+    "BASELINE_ASPECT_RATIO",
     "compute_tradeoff",
     "resolve_law",
 ]
@@ -436,7 +438,7 @@ class Selection:
     ----------
     selected : DataFrame
         The top ``k``, best first, with ``rank`` and ``speedup`` (latency of the
-        deepest candidate divided by each one's).
+        baseline shape, :func:`speedup_reference`, divided by each one's).
     frontier : DataFrame
         The (latency, loss) Pareto frontier of all candidates, fastest first.
     evaluation : Evaluation
@@ -605,10 +607,10 @@ def select(
     best = within[np.argpartition(loss[within], k - 1)[:k]] if within.size > k else within
     chosen = best[np.lexsort((best, loss[best]))]
     frontier = pareto_frontier(latency, loss)
-    deepest = int(np.argmax(evaluation.candidates.n_layers))
+    reference = speedup_reference(evaluation, int(chosen[0]))
     selected = evaluation.to_frame(chosen)
     selected.insert(0, "rank", np.arange(1, len(chosen) + 1))
-    selected["speedup"] = latency[deepest] / latency[chosen]
+    selected["speedup"] = latency[reference] / latency[chosen]
     band = evaluation.loss_band(chosen, band_level)
     if band is not None:
         selected["loss_low"], selected["loss_high"] = band
@@ -622,6 +624,40 @@ def select(
         budget_metric=budget_metric,
         price_per_gpu_hour=price_per_gpu_hour,
     )
+
+
+BASELINE_ASPECT_RATIO = 2048 / 24
+"""Aspect ratio of the conventional 1B shape the paper compares against (24 layers x 2048, Open-LM-1B)."""
+
+
+def speedup_reference(evaluation: Evaluation, index: int, size_ratio: float = 1.5) -> int:
+    """The baseline a speed-up is measured against: a conventional shape of the same size.
+
+    Among the candidates within a factor ``size_ratio`` of candidate ``index``'s
+    parameter count, the one whose aspect ratio is nearest (in log scale) to
+    :data:`BASELINE_ASPECT_RATIO`, the 24 x 2048 shape of the open 1B models; the
+    slower one on a tie. Against the deepest candidate instead, a grid of every
+    shape would measure speed-ups against a 256-layer model.
+
+    Parameters
+    ----------
+    evaluation : Evaluation
+    index : int
+        The candidate being compared (usually the top pick).
+    size_ratio : float
+        How far in parameters a shape may be from it and still count as the same size.
+
+    Returns
+    -------
+    int
+        Index of the reference candidate (``index`` itself when it is the only one of its size).
+    """
+    N = evaluation.candidates.N.astype(np.float64)
+    near = np.flatnonzero((N >= N[index] / size_ratio) & (N <= N[index] * size_ratio))
+    distance = np.abs(np.log(evaluation.candidates.aspect_ratio[near] / BASELINE_ASPECT_RATIO))
+    # lexsort: last key first; nearest aspect ratio, then the slowest.
+    order = np.lexsort((-evaluation.latency_s[near], distance))
+    return int(near[order[0]])
 
 
 def price_of_speed(evaluation: Evaluation, speedups: Sequence[float] = (2.0,)) -> pd.DataFrame:
@@ -640,7 +676,7 @@ def price_of_speed(evaluation: Evaluation, speedups: Sequence[float] = (2.0,)) -
     Returns
     -------
     DataFrame
-        One row per factor: ``speedup``, ``label``, ``N``, ``D``, ``loss``,
+        One row per factor: ``speedup``, ``index`` (of the candidate), ``label``, ``N``, ``D``, ``loss``,
         ``latency_s``, ``loss_penalty`` (absolute) and ``relative_penalty``
         (fraction of the best loss); NaN (label None) where no candidate is
         that much faster.
@@ -650,12 +686,13 @@ def price_of_speed(evaluation: Evaluation, speedups: Sequence[float] = (2.0,)) -
     for s in speedups:
         allowed = np.flatnonzero(evaluation.latency_s <= evaluation.latency_s[best] / s)
         if allowed.size == 0:
-            rows.append({"speedup": s, "label": None, "loss": np.nan, "latency_s": np.nan,
+            rows.append({"speedup": s, "index": -1, "label": None, "loss": np.nan, "latency_s": np.nan,
                          "loss_penalty": np.nan, "relative_penalty": np.nan})
             continue
         pick = allowed[np.argmin(evaluation.loss[allowed])]
         rows.append({
             "speedup": s,
+            "index": int(pick),
             "label": str(evaluation.candidates.labels(pick)),
             "N": int(evaluation.candidates.N[pick]),
             "D": float(evaluation.candidates.D[pick]),

@@ -25,6 +25,7 @@ __all__ = [
     "evaluate",
     "split_metrics",
     "grouped_metrics",
+    "residuals_by_aspect_ratio",
     "PAPER_DECIMALS",
 ]
 
@@ -179,3 +180,41 @@ def grouped_metrics(
         keys = key if isinstance(key, tuple) else (key,)
         rows.append({**dict(zip(by, keys)), **asdict(m)})
     return pd.DataFrame(rows)
+
+
+def residuals_by_aspect_ratio(
+    runs: pd.DataFrame,
+    residuals: dict[str, ArrayLike],
+    edges: Sequence[float] = (64.0, 128.0),
+    by: str = "budget_label",
+) -> pd.DataFrame:
+    """Mean residual (actual - predicted loss, nats/token) per band of aspect ratio and per group of runs.
+
+    Where a law's shape factor is wrong, its residuals lean one way in one band of
+    ``R = d_model / n_layers``: a monotone factor under-predicts the loss of deep,
+    narrow runs (small R), for instance.
+
+    Parameters
+    ----------
+    runs : DataFrame
+        With ``aspect_ratio`` and the column ``by`` (default: the training budget, ``20N`` ...).
+    residuals : dict of str to array
+        One array per law, aligned with ``runs``.
+    edges : sequence of float
+        Band edges in R: bands ``R < e0``, ``e0 <= R < e1``, ..., ``R >= e_last``.
+    by : str
+        Column that splits the runs into the table's column groups.
+
+    Returns
+    -------
+    DataFrame
+        Rows: the bands (empty bands left out); columns: (law, group).
+    """
+    edges = [float(e) for e in edges]
+    labels = [f"R < {edges[0]:g}"]
+    labels += [f"{low:g} <= R < {high:g}" for low, high in zip(edges[:-1], edges[1:])]
+    labels += [f"R >= {edges[-1]:g}"]
+    band = pd.cut(runs["aspect_ratio"], [0.0, *edges, np.inf], right=False, labels=labels)
+    frame = pd.DataFrame({name: np.asarray(values, dtype=np.float64) for name, values in residuals.items()},
+                         index=runs.index)
+    return frame.groupby([band, runs[by]], observed=True).mean().unstack(by)

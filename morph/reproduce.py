@@ -89,6 +89,7 @@ __all__ = [
     "compute",
     "reproduce",
     "perturbation_spread",
+    "honest_scores",
     "SELECTION_LATENCY_BUDGET_S",
 ]
 
@@ -185,6 +186,16 @@ class Reproduction:
         return pd.DataFrame([asdict(row) for row in self.rows],
                             columns=["quantity", "paper", "computed", "unit", "difference", "tolerance", "ok",
                                      "key", "tolerance_why", "source"])
+
+    def section(self, *kinds: str) -> pd.DataFrame:
+        """The rows of some kinds of number (the first part of their key, e.g. ``"mse"``, ``"param"``).
+
+        Quantity, paper, computed, tolerance and ok: what a section of the
+        reproduction notebook shows under its heading.
+        """
+        table = self.to_frame()
+        chosen = table[table["key"].str.split("/").str[0].isin(kinds)]
+        return chosen[["quantity", "paper", "computed", "tolerance", "ok"]].reset_index(drop=True)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the summary, the counts and every row."""
@@ -386,6 +397,39 @@ def reproduce(path: str | os.PathLike | None = None, runs: pd.DataFrame | None =
     numbers = load_published(path)
     values = compute([n.key for n in numbers], runs)
     return Reproduction([_compare(n, values[n.key]) for n in numbers])
+
+
+def honest_scores(reproduction: Reproduction, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each goodness-of-fit row of the paper scored two ways: on all 76 runs (the paper's test set,
+    fit points included) and on the held-out runs alone.
+
+    Parameters
+    ----------
+    reproduction : Reproduction
+        Its ``mse/<fit set>/<law>/<variant>`` rows name the fits.
+    runs : DataFrame, optional
+        Defaults to the shipped runs.
+
+    Returns
+    -------
+    DataFrame
+        One row per fit: fitted runs, MSE and R^2 on all runs, held-out runs, held-out MSE and R^2.
+    """
+    from .fitting import fit  # as in _Computer: importing the fitter is only needed here
+
+    runs = load_runs() if runs is None else runs
+    rows = []
+    for key in reproduction.to_frame()["key"]:
+        if not key.startswith("mse/"):
+            continue
+        fit_set, law, variant = key.split("/")[1:]
+        result = fit(runs, law, variant, method="paper", fit_set=_FITS[fit_set])
+        split = result.metrics()
+        rows.append({"fit set": fit_set, "law": law, "variant": variant, "fitted runs": result.n_fit,
+                     "test MSE (all 76)": split["all"].mse, "test R^2 (all 76)": split["all"].r2,
+                     "held-out runs": split["heldout"].n, "held-out MSE": split["heldout"].mse,
+                     "held-out R^2": split["heldout"].r2})
+    return pd.DataFrame(rows)
 
 
 def perturbation_spread(n_perturbations: int = 20, ulps: float = 4.0, seed: int = 0) -> dict[str, float]:

@@ -13,10 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from morph import PRESETS, hardware_presets, load_candidates, load_runs, parameter_count, preset
-from morph.app.dashboard import CLOUD, FRONTIER, LAW_CURVE, PUBLISHED, RUNS, SELECTED, Dashboard, thin_points
+from morph import PRESETS, hardware_presets, load_candidates, load_runs, preset
+from morph.app.dashboard import (
+    CLOUD, FRONTIER, LAW_CURVE, PUBLISHED, RUNS, SELECTED, Dashboard, supported_precision, thin_points,
+)
 from morph.app.settings import BATCH_LADDER, FIT_B, TOKEN_LADDER, DashboardSettings, clamp_fields, settings_from_query
-from morph.frontier import candidates_from_table, evaluate_candidates, price_of_speed, select
+from morph.data import split_provenance
+from morph.frontier import candidates_from_table, evaluate_candidates, price_of_speed, select, speedup_reference
 from morph.latency import calibrations
 
 PAPER_TOKENS = 28_991_029_248
@@ -108,15 +111,25 @@ def test_an_impossible_target_shows_why_and_keeps_the_last_view(dashboard):
 def test_bad_settings_in_controls_are_messages_not_exceptions(dashboard):
     dashboard.set_controls(params_min=3e9, params_max=2e9)
     assert dashboard.messages.level == "error" and "parameter range" in dashboard.messages.text
+    # The CPU has no bf16 figure: the precision follows (to fp32), and what remains is a budget the page can relax.
     dashboard.set_controls(params_min=1e9, params_max=2e9, hardware="cpu")
-    assert dashboard.messages.level == "error" and "bf16" in dashboard.messages.text
-    dashboard.set_controls(dtype="fp32")
+    assert dashboard.controls["dtype"].value == "fp32" and dashboard.settings.dtype == "fp32"
     assert dashboard.messages.level == "error" and "no candidate meets the 2 s latency budget" in dashboard.messages.text
     dashboard.set_controls(latency_budget_s=500.0)
     assert dashboard.messages.level is None
     assert dashboard.evaluation.settings["hardware"] == "cpu" and dashboard.evaluation.settings["dtype"] == "fp32"
     with pytest.raises(Exception, match="unknown setting"):
         dashboard.set_controls(colour="red")
+
+
+def test_a_link_to_the_cpu_gets_a_precision_it_supports():
+    board = Dashboard.from_query("hardware=cpu&latency=500", bootstrap=5)
+    assert board.settings.dtype == "fp32" and board.controls["dtype"].value == "fp32"
+    assert board.messages.level == "warning" and "precision is fp32" in board.messages.text
+    assert board.evaluation.settings["dtype"] == "fp32"
+    # A GPU keeps the precision asked for.
+    assert supported_precision(DashboardSettings(hardware="h100-sxm", dtype="bf16")) == (
+        DashboardSettings(hardware="h100-sxm", dtype="bf16"), None)
 
 
 def test_compute_budget_mode_trains_each_shape_on_flops_over_6n(dashboard):
@@ -160,16 +173,41 @@ def test_fit_b_law_is_fitted_on_first_use_and_gives_a_loss_band():
 
 def test_price_of_speed_sentence_matches_the_package(dashboard):
     row = price_of_speed(dashboard.evaluation, (2.0,)).iloc[0]
-    assert f"a 2x faster model ({row['label']}" in dashboard.price.value
+    c = dashboard.evaluation.candidates
+    # Named by its shape (layers x width), which a reader can compare, not by its row name (1B_v10).
+    shape = f"{c.n_layers[row['index']]}x{c.d_model[row['index']]}"
+    assert f"a 2x faster model ({shape}, " in dashboard.price.value and row["label"] not in dashboard.price.value
     assert f"{row['loss_penalty']:+.4f} in predicted loss" in dashboard.price.value
+
+
+def test_grid_speedups_are_against_a_conventional_shape_of_the_same_size():
+    board = Dashboard.from_query("shapes=grid&params_min=5e8&params_max=3e9", bootstrap=5)
+    ev, top = board.evaluation, int(board.selection.selected_index[0])
+    ref = speedup_reference(ev, top)
+    c = ev.candidates
+    # Not the deepest grid shape (a 256-layer model), but one of about the top pick's size
+    # whose aspect ratio is nearest 2048 / 24 = 85.3 (the grid's widths step by 64, so within 10%).
+    assert c.n_layers[ref] < 64 and abs(c.aspect_ratio[ref] / (2048 / 24) - 1) < 0.1
+    assert c.N[top] / 1.5 <= c.N[ref] <= c.N[top] * 1.5
+    assert board.selection.selected["speedup"].iloc[0] == pytest.approx(ev.latency_s[ref] / ev.latency_s[top], rel=1e-12)
+    assert f"{c.n_layers[ref]}x{c.d_model[ref]}" in board.table.value
+
+
+def test_csv_downloads_name_the_settings_that_produced_them():
+    board = Dashboard.from_query("latency=3&top_k=2&hardware=h100-sxm", bootstrap=5)
+    for text in (board.selection_csv(), board.frontier_csv()):
+        header, body = split_provenance(text, strict=True)
+        assert header["settings"] == "latency=3&top_k=2&hardware=h100-sxm"
+        assert header["latency_budget_s"] == "3" and "H100" in header["workload"]
+        assert pd.read_csv(io.StringIO(body))["latency_s"].notna().all()
 
 
 def test_csv_exports_hold_the_current_frontier_and_selection(dashboard):
     dashboard.controls["top_k"].value = 5
-    frontier = pd.read_csv(io.StringIO(dashboard.frontier_csv()))
+    frontier = pd.read_csv(io.StringIO(dashboard.frontier_csv()), comment="#")
     pd.testing.assert_frame_equal(frontier, dashboard.selection.frontier, check_dtype=False, check_exact=False)
     assert frontier["latency_s"].is_monotonic_increasing and frontier["loss"].is_monotonic_decreasing
-    chosen = pd.read_csv(io.StringIO(dashboard.selection_csv()))
+    chosen = pd.read_csv(io.StringIO(dashboard.selection_csv()), comment="#")
     assert chosen["rank"].tolist() == [1, 2, 3, 4, 5] and chosen["label"].iloc[0] == "1B_v8"
     assert chosen["speedup"].iloc[0] == pytest.approx(3.61 / 1.96, rel=0.01)
     assert dashboard.share.selection_csv == dashboard.selection_csv()

@@ -175,7 +175,9 @@ def test_copy_link_and_csv_downloads(page, voila_url):
     for anchor, rows in ((".morph-download-selection", 2), (".morph-download-frontier", None)):
         href = page.get_attribute(anchor, "href")
         assert href.startswith("data:text/csv;charset=utf-8,")
-        frame = pd.read_csv(pd.io.common.StringIO(urllib.parse.unquote(href.split(",", 1)[1])))
+        text = urllib.parse.unquote(href.split(",", 1)[1])
+        assert text.startswith("# source: Morph dashboard\n# settings: top_k=2\n")
+        frame = pd.read_csv(pd.io.common.StringIO(text), comment="#")
         assert {"label", "n_layers", "d_model", "loss", "latency_s"} <= set(frame.columns)
         if rows is not None:
             assert len(frame) == rows and frame["n_layers"].iloc[0] == 12 and frame["d_model"].iloc[0] == 3072

@@ -45,8 +45,16 @@ def test_bad_upload_shows_an_error_and_a_good_one_then_fits(page, voila_url):
     _upload(page, "not-utf8.csv", b"N,D,loss\n1e8,2e9,3\xe9\n")
     page.wait_for_selector(".morph-error:has-text('not UTF-8 text')", timeout=60_000)
 
+    # Fit now refits the table in use and says it is not the failed upload.
+    page.click("button:has-text('Fit')")
+    page.wait_for_selector(".morph-warning:has-text('not the last upload')", timeout=60_000)
+
     _upload(page, "mine.csv", _good_csv())
-    page.wait_for_selector(".morph-error", state="detached", timeout=60_000)
+    page.wait_for_selector(".morph-warning", state="detached", timeout=60_000)
+    # The upload button reads as its label, with no file count: "(0)" after every upload otherwise.
+    label = page.evaluate("() => getComputedStyle(document.querySelector('.morph-upload'), '::after').content")
+    assert label == '"Upload runs (.csv)"'
+    assert page.evaluate("() => getComputedStyle(document.querySelector('.morph-upload')).fontSize") == "0px"
     page.wait_for_selector("text=18 of 18 points", timeout=60_000)
     drawn = page.evaluate(
         "Array.from(document.querySelectorAll('.js-plotly-plot')).filter(g => (g._fullData || []).length > 0).length"

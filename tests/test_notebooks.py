@@ -23,6 +23,13 @@ NOTEBOOK_TIMEOUT_S = 180
 pytestmark = pytest.mark.notebooks
 
 _executed: dict[str, nbformat.NotebookNode] = {}
+TEACHING = [p for p in NOTEBOOKS if p.name[:2].isdigit()]  # the lessons (not the dashboard)
+_SOLUTION = re.compile(r"<summary><b>Solution</b></summary>\s*```python\n(.*?)```", re.DOTALL)
+
+
+def solutions(notebook: nbformat.NotebookNode) -> list[str]:
+    """The code of each exercise's hidden solution (markdown cells), in order."""
+    return [code for cell in notebook.cells if cell.cell_type == "markdown" for code in _SOLUTION.findall(cell.source)]
 
 
 def execute(path: Path) -> nbformat.NotebookNode:
@@ -31,6 +38,9 @@ def execute(path: Path) -> nbformat.NotebookNode:
         from nbclient import NotebookClient
 
         notebook = nbformat.read(path, as_version=4)
+        # The hidden solutions run too, after the notebook, as a student would paste them.
+        for code in solutions(notebook):
+            notebook.cells.append(nbformat.v4.new_code_cell(code, metadata={"tags": ["solution"]}))
         deadline = time.monotonic() + NOTEBOOK_TIMEOUT_S
         client = NotebookClient(
             notebook,
@@ -138,3 +148,35 @@ def test_committed_notebook_is_clean(path):
         assert not {"ExecuteTime", "execution", "collapsed", "scrolled"} & set(cell.metadata)
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: {cell.source[:60]!r}"
+
+
+@pytest.mark.parametrize("path", TEACHING, ids=[p.name for p in TEACHING])
+def test_each_lesson_asks_questions_and_sets_exercises_with_solutions(path):
+    notebook = nbformat.read(path, as_version=4)
+    text = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    # Predict, then reveal: the answer sits in a closed <details> right after the question.
+    assert len(re.findall(r"\*\*Predict\.\*\*.*?<details><summary><b>Answer</b>", text, re.DOTALL)) >= 1
+    assert len(re.findall(r"\*\*Exercise \d+\.\*\*", text)) >= 2 and len(solutions(notebook)) >= 2
+    # Under Voila there are no menus: no instruction that only makes sense in JupyterLab.
+    assert "Run All" not in text and "Run >" not in text
+
+
+@pytest.mark.parametrize("path", TEACHING, ids=[p.name for p in TEACHING])
+def test_the_solutions_run_and_show_a_result(path):
+    notebook = execute(path)
+    ran = [c for c in notebook.cells if "solution" in c.metadata.get("tags", [])]
+    assert len(ran) >= 2
+    for cell in ran:
+        assert cell.outputs and all(o["output_type"] != "error" for o in cell.outputs), cell.source[:80]
+
+
+def test_results_are_shown_for_people_not_as_reprs():
+    intro = execute(NOTEBOOK_DIR / "01-scaling-laws.ipynb")
+    everything = "\n".join(text_of(o) for o in outputs(intro))
+    assert "ChinchillaLaw(" not in everything and "e+20" not in everything
+    assert "1e20 FLOPs" in everything and "irreducible loss" in everything
+    # The lifetime table's savings read as percentages.
+    assert re.search(r"\d+\.\d%", everything)
+    fitting = execute(NOTEBOOK_DIR / "03-fit-your-runs.ipynb")
+    html_outputs = "\n".join(str(o.get("data", {}).get("text/html", "")) for o in outputs(fitting))
+    assert 'class="morph-report"' in html_outputs and "monospace" in html_outputs

@@ -218,6 +218,10 @@ BAD_UPLOADS = {
     "not UTF-8": (b"N,D,loss\n1e8,2e9,3\xff\n",
                   "runs.csv is not UTF-8 text (byte 0xff at position 18); save it as a UTF-8 CSV"),
     "header only": (b"N,D,loss\n", "runs.csv has a header but no rows"),
+    "decimal comma": (b"N;D;loss\n1e8;2e9;3,12\n1e8;4e9;2,9\n",
+                      "runs.csv: column 'loss', row 1 holds '3,12', which is not a finite number (a decimal comma? "
+                      "Morph reads a point as the decimal mark: write 3.12, or export the CSV with '.' as the "
+                      "decimal separator)"),
     "too few points": (GOOD_HEADER + b"2,128,1e8,2e9,3\n4,128,2e8,2e9,2.9\n4,256,3e8,4e9,2.8\n",
                        "3 fit points cannot determine the 5 free parameters of the inference-efficient law (tied); "
                        "give at least 5 points"),
@@ -247,6 +251,20 @@ def test_a_fit_that_fails_on_upload_keeps_the_previous_table(app, runs):
     assert app.messages.level == "error"
     assert app.messages.text == "the paper method ended at parameters that predict non-finite losses; try --method robust"
     assert snapshot(app) == before and app.source.options[1][0].startswith("mine.csv")
+
+
+def test_fit_after_a_bad_upload_says_which_table_it_fitted(app, runs):
+    upload(app, b"N,D\n1e8,2e9\n", "mine.csv")
+    assert app.messages.level == "error"
+    app.fit_button.click()
+    # The previous table is refitted, and the page says so: not a silent fit passed off as the upload's.
+    assert app.messages.level == "warning"
+    assert app.messages.text == (
+        "Fitted the paper's 76 runs, not the last upload, which was not loaded: mine.csv is missing the column(s) loss"
+    )
+    upload(app, csv_bytes(_own_runs(runs)), "mine.csv")  # a good upload ends the reminder
+    app.fit_button.click()
+    assert app.messages.level != "warning" and app.failed_upload is None
 
 
 def test_uploads_that_are_not_one_small_csv(runs):

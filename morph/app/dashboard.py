@@ -16,51 +16,39 @@ Three pieces:
   anywidget that keeps the browser's address in step with the controls, copies
   the link and offers the CSV downloads.
 
+How it reads at every size lives next door: the page layout and the figure's
+geometry in :mod:`morph.app.layout`, label placement in :mod:`morph.app.labels`,
+numbers for people in :mod:`morph.app.readouts`, the guided tour in
+:mod:`morph.app.tour`.
+
 Under Voila the page's query string reaches the kernel as the
 ``QUERY_STRING`` environment variable; :meth:`Dashboard.from_query` reads it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import html
 import math
-import os
-import sys
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from numpy.typing import NDArray
 from plotly.subplots import make_subplots
 
-
-@contextlib.contextmanager
-def _left_out(module: str) -> Iterator[None]:
-    """Make ``import module`` fail inside the block, unless it is loaded already."""
-    if module in sys.modules:
-        yield
-        return
-    sys.modules[module] = None  # type: ignore[assignment]  # None in sys.modules means "cannot import"
-    try:
-        yield
-    finally:
-        if sys.modules.get(module, "") is None:
-            del sys.modules[module]
+from .kernel import left_out, page_query
 
 
 # plotly's FigureWidget imports nbformat, hence jsonschema, whose optional IRI
 # format checker (rfc3987_syntax) compiles 38 grammars on import: 1.6 s of a
 # cold dashboard start on a 2-core machine, for a check no dashboard makes.
 # Leave it out while plotly loads (jsonschema treats it as not installed).
-with _left_out("rfc3987_syntax"):
+with left_out("rfc3987_syntax"):
     from plotly.graph_objs import FigureWidget
 
-from ..data import load_candidates, load_models_1b, load_runs
+from ..data import load_candidates
 from ..errors import MorphError, SelectionError
 from ..fitting import FitResult, fit
 from ..decision import Assessment, compute_optima
@@ -75,9 +63,9 @@ from ..frontier import (
     price_of_speed,
     resolve_law,
     select,
+    speedup_reference,
 )
-from ..latency import PAPER_WORKLOAD
-from ..shapes import parameter_count
+from .dashboard_parts import run_traces, shape_name, supported_precision, thin_points
 from .decision_view import (
     decision_assessment,
     decision_columns,
@@ -93,84 +81,34 @@ from .decision_view import (
     selected_bars,
 )
 from .figures import si_format
+from .labels import label_size, place_labels
+from .layout import DASHBOARD_CSS, HOW_TO_READ, FigureGeometry, WidthProbe, figure_geometry, linear_range, log_range
+from .readouts import readout_box, round_significant
 from .settings import (
     FIT_B,
     MODES,
     NUMBER_SETTINGS,
-    PAPER_TOKENS,
     DashboardSettings,
     clamp_fields,
     setting_choices,
     settings_from_query,
 )
 from .sharebar import ShareBar
+from .tour import tour_html
 from .ui import MessageBar, guarded
 
-__all__ = ["Dashboard", "thin_points"]
+__all__ = ["Dashboard", "supported_precision", "thin_points"]
 
-
-def _page_query() -> str | None:
-    """The query string of the page this kernel serves under Voila (``None`` outside Voila).
-
-    A kernel pre-started by Voila (``--preheat_kernel``) runs the notebook
-    before any page asks for it: it builds and discards one dashboard (the
-    imports, the preset's bootstrap refits and plotly's first figure are most
-    of a cold start), then waits for the page's request, whose settings the
-    real dashboard is built with.
-    """
-    if os.environ.get("VOILA_PREHEAT") == "True":
-        _warm_up()
-        from voila.utils import get_query_string
-
-        return get_query_string() or ""
-    return os.environ.get("QUERY_STRING")
-
-
-def _warm_up() -> None:
-    """Build a default dashboard and close its widgets: what is left is warm code and caches."""
-    from ipywidgets.widgets.widget import _instances
-
-    before = set(_instances)
-    Dashboard()
-    for model_id in set(_instances) - before:
-        widget = _instances.get(model_id)
-        if widget is not None:
-            widget.close()
-    gc.collect()  # the closed widgets and figures hold cycles: free them before the page's own
-
-
-# --- drawing helpers --------------------------------------------------------------------------
-
-
-def thin_points(x: NDArray, y: NDArray, max_points: int, log_x: bool = True) -> NDArray[np.int64]:
-    """Indices of at most about ``max_points`` points that draw the same cloud as all of them.
-
-    The plane is cut into a grid of about ``max_points`` cells (``x`` in log
-    scale when ``log_x``) and the first point of each occupied cell is kept:
-    the outline of the cloud and its isolated points survive, dense regions
-    are thinned. Returns every index when there are few enough points.
-    """
-    n = x.size
-    if n <= max_points:
-        return np.arange(n, dtype=np.int64)
-    side = max(1, int(math.sqrt(max_points)))
-    u = np.log(x) if log_x else np.asarray(x, dtype=np.float64)
-
-    def cell(v: NDArray) -> NDArray[np.int64]:
-        span = float(v.max() - v.min()) or 1.0
-        return np.minimum(((v - v.min()) / span * side).astype(np.int64), side - 1)
-
-    _, first = np.unique(cell(u) * side + cell(np.asarray(y, dtype=np.float64)), return_index=True)
-    return np.sort(first).astype(np.int64)
-
-
-# --- the share bar (browser side) ------------------------------------------------------------
 
 # --- the dashboard ---------------------------------------------------------------------------
 
 # Trace positions in the single figure (fixed: updates address traces by index).
 # Left: CLOUD .. PUBLISHED; right: LAW_CURVE .. RUNS (the runs never change).
+# Published models sit on a strip of their own (axis y3), apart from the loss dots they would hide.
 CLOUD, FRONTIER, SELECTED, PUBLISHED, LAW_CURVE, ASPECT_SELECTED, RUN_LINES, RUNS, INFEASIBLE, OPTIMA = range(10)
+_TITLES = ("Loss against latency", "Loss against aspect ratio R")
+MAX_LABELS = 8
+"""At most this many selected shapes are named on the plot (all of them are in the table)."""
 
 
 _FAINT = "rgba(120,120,120,0.35)"
@@ -226,6 +164,10 @@ class Dashboard:
         Ranked selection, the price-of-speed sentence, figure notes.
     messages : MessageBar
     share : ShareBar
+    probe : WidthProbe
+        Reports the figure box's width from the page; the figure follows it.
+    geometry : FigureGeometry
+        The figure's current size and subplot placement (:func:`~morph.app.layout.figure_geometry`).
     widget : ipywidgets.VBox
         The whole dashboard, to display.
     """
@@ -242,6 +184,8 @@ class Dashboard:
         self.bootstrap = int(bootstrap)
         self.max_cloud_points = int(max_cloud_points)
         settings, adjusted = (settings or DashboardSettings()).normalized()
+        settings, note = supported_precision(settings)
+        adjusted = adjusted + ([note] if note else [])
         self.settings = settings
         self.evaluation: Evaluation | None = None
         self.selection: Selection | None = None
@@ -250,6 +194,8 @@ class Dashboard:
         self._result: _Result | None = None
         self._curve_key: tuple | None = None
         self.messages = MessageBar()
+        self.geometry: FigureGeometry = figure_geometry(None)
+        self.probe = WidthProbe()
         self.controls = self._build_controls(settings)
         # One FigureWidget holds both views as subplots: each FigureWidget sends
         # its own ~5 MB of plotly.js to the page, and a second one made the cold
@@ -276,6 +222,7 @@ class Dashboard:
         self._on_control = guarded(self.messages)(self._apply_controls)
         for control in self.controls.values():
             control.observe(self._on_control, names="value")
+        self.probe.observe(guarded(self.messages)(self._on_width), names="width")
         self.widget = self._layout()
 
     @classmethod
@@ -294,7 +241,7 @@ class Dashboard:
             Passed to :class:`Dashboard`.
         """
         if query is None:
-            query = _page_query()
+            query = page_query(cls)
             options.setdefault("sync_url", query is not None)
         settings, notes = settings_from_query(query)
         return cls(settings, notes=notes, **options)
@@ -305,8 +252,9 @@ class Dashboard:
     # -- controls -------------------------------------------------------------------------
 
     def _build_controls(self, s: DashboardSettings) -> dict[str, widgets.Widget]:
-        style = {"description_width": "200px"}
-        layout = widgets.Layout(width="430px")
+        # Labels above their control (CSS in morph.app.layout): nothing is cut off in a narrow column.
+        style = {"description_width": "initial"}
+        layout = widgets.Layout(width="auto")
         choices = setting_choices()
 
         def log_slider(field: str, description: str) -> widgets.FloatLogSlider:
@@ -346,7 +294,7 @@ class Dashboard:
         return {
             "mode": widgets.ToggleButtons(
                 options=[(label, value) for value, label in MODES.items()], value=s.mode,
-                description="Budget given as", style={"description_width": "initial", "button_width": "130px"},
+                description="Budget given as", style={"description_width": "initial", "button_width": "auto"},
             ),
             "shapes": dropdown("shapes", "Candidate shapes"),
             "params_min": log_slider("params_min", "Smallest model (parameters)"),
@@ -376,8 +324,15 @@ class Dashboard:
         dropdown offers. Such a value is clamped, and the control is put back
         to its bounds and the clamped value.
         """
-        raw = DashboardSettings(**{name: control.value for name, control in self.controls.items()})
-        values, notes = clamp_fields(raw)
+        values = {name: control.value for name, control in self.controls.items()}
+        for name in ("params_min", "params_max", "tokens", "flops", "latency_budget_s"):
+            # A moved log slider sits on 10**(k/100), e.g. 2.5118864315095797 s: keep the
+            # three digits a person reads (the link then says latency=2.51). Values not
+            # moved keep every digit (the paper's 28,991,029,248 tokens stay exact).
+            value = values[name]
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value != getattr(self.settings, name):
+                values[name] = round_significant(float(value))
+        values, notes = clamp_fields(DashboardSettings(**values))
         if notes:
             self._restore_controls(values)
         return DashboardSettings(**values)
@@ -407,12 +362,21 @@ class Dashboard:
         self.controls["params_min"].disabled = self.controls["params_max"].disabled = centred
 
     def _apply_controls(self, change: Any = None) -> None:
-        settings = self._read_controls()
+        settings, note = supported_precision(self._read_controls())
+        if note:
+            # Move the control too, so the page shows the precision in use.
+            self.controls["dtype"].unobserve(self._on_control, names="value")
+            try:
+                self.controls["dtype"].value = settings.dtype
+            finally:
+                self.controls["dtype"].observe(self._on_control, names="value")
         self.settings = settings
         self.share.query = settings.to_query()
         self._toggle_budget_controls(settings.mode)
         result = self._compute(settings)
         self._commit(result, draw_figure=True)
+        if note:
+            self.messages.show(note, "info")
 
     def set_controls(self, **changes: Any) -> None:
         """Move several controls at once, as a user would, then update once.
@@ -521,55 +485,71 @@ class Dashboard:
         if evaluation_changed:
             self.price.value = self._price_html(result)
             self.notes_html.value = self._notes_html(result)
-            self.share.frontier_csv = self.frontier_csv()
+        # Both downloads name the settings that produced them, the budget included.
+        self.share.frontier_csv = self.frontier_csv()
         self.share.selection_csv = self.selection_csv()
 
     def _initial_figure(self, result: _Result | None) -> go.Figure:
-        fig = make_subplots(
-            rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.09,
-            subplot_titles=(
-                "Predicted loss against predicted latency",
-                "Loss against aspect ratio R = d_model / n_layers",
-            ),
-        )
-        hover_candidate = "%{text}<br>latency %{x:.3f} s<br>predicted loss %{y:.4f}<extra></extra>"
+        fig = make_subplots(rows=1, cols=2)
+        hover_candidate = "%{text}<br>latency %{x:.3f} s<br>predicted loss %{y:.4f} nats/token<extra></extra>"
         fig.add_trace(go.Scatter(name="candidates", mode="markers", marker=dict(size=5, color=_FAINT),
                                  hovertemplate=hover_candidate), row=1, col=1)
         fig.add_trace(go.Scatter(name="Pareto frontier", mode="lines+markers", line=dict(color="#1f77b4", width=2),
                                  marker=dict(size=4), hovertemplate=hover_candidate), row=1, col=1)
-        fig.add_trace(go.Scatter(name="selected (top k)", mode="markers+text", textposition="top left",
-                                 marker=dict(size=13, color=_ACCENT, line=dict(color="white", width=1)),
-                                 textfont=dict(color=_ACCENT), hovertemplate=hover_candidate), row=1, col=1)
-        fig.add_trace(published_trace())  # on its own axis y3: measured numbers, not on the loss axis
+        # Named by annotations placed without overlaps (_label_annotations), not by trace text.
+        fig.add_trace(go.Scatter(name="selected (top k)", mode="markers",
+                                 marker=dict(size=11, color=_ACCENT, line=dict(color="white", width=1)),
+                                 hovertemplate=hover_candidate), row=1, col=1)
+        published = published_trace()  # on its own axis y3: measured numbers, not on the loss axis
+        published.mode = "markers"  # its names are placed with the other labels
+        fig.add_trace(published)
         fig.add_trace(go.Scatter(name="law at the top pick's N and D", mode="lines", line=dict(color="black", width=2),
-                                 hovertemplate="R %{x:.0f}<br>predicted loss %{y:.4f}<extra></extra>"), row=1, col=2)
+                                 hovertemplate="R %{x:.0f}<br>predicted loss %{y:.4f} nats/token<extra></extra>"),
+                      row=1, col=2)
         fig.add_trace(go.Scatter(name="selected (on the law)", mode="markers", showlegend=False,
                                  marker=dict(size=11, color=_ACCENT, symbol="circle-open", line=dict(width=2)),
                                  hovertemplate=hover_candidate.replace("latency %{x:.3f} s", "R %{x:.0f}")),
                       row=1, col=2)
-        for trace in _run_traces():
+        for trace in run_traces():
             fig.add_trace(trace, row=1, col=2)
         fig.add_trace(infeasible_trace(), row=1, col=1)
         fig.add_trace(optima_trace(), row=1, col=1)
         fig.update_xaxes(type="log", title_text="predicted latency of one call (s)", row=1, col=1)
-        fig.update_yaxes(title_text="predicted training loss", row=1, col=1)
-        fig.update_xaxes(type="log", title_text="aspect ratio R", row=1, col=2)
-        fig.update_yaxes(title_text="training loss (as released)", row=1, col=2)
+        fig.update_yaxes(title_text="predicted loss (nats/token)", row=1, col=1)
+        fig.update_xaxes(type="log", title_text="aspect ratio R = d_model / n_layers", row=1, col=2)
+        fig.update_yaxes(title_text="training loss (nats/token)", row=1, col=2)
+        # The symbols are explained in the "how to read this" text beside the plot: a plotly
+        # legend wraps unpredictably on a narrow screen and then covers the axis titles.
         fig.update_layout(
             yaxis3=dict(overlaying="y", anchor="x", range=[0, 1], visible=False, fixedrange=True),
-            height=600, margin=dict(l=60, r=20, t=50, b=120), template="plotly_white",
-            legend=dict(orientation="h", yanchor="top", y=-0.12, x=0, font=dict(size=11)),
+            template="plotly_white", showlegend=False, font=dict(size=12),
             shapes=[dict(type="line", xref="x", yref="y domain", x0=1, x1=1, y0=0, y1=1,
                          line=dict(color=_ACCENT, dash="dash", width=1.5))],
-            annotations=[*fig.layout.annotations,
-                         dict(xref="x", yref="y domain", x=0, y=1, text="", showarrow=False, xanchor="left",
-                              yanchor="top", font=dict(color=_ACCENT), name="budget")],
             uirevision="keep",  # keep the user's zoom across updates
         )
+        self._apply_geometry(fig)
         if result is not None:
             self._draw_evaluation(result, fig)
             self._draw_selection(result, fig)
         return fig
+
+    def _apply_geometry(self, fig: Any) -> None:
+        """Size, subplot domains, titles and colour bar for the current :attr:`geometry`."""
+        g = self.geometry
+        fig.update_layout(g.layout())
+        fig.data[RUNS].marker.colorbar.update(g.colorbar())
+        fig.layout.annotations = g.titles(*_TITLES)  # the labels follow in _draw_selection
+
+    def _on_width(self, change: Any) -> None:
+        """The figure's box changed width: lay the plots out again and re-place the labels."""
+        geometry = figure_geometry(int(change["new"]))
+        if geometry == self.geometry:
+            return
+        self.geometry = geometry
+        with self.figure.batch_update():
+            self._apply_geometry(self.figure)
+            if self._result is not None:
+                self._draw_selection(self._result)
 
     def _draw_evaluation(self, result: _Result, fig: Any = None) -> None:
         """Views that change with the evaluation: cloud, frontier, published models."""
@@ -586,20 +566,33 @@ class Dashboard:
         fig.layout.shapes = [budget_line, *fit_range_shading(result.assessment.runs)]
 
     def _draw_selection(self, result: _Result, fig: Any = None) -> None:
-        """Views that change with the latency budget and top k."""
+        """Views that change with the latency budget and top k (and the labels, which depend on both)."""
         fig = self.figure if fig is None else fig
         ev, sel = result.evaluation, result.selection
         i = sel.selected_index
         labels = [f"{r}: {L}x{d}" for r, L, d in zip(sel.selected["rank"], sel.selected["n_layers"], sel.selected["d_model"])]
-        # Labels on alternating sides: the best shapes often share one latency (same depth).
-        sides = [("middle left", "top right", "bottom left", "bottom right", "top left")[k % 5] for k in range(len(labels))]
-        fig.data[SELECTED].update(x=ev.latency_s[i], y=ev.loss[i], text=labels, textposition=sides,
-                                  **selected_bars(sel, result.assessment))
+        fig.data[SELECTED].update(x=ev.latency_s[i], y=ev.loss[i], text=labels, **selected_bars(sel, result.assessment))
         fig.data[SELECTED].hovertemplate = "%{text}<br>%{hovertext}<extra></extra>"
         fig.data[OPTIMA].update(**optima_points(sel, result.optima))
         budget = result.settings.latency_budget_s
         fig.layout.shapes[0].update(x0=budget, x1=budget)
-        fig.layout.annotations[-1].update(x=math.log10(budget), text=f" budget {budget:.3g} s")
+        # Explicit ranges: the labels are placed in pixels, which needs the axes' extent.
+        published = fig.data[PUBLISHED]
+        xs = [float(ev.latency_s.min()), float(ev.latency_s.max()), budget, *(published.x or ())]
+        low, high = linear_range([float(ev.loss.min()), float(ev.loss.max())], pad=0.12)
+        # The published models' strip takes the top tenth of the plot: keep the loss dots below it.
+        y_range = (low, high + 0.15 * (high - low)) if published.visible else (low, high)
+        x_range = log_range(xs)
+        fig.layout.xaxis.range, fig.layout.yaxis.range = x_range, y_range
+        # Beyond a few, labels crowd the plot: the best MAX_LABELS are named, the table lists the rest.
+        points = [(float(ev.latency_s[j]), float(ev.loss[j]), text, "y") for j, text in zip(i[:MAX_LABELS], labels)]
+        if published.visible:
+            points += [(x, y, text, "y3") for x, y, text in zip(published.x, published.y, published.text)]
+        # Built whole from the geometry: inside a batch_update the figure still reads its old annotations.
+        fig.layout.annotations = [
+            *self.geometry.titles(*_TITLES),
+            *self._label_annotations(points, min(len(labels), MAX_LABELS), budget, x_range, y_range),
+        ]
         # The law's curve over R at the top pick's N and D: the shape factor in isolation.
         top = int(i[0])
         N, D = float(ev.candidates.N[top]), float(ev.candidates.D[top])
@@ -611,10 +604,52 @@ class Dashboard:
                                        name=f"law at N = {si_format(N)}, D = {si_format(D)} (the top pick's)")
         fig.data[ASPECT_SELECTED].update(x=ev.candidates.aspect_ratio[i], y=ev.loss[i], text=labels)
 
+    def _label_annotations(
+        self, points: list[tuple[float, float, str, str]], n_selected: int, budget: float, x_range: tuple,
+        y_range: tuple,
+    ) -> list[dict[str, Any]]:
+        """The budget's caption, then a label per point (selected shapes by rank, then published models).
+
+        Each point is ``(latency, y, text, axis)``: ``axis`` ``"y"`` (loss) or ``"y3"`` (the
+        published models' strip, 0 at the bottom of the plot and 1 at its top).
+
+        Placed in pixels of the left plot (:func:`~morph.app.labels.place_labels`), best rank
+        first; a label with no free spot is left out (the table and the hover still name it).
+        """
+        width, height = self.geometry.plot_area()
+        def to_px(x: float, y: float, axis: str = "y") -> tuple[float, float]:
+            fraction = (y - y_range[0]) / (y_range[1] - y_range[0]) if axis == "y" else y
+            return (math.log10(x) - x_range[0]) / (x_range[1] - x_range[0]) * width, (1.0 - fraction) * height
+
+        caption = f"budget {budget:.3g} s"
+        bx = to_px(budget, y_range[1])[0]
+        cw, ch = label_size(caption)
+        right_side = bx + cw <= width
+        caption_box = (bx, 0.0, bx + cw, ch) if right_side else (bx - cw, 0.0, bx, ch)
+        annotations = [dict(xref="x", yref="y domain", x=math.log10(budget), y=1, text=caption, showarrow=False,
+                            xanchor="left" if right_side else "right", yanchor="top", xshift=3 if right_side else -3,
+                            font=dict(color=_ACCENT, size=11), name="budget")]
+        if not points:
+            return annotations
+        px = np.array([to_px(x, y, axis) for x, y, _, axis in points])
+        texts = [t for _, _, t, _ in points]
+        placement = place_labels(px[:, 0], px[:, 1], [label_size(t) for t in texts], (width, height),
+                                 obstacles=[caption_box])
+        for k in np.flatnonzero(placement.placed):
+            x, y, text, axis = points[k]
+            annotations.append(dict(
+                xref="x", yref=axis, x=math.log10(x), y=y, text=text, showarrow=True, arrowhead=0, arrowwidth=1,
+                arrowcolor="#888", axref="pixel", ayref="pixel",
+                ax=float(placement.x[k] - px[k, 0]), ay=float(placement.y[k] - px[k, 1]),
+                font=dict(size=11, color=_ACCENT if k < n_selected else "#2ca02c"),
+                bgcolor="rgba(255,255,255,0.85)", borderpad=1, name="label",
+            ))
+        return annotations
+
     def _table_html(self, result: _Result) -> str:
         sel, ev = result.selection, result.evaluation
         frame = sel.selected
-        deepest = int(np.argmax(ev.candidates.n_layers))
+        reference = speedup_reference(ev, int(sel.selected_index[0]))
         band = "loss_low" in frame
         loss = frame["loss"].map("{:.4f}".format)
         if band:
@@ -636,8 +671,9 @@ class Dashboard:
         within = int(np.count_nonzero(ev.latency_s <= sel.latency_budget_s))
         caption = (
             f"The {len(frame)} best by predicted loss ({result.settings.law_label}) of the {within} candidates "
-            f"within {sel.latency_budget_s:.3g} s ({len(ev):,} in all). Speed-up against the deepest candidate, "
-            f"{ev.candidates.labels(deepest)} ({ev.latency_s[deepest]:.3g} s)."
+            f"within {sel.latency_budget_s:.3g} s ({len(ev):,} in all). Speed-up against a conventional shape of "
+            f"the top pick's size (aspect ratio nearest 24x2048's): {shape_name(ev, reference)} "
+            f"({ev.latency_s[reference]:.3g} s)."
         )
         # pandas escapes every cell and header; the style sheet sits next to the table (.morph-table is its box).
         return (
@@ -650,13 +686,13 @@ class Dashboard:
         ev = result.evaluation
         table = price_of_speed(ev, (2.0,))
         best = int(np.argmin(ev.loss))
-        best_text = f"{ev.candidates.labels(best)} ({ev.latency_s[best]:.3g} s, loss {ev.loss[best]:.4f})"
+        best_text = f"{shape_name(ev, best)} ({ev.latency_s[best]:.3g} s, loss {ev.loss[best]:.4f})"
         row = table.iloc[0]
         if not np.isfinite(row["loss_penalty"]):
             text = f"Price of speed: no candidate here is 2x faster than the best-loss shape, {best_text}."
         else:
             text = (
-                f"Price of speed: a 2x faster model ({row['label']}, {row['latency_s']:.3g} s) costs "
+                f"Price of speed: a 2x faster model ({shape_name(ev, int(row['index']))}, {row['latency_s']:.3g} s) costs "
                 f"{row['loss_penalty']:+.4f} in predicted loss ({row['relative_penalty'] * 100:+.2f}%) "
                 f"against the best-loss shape here, {best_text}."
             )
@@ -687,60 +723,63 @@ class Dashboard:
     # -- exports ---------------------------------------------------------------------------
 
     def frontier_csv(self) -> str:
-        """The current Pareto frontier (fastest first) as CSV text; empty before a first result."""
-        return "" if self.selection is None else self.selection.frontier.to_csv(index=False)
+        """The current Pareto frontier (fastest first) as CSV text; empty before a first result.
+
+        The table follows ``# key: value`` lines naming the settings that produced it
+        (read them back with :func:`morph.data.split_provenance`).
+        """
+        return "" if self.selection is None else self._provenance() + self.selection.frontier.to_csv(index=False)
 
     def selection_csv(self) -> str:
-        """The current selection (best first) as CSV text; empty before a first result."""
-        return "" if self.selection is None else self.selection.selected.to_csv(index=False)
+        """The current selection (best first) as CSV text, after its settings; empty before a first result."""
+        return "" if self.selection is None else self._provenance() + self.selection.selected.to_csv(index=False)
+
+    def _provenance(self) -> str:
+        s = self._result.settings if self._result is not None else self.settings
+        w = s.workload
+        lines = {
+            "source": "Morph dashboard",
+            "settings": s.to_query() or "the defaults (the paper's choice of Morph-1B)",
+            "law": s.law_label,
+            "latency_budget_s": f"{s.latency_budget_s:g}",
+            "workload": f"{setting_choices()['hardware'][s.hardware]}, {w.dtype}, batch {w.batch}, {w.input_tokens} prompt tokens, "
+                        f"{w.output_tokens} output tokens",
+        }
+        # One line each; a newline in a value would end the header early.
+        return "".join(f"# {key}: {' '.join(str(value).split())}\n" for key, value in lines.items())
 
     # -- layout ----------------------------------------------------------------------------
 
     def _layout(self) -> widgets.VBox:
         c = self.controls
 
-        def column(title: str, names: Sequence[str]) -> widgets.VBox:
-            return widgets.VBox(
-                [widgets.HTML(f"<b>{html.escape(title)}</b>"), *(c[n] for n in names)],
-                layout=widgets.Layout(margin="0 16px 8px 0"),
-            )
+        def group(names: Sequence[str]) -> widgets.VBox:
+            readouts = {"params_min": "parameters", "params_max": "parameters", "tokens": "tokens", "flops": "FLOPs"}
+            return widgets.VBox([readout_box(c[n], readouts[n]) if n in readouts else c[n] for n in names])
 
-        controls = widgets.HBox(
-            [
-                column("Selection", ["latency_budget_s", "top_k"]),
-                column("Candidates and training", ["mode", "shapes", "params_min", "params_max", "tokens", "flops", "law"]),
-                column("Serving", ["hardware", "stack", "calibration", "dtype", "batch", "input_tokens",
-                                   "output_tokens"]),
+        # Essentials first (on a phone they come before the plot); the rest folded away.
+        essentials = group(["latency_budget_s", "top_k", "hardware", "law", "shapes"])
+        advanced = widgets.Accordion(
+            children=[
+                group(["mode", "params_min", "params_max", "tokens", "flops"]),
+                group(["stack", "calibration", "dtype", "batch", "input_tokens", "output_tokens"]),
             ],
-            layout=widgets.Layout(flex_flow="row wrap"),
+            titles=("Advanced: candidates and training", "Advanced: serving"),
+            selected_index=None,
         )
-        root = widgets.VBox([self.messages, controls, self.figure, self.notes_html, self.price, self.table, self.share])
+        controls = widgets.VBox([widgets.HTML("<b>Choose</b>"), essentials, advanced])
+        controls.add_class("morph-controls")
+        figure_box = widgets.Box([self.figure])
+        figure_box.add_class("morph-figure-box")
+        guide = widgets.HTML(HOW_TO_READ + tour_html(links=self.share.sync_url))
+        main = widgets.VBox([guide, figure_box, self.notes_html, self.price, self.table, self.share])
+        main.add_class("morph-main")
+        columns = widgets.HBox([controls, main])
+        columns.add_class("morph-columns")
+        # The page's layout follows the width of this box (a CSS container query,
+        # morph.app.layout): the same in a Voila page and in a JupyterLab cell.
+        body = widgets.Box([columns])
+        body.add_class("morph-body")
+        root = widgets.VBox([widgets.HTML(DASHBOARD_CSS), self.messages, body, self.probe])
         root.add_class("morph-dashboard")
         return root
-
-
-def _run_traces() -> list[go.Scatter]:
-    """The paper's 76 runs: markers coloured by size, and thin lines joining each size's runs at one budget.
-
-    Two traces rather than one per size: every trace adds a legend entry that
-    plotly lays out again on each redraw, and redraws follow the slider.
-    """
-    runs = load_runs().sort_values(["N", "budget_label", "aspect_ratio"])
-    xs: list[float | None] = []
-    ys: list[float | None] = []
-    for _, group in runs.groupby(["size_label", "budget_label"], sort=False):
-        group = group.sort_values("aspect_ratio")
-        xs += group["aspect_ratio"].tolist() + [None]
-        ys += group["loss"].tolist() + [None]
-    lines = go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="rgba(90,90,90,0.35)", width=1),
-                       hoverinfo="skip", showlegend=False, name="runs of one size and budget")
-    labels = runs["run"] + " (" + runs["size_label"] + ", " + runs["budget_label"] + ")"
-    markers = go.Scatter(
-        x=runs["aspect_ratio"].to_numpy(), y=runs["loss"].to_numpy(), text=labels.tolist(), mode="markers",
-        name="the paper's 76 runs (colour: size)",
-        marker=dict(size=7, color=np.log10(runs["N"].to_numpy()), colorscale="Viridis", cmin=7.8, cmax=9.3,
-                    colorbar=dict(title=dict(text="N", side="right"), x=1.0, len=0.75, thickness=10,
-                                  tickvals=[8, 8.5, 9], ticktext=["100M", "316M", "1B"])),
-        hovertemplate="%{text}<br>R %{x:.0f}<br>loss %{y:.4f}<extra></extra>",
-    )
-    return [lines, markers]

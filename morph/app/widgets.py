@@ -409,6 +409,16 @@ def _flag_columns(table: pd.DataFrame) -> list[tuple[str, int]]:
     return found
 
 
+# ipywidgets draws a FileUpload as "description (count)": "(0)" before and, since the
+# app clears the value to accept the same file again, after every upload. The label
+# is drawn by CSS instead (the button's own text, count included, is kept for screen readers).
+_UPLOAD_CSS = """<style>
+.morph-upload.widget-upload { font-size: 0 !important; }
+.morph-upload.widget-upload i { font-size: var(--jp-widgets-font-size, 13px); margin-right: 4px; }
+.morph-upload.widget-upload::after { content: "Upload runs (.csv)"; font-size: var(--jp-widgets-font-size, 13px); }
+</style>"""
+
+
 class FittingApp(widgets.VBox):
     """Fit a scaling law to the paper's runs or to an uploaded CSV table of runs.
 
@@ -440,10 +450,12 @@ class FittingApp(widgets.VBox):
         self.messages = MessageBar()
         self.fit_warnings = MessageBar()
         self._tables: dict[str, tuple[str, pd.DataFrame]] = {self.PAPER: ("the paper's 76 runs", load_runs())}
+        self.failed_upload: str | None = None
         self._syncing = False
 
         self.upload = widgets.FileUpload(accept=".csv", multiple=False, description="Upload runs (.csv)",
-                                         layout=widgets.Layout(width="220px"))
+                                         tooltip="Upload a CSV table of runs", layout=widgets.Layout(width="220px"))
+        self.upload.add_class("morph-upload")
         self.source = widgets.RadioButtons(options=[(self._tables[self.PAPER][0], self.PAPER)], value=self.PAPER,
                                            description="runs", style=_WIDE)
         self.law = widgets.Dropdown(options=list(LAW_FAMILIES), value="inference-efficient", description="law",
@@ -474,6 +486,7 @@ class FittingApp(widgets.VBox):
         self.fit_button.on_click(guarded(self.messages)(self._on_fit))
 
         super().__init__(children=[
+            widgets.HTML(_UPLOAD_CSS),
             widgets.HBox([self.upload, self.source]),
             widgets.HBox([self.law, self.variant, self.method]),
             widgets.HBox([self.fit_set, self.bootstrap, self.fit_button]),
@@ -578,8 +591,13 @@ class FittingApp(widgets.VBox):
             table = load_runs(content, name=name)
             choices = self._adapted(table)
             result = self._run_fit(table, choices)
+        except MorphError as exc:
+            # Remembered, so that Fit pressed next does not pass off the previous table's fit as this file's.
+            self.failed_upload = str(exc)
+            raise
         finally:
             self.upload.value = ()  # the same file may be chosen again after it is fixed
+        self.failed_upload = None
         self._tables[self.UPLOAD] = (f"{name} ({len(table)} runs)", table)
         self._commit(self.UPLOAD, choices, result)
         notes = []
@@ -619,6 +637,7 @@ class FittingApp(widgets.VBox):
             finally:
                 self._syncing = False
             raise
+        self.failed_upload = None  # a table was chosen on purpose
         self._commit(change["new"], choices, result)
 
     def _on_law(self, change: Mapping[str, Any]) -> None:
@@ -642,3 +661,7 @@ class FittingApp(widgets.VBox):
         finally:
             self.fit_button.disabled, self.fit_button.description = False, "Fit"
         self._show(result)
+        if self.failed_upload is not None:
+            label = self._tables[self.source.value][0]
+            self.messages.show(f"Fitted {label}, not the last upload, which was not loaded: {self.failed_upload}",
+                               "warning")

@@ -127,6 +127,8 @@ def voila_command(
         command += ["--preheat_kernel=True", f"--pool_size={pool_size}"]
     if token:
         command.append(f"--Voila.token={token}")
+        # A visitor without the token gets a page that asks for it and keeps the link's settings.
+        command.append("--Voila.identity_provider_class=morph.app.login.MorphIdentityProvider")
     return command
 
 

@@ -1,0 +1,62 @@
+"""What the notebooks show a class: reports in a fixed-width font, numbers as people say them, parameter cards.
+
+The notebooks render under Voila for readers who never see the code, so every
+result is shown formatted: a fit report keeps its columns aligned, ``1e20`` reads
+``1e20 FLOPs``, a fraction reads as a percentage, a law reads as a table of its
+parameters rather than its Python repr.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..laws import ScalingLaw
+from .readouts import spoken
+
+__all__ = ["Monospace", "law_card", "monospace", "percent", "flops_words"]
+
+_MONO = "font-family:ui-monospace,'DejaVu Sans Mono',Menlo,Consolas,monospace;font-size:12px;line-height:1.35"
+
+
+@dataclass(frozen=True)
+class Monospace:
+    """Plain text that a notebook shows in a fixed-width font (HTML) or as itself (plain text)."""
+
+    text: str
+
+    def _repr_html_(self) -> str:
+        return f'<pre class="morph-report" style="{_MONO};white-space:pre;overflow-x:auto">{html.escape(self.text)}</pre>'
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def monospace(text: str) -> Monospace:
+    """``text`` (a fit report, a table in plain text) in a fixed-width font, its columns aligned, escaped."""
+    return Monospace(str(text))
+
+
+def percent(fraction: float, digits: int = 1) -> str:
+    """``0.673641`` as ``67.4%``."""
+    return f"{100 * fraction:.{digits}f}%"
+
+
+def flops_words(flops: float) -> str:
+    """``1e20`` as ``1e20 FLOPs``, ``2.9e20`` as ``2.9e20 FLOPs``."""
+    return spoken(flops, "FLOPs")
+
+
+def law_card(law: ScalingLaw, name: str | None = None) -> pd.DataFrame:
+    """A law's parameters, one row each, with what each one means (instead of its repr)."""
+    descriptions = dict(law.descriptions)
+    rows = [{"parameter": key, "value": f"{value:.4g}", "meaning": descriptions.get(key, "")}
+            for key, value in law.params.items()]
+    frame = pd.DataFrame(rows).set_index("parameter")
+    frame.columns.name = name or law.family
+    return frame

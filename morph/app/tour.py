@@ -1,0 +1,97 @@
+"""A guided tour: preset dashboard links that tell the paper's story, one step each.
+
+A lecturer puts these links on slides: each opens the dashboard on one point of the
+paper. They are ordinary settings links, so they go through the same codec as any
+other (:func:`morph.app.settings.settings_from_query`), and the tests check that each
+one reads back without a single adjustment and shows what its text claims.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+from .settings import DashboardSettings, settings_from_query
+
+__all__ = ["TOUR", "TourStop", "tour_html"]
+
+
+@dataclass(frozen=True)
+class TourStop:
+    """One step of the tour.
+
+    Attributes
+    ----------
+    title : str
+        What the step shows, in a few words.
+    query : str
+        The dashboard's settings, as a link's query string (no ``?``; empty for the defaults).
+    look_at : str
+        What to look at on the page, in one or two sentences.
+    """
+
+    title: str
+    query: str
+    look_at: str
+
+    @property
+    def settings(self) -> DashboardSettings:
+        """The settings the link sets (what the dashboard reads from it)."""
+        return settings_from_query(self.query)[0]
+
+
+TOUR: tuple[TourStop, ...] = (
+    TourStop(
+        "Same size, very different speed",
+        "latency=10&top_k=15",
+        "The paper's 15 candidate shapes, all of about 1.4-2.1B parameters, ranked with no binding "
+        "budget. Their predicted latency spans 0.6 s to 3.6 s, a factor of 6; the paper measured up to "
+        "3.5x between models of equal size. Latency follows depth: compare 24x2048 with 12x3072.",
+    ),
+    TourStop(
+        "The 2 s selection: Morph-1B",
+        "",
+        "The paper's method with its settings: the best predicted loss among the shapes that answer "
+        "within 2 s on an A100. Morph-1B, 12x3072, comes first at 1.96 s, 1.84x faster than the "
+        "conventional 24x2048 shape.",
+    ),
+    TourStop(
+        "The aspect-ratio penalty",
+        "latency=1&top_k=5",
+        "Ask for 1 s and only the flattest shapes remain (4x4608, 2x5632, aspect ratios above 1,000). "
+        "They are fast, but the law charges their width: their predicted loss is clearly worse than "
+        "Morph-1B's. The right-hand plot shows the penalty growing with R.",
+    ),
+    TourStop(
+        "Another stack, another choice",
+        "batch=64&hardware=h100-sxm",
+        "The same question on an H100 serving 64 sequences at once: the ranking under 2 s changes "
+        "(12x3072 no longer comes first). A shape is chosen for a serving setting, not once and for all.",
+    ),
+)
+"""The tour, in the order of the story."""
+
+
+def tour_html(base: str = "", links: bool = True) -> str:
+    """The tour as an HTML list of links (``base`` + ``?query``), each with what to look at.
+
+    Parameters
+    ----------
+    base : str
+        Prefix of each link; empty gives links relative to the page (``?latency=1``), which
+        reopen the same dashboard with those settings.
+    links : bool
+        Links (a Voila page), or the query strings as text (a JupyterLab cell, whose page
+        a link would leave; ``Dashboard.from_query(...)`` takes them there).
+    """
+    items = []
+    for number, stop in enumerate(TOUR, start=1):
+        query = "?" + stop.query if stop.query else "?"
+        title = f"{number}. {html.escape(stop.title)}"
+        if links:
+            head = f'<a class="morph-tour-link" href="{html.escape(base + query, quote=True)}">{title}</a>'
+        else:
+            head = f"{title} (<code>{html.escape(query)}</code>)"
+        items.append(f"<li>{head}: {html.escape(stop.look_at)}</li>")
+    return ('<details class="morph-help morph-tour"><summary>Guided tour: the paper in four links</summary>'
+            f'<ol style="list-style:none;padding-left:0">{"".join(items)}</ol></details>')

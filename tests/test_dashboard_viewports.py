@@ -1,0 +1,165 @@
+"""The dashboard reads at every size: a desktop, a small laptop, a phone (real Chromium, under Voila).
+
+At each viewport: no two text labels of the plot overlap (boxes read from the DOM), the page
+does not scroll sideways, every visible control shows its whole label and value, and at
+1024x768 the plot starts within the first screen. A screenshot of each viewport is kept in
+``$MORPH_ARTIFACTS``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import artifacts_dir
+
+pytestmark = pytest.mark.browser
+
+VIEWPORTS = [(1400, 1000), (1024, 768), (390, 844)]
+
+# Settled: the figure has been laid out for its box (the kernel heard the box's width and
+# answered with a figure of that width), and the labels are drawn.
+SETTLED = """() => {
+  const gd = document.querySelector('.morph-dashboard .js-plotly-plot');
+  const box = document.querySelector('.morph-dashboard .morph-figure-box');
+  if (!(gd && gd._fullLayout && gd._fullData && gd._fullData.length && box)) return false;
+  return Math.abs(gd._fullLayout.width - box.clientWidth) <= 8
+      && gd.querySelectorAll('.annotation-text').length >= 4;
+}"""
+
+# Every piece of text plotly drew: annotations (titles, labels, the budget), point text,
+# axis titles, tick labels, the colour bar. Boxes in page pixels.
+TEXT_BOXES = """() => {
+  const gd = document.querySelector('.morph-dashboard .js-plotly-plot');
+  const selector = ['.annotation-text', '.textpoint text', '.xtitle', '.ytitle', '.x2title', '.y2title',
+                    '.xtick text', '.ytick text', '.x2tick text', '.y2tick text', '.cbtitle text', '.cbaxis text'].join(',');
+  return Array.from(gd.querySelectorAll(selector))
+    .filter(e => e.textContent.trim() && getComputedStyle(e).display !== 'none' && e.getAttribute('opacity') !== '0')
+    .map(e => { const r = e.getBoundingClientRect();
+                return {text: e.textContent, x0: r.left, y0: r.top, x1: r.right, y1: r.bottom}; })
+    .filter(b => b.x1 - b.x0 > 0 && b.y1 - b.y0 > 0);
+}"""
+
+# Every visible control's label and value: text that does not fit its box is cut off.
+CLIPPED_CONTROLS = """() => {
+  const visible = e => e.offsetParent !== null && e.getBoundingClientRect().width > 0;
+  const canvas = document.createElement('canvas').getContext('2d');
+  const out = [];
+  const root = document.querySelector('.morph-dashboard .morph-controls');
+  for (const e of root.querySelectorAll('.widget-label, .widget-readout, .morph-readout, .widget-toggle-button, .p-Accordion-title, .lm-AccordionPanel-title, .jupyter-widget-Collapse-header')) {
+    if (!visible(e)) continue;
+    if (e.scrollWidth > e.clientWidth + 1) out.push(`${e.className}: "${e.textContent}" ${e.scrollWidth} > ${e.clientWidth}`);
+  }
+  for (const s of root.querySelectorAll('select')) {
+    if (!visible(s)) continue;
+    const style = getComputedStyle(s);
+    canvas.font = `${style.fontSize} ${style.fontFamily}`;
+    const text = s.options[s.selectedIndex].text;
+    const room = s.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    if (canvas.measureText(text).width > room) out.push(`select: "${text}" ${canvas.measureText(text).width} > ${room}`);
+  }
+  for (const e of root.querySelectorAll('.widget-label, .widget-readout, .morph-readout, select, .widget-toggle-button')) {
+    if (!visible(e)) continue;
+    const r = e.getBoundingClientRect();
+    if (r.right > window.innerWidth + 1 || r.left < -1) out.push(`outside the screen: "${e.textContent.slice(0, 40)}"`);
+  }
+  return out;
+}"""
+
+
+# The widths of everything that could scroll the page sideways: the document and, in
+# Voila's lab template, the panel that scrolls the notebook (an ancestor of the dashboard).
+PAGE_WIDTHS = """() => {
+  const out = [[document.scrollingElement.scrollWidth, window.innerWidth]];
+  for (let e = document.querySelector('.morph-dashboard'); e; e = e.parentElement) {
+    const overflow = getComputedStyle(e).overflowX;
+    if (overflow === 'auto' || overflow === 'scroll') out.push([e.scrollWidth, e.clientWidth]);
+  }
+  return out;
+}"""
+
+# The visible parts of the controls (labels, values, menus, buttons), as boxes: none may cover another.
+CONTROL_BOXES = """() => {
+  const root = document.querySelector('.morph-dashboard .morph-controls');
+  return Array.from(root.querySelectorAll('.widget-label, .widget-readout, .morph-readout, select, .widget-toggle-button, .noUi-target'))
+    .filter(e => e.offsetParent !== null && e.getBoundingClientRect().width > 0 && e.textContent !== undefined)
+    .map(e => { const r = e.getBoundingClientRect();
+                return {text: (e.textContent || e.className).slice(0, 40), x0: r.left, y0: r.top, x1: r.right, y1: r.bottom}; })
+    .filter(b => b.x1 - b.x0 > 0 && b.y1 - b.y0 > 0);
+}"""
+
+
+def overlapping(boxes: list[dict], tolerance: float = 1.0) -> list[tuple[str, str]]:
+    """Pairs of boxes that overlap by more than ``tolerance`` pixels each way (a shared edge is not an overlap)."""
+    pairs = []
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            if (min(a["x1"], b["x1"]) - max(a["x0"], b["x0"]) > tolerance
+                    and min(a["y1"], b["y1"]) - max(a["y0"], b["y0"]) > tolerance):
+                pairs.append((a["text"], b["text"]))
+    return pairs
+
+
+def test_overlap_helper_counts_only_real_overlaps():
+    a = {"text": "a", "x0": 0, "y0": 0, "x1": 10, "y1": 10}
+    assert overlapping([a, {"text": "b", "x0": 10, "y0": 0, "x1": 20, "y1": 10}]) == []
+    assert overlapping([a, {"text": "c", "x0": 5, "y0": 5, "x1": 20, "y1": 20}]) == [("a", "c")]
+
+
+def settled_page(browser, url: str, width: int, height: int):
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(90_000)
+    page.goto(url)
+    page.wait_for_function(SETTLED, polling=100)
+    page.wait_for_timeout(300)  # plotly draws annotations after the relayout message
+    return context, page
+
+
+@pytest.mark.parametrize("query", ["", "top_k=20&shapes=grid&params_min=5e8&params_max=3e9"])
+@pytest.mark.parametrize("width,height", VIEWPORTS)
+def test_dashboard_reads_at_every_size(browser, voila_url, width, height, query):
+    context, page = settled_page(browser, voila_url("dashboard.ipynb", query), width, height)
+    try:
+        boxes = page.evaluate(TEXT_BOXES)
+        texts = [b["text"] for b in boxes]
+        assert any(t.startswith("1: ") for t in texts), texts  # the best shape is named on the plot
+        assert overlapping(boxes) == []
+        assert all(scroll <= client + 1 for scroll, client in page.evaluate(PAGE_WIDTHS)), page.evaluate(PAGE_WIDTHS)
+        assert page.evaluate(CLIPPED_CONTROLS) == []
+        assert overlapping(page.evaluate(CONTROL_BOXES)) == []
+        # The advanced sections open without clipping either: the mode toggle, the menus, the readouts.
+        # (An accordion shows one section at a time.)
+        for title, shown in (("Advanced: candidates and training", ".widget-toggle-button"),
+                             ("Advanced: serving", ".widget-dropdown select >> nth=-1")):
+            page.click(f"text={title}")
+            page.locator(f".morph-controls {shown}").first.wait_for(state="visible")
+            assert page.evaluate(CLIPPED_CONTROLS) == []
+            assert overlapping(page.evaluate(CONTROL_BOXES)) == []
+            assert all(scroll <= client + 1 for scroll, client in page.evaluate(PAGE_WIDTHS))
+        page.click("text=Advanced: serving")  # fold it again for the plot-position check
+        page.locator(".morph-controls .widget-toggle-button").first.wait_for(state="hidden")
+        if (width, height) == (1024, 768):
+            top = page.evaluate("() => document.querySelector('.morph-dashboard .js-plotly-plot')"
+                                ".getBoundingClientRect().top + window.scrollY")
+            assert top < height
+    finally:
+        # The notebook scrolls inside Voila's panel, not the document: grow the window to the
+        # page's height (same width, same layout) so the screenshot shows all of it.
+        full = page.evaluate("() => Math.max(...Array.from(document.querySelectorAll('.lm-BoxPanel-child, body'), e => e.scrollHeight))")
+        page.set_viewport_size({"width": width, "height": min(int(full), 6000)})
+        page.wait_for_timeout(300)
+        name = f"dashboard-{width}x{height}" + ("-grid" if query else "")
+        page.screenshot(path=str(artifacts_dir() / f"{name}.png"), full_page=True)
+        context.close()
+
+
+def test_a_tour_link_opens_its_step(page, voila_url):
+    page.goto(voila_url("dashboard.ipynb"))
+    page.wait_for_function(SETTLED, polling=100)
+    page.click("summary:has-text('Guided tour')")
+    page.click("a.morph-tour-link:has-text('The aspect-ratio penalty')")
+    page.wait_for_url("**/dashboard.ipynb?latency=1&top_k=5")
+    page.wait_for_function(SETTLED, polling=100)
+    labels = page.evaluate("() => document.querySelector('.morph-dashboard .js-plotly-plot')._fullData"
+                           ".find(t => t.name === 'selected (top k)').text")
+    assert labels[0] == "1: 4x4608"

@@ -1,0 +1,123 @@
+"""The dashboard's layout helpers: label placement, figure geometry, numbers for people."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from morph.app.dashboard import PUBLISHED, SELECTED, Dashboard
+from morph.app.labels import boxes_overlap, label_size, place_labels
+from morph.app.layout import STACK_BELOW_PX, figure_geometry
+from morph.app.readouts import human_seconds, round_significant, spoken
+
+
+def _boxes(placement, sizes):
+    return [
+        (x - w / 2, y - h / 2, x + w / 2, y + h / 2)
+        for x, y, (w, h), ok in zip(placement.x, placement.y, sizes, placement.placed) if ok
+    ]
+
+
+def test_placed_labels_never_overlap_each_other_the_markers_or_the_edges():
+    rng = np.random.default_rng(7)
+    x, y = rng.uniform(20, 380, 30), rng.uniform(20, 280, 30)
+    sizes = [label_size(f"{k + 1}: 12x3072") for k in range(30)]
+    placement = place_labels(x, y, sizes, (400, 300), marker_px=6)
+    boxes = _boxes(placement, sizes)
+    assert len(boxes) >= 5  # the first labels always find room on an uncrowded plot
+    assert not any(boxes_overlap(a, b) for a, b in itertools.combinations(boxes, 2))
+    markers = [(px - 6, py - 6, px + 6, py + 6) for px, py in zip(x, y)]
+    assert not any(boxes_overlap(b, m) for b in boxes for m in markers)
+    assert all(b[0] >= 0 and b[1] >= 0 and b[2] <= 400 and b[3] <= 300 for b in boxes)
+
+
+def test_the_best_label_goes_first_and_coincident_points_still_get_separate_labels():
+    # Three shapes at one spot (same depth, nearly the same loss): rank 1 right of it, the others elsewhere.
+    sizes = [label_size(t) for t in ("1: 12x3072", "2: 12x2816", "3: 10x3200")]
+    placement = place_labels(np.array([200.0, 200.0, 201.0]), np.array([150.0, 150.0, 151.0]), sizes, (400, 300))
+    assert placement.placed.all()
+    assert placement.x[0] > 200 and placement.y[0] == pytest.approx(150)  # straight to the right
+    boxes = _boxes(placement, sizes)
+    assert not any(boxes_overlap(a, b) for a, b in itertools.combinations(boxes, 2))
+
+
+def test_a_label_with_no_room_is_left_out():
+    placement = place_labels(np.array([10.0]), np.array([10.0]), [(500.0, 16.0)], (100, 100))
+    assert not placement.placed[0] and np.isnan(placement.x[0])
+
+
+def test_geometry_stacks_the_plots_on_narrow_boxes():
+    wide, narrow = figure_geometry(1000), figure_geometry(360)
+    assert not wide.stacked and narrow.stacked and figure_geometry(STACK_BELOW_PX - 1).stacked
+    # Side by side: the left plot ends before the right one starts; stacked: the top one is above.
+    assert wide.domains["xaxis"][1] < wide.domains["xaxis2"][0]
+    assert narrow.domains["yaxis2"][1] < narrow.domains["yaxis"][0]
+    for g in (wide, narrow):
+        w, h = g.plot_area()
+        assert 200 < w < g.width and 150 < h < g.height
+    assert figure_geometry(None) == figure_geometry(900) and figure_geometry(100).width == 300
+
+
+def test_numbers_for_people():
+    assert round_significant(2.5118864315095797) == 2.51
+    assert round_significant(28_991_029_248) == 2.9e10 and round_significant(0.0) == 0.0
+    assert spoken(1.3e9, "parameters") == "1.3B parameters"
+    assert spoken(28_991_029_248, "tokens") == "29B tokens"
+    assert spoken(2.9e20, "FLOPs") == "2.9e20 FLOPs"
+    assert human_seconds(2.0) == "2 s" and human_seconds(1000.0) == "1,000 s" and human_seconds(0.0123) == "0.0123 s"
+
+
+@pytest.fixture(scope="module")
+def board():
+    return Dashboard(bootstrap=10)
+
+
+def test_a_moved_slider_gives_a_rounded_setting_and_link(board):
+    board.controls["latency_budget_s"].value = 10**0.4  # where the log slider lands: 2.5118864315095797
+    assert board.settings.latency_budget_s == 2.51
+    assert board.share.query == "latency=2.51"
+    # Settings nobody moved keep every digit: the paper's token count stays exact.
+    assert board.settings.tokens == 28_991_029_248
+    board.controls["latency_budget_s"].value = 2.0
+
+
+def test_the_published_models_never_sit_on_the_rank_1_dot(board):
+    # They have no published loss: a strip of their own (axis y3) along the top, above every loss dot.
+    published, selected = board.figure.data[PUBLISHED], board.figure.data[SELECTED]
+    assert published.yaxis == "y3" and min(published.y) > 0.85
+    (low, high) = board.figure.layout.yaxis.range
+    assert all((y - low) / (high - low) < 0.85 for y in selected.y)
+
+
+@pytest.mark.parametrize("width", [360, 640, 1000])
+def test_plot_labels_in_pixels_do_not_overlap_at_any_width(board, width):
+    board.probe.width = width
+    fig = board.figure
+    labels = [a for a in fig.layout.annotations if a.name == "label"]
+    assert labels[0].text == "1: 12x3072"
+    w, h = board.geometry.plot_area()
+    (x0, x1), (y0, y1) = fig.layout.xaxis.range, fig.layout.yaxis.range
+    boxes = []
+    for a in labels:
+        px = (a.x - x0) / (x1 - x0) * w + a.ax
+        py = (y1 - a.y) / (y1 - y0) * h + a.ay
+        lw, lh = label_size(a.text)
+        boxes.append((px - lw / 2, py - lh / 2, px + lw / 2, py + lh / 2))
+    assert not any(boxes_overlap(a, b) for a, b in itertools.combinations(boxes, 2))
+    assert board.geometry.stacked == (width < STACK_BELOW_PX) and fig.layout.width == width
+
+
+def test_what_the_lessons_show():
+    from morph import preset
+    from morph.app.teaching import flops_words, law_card, monospace, percent
+
+    report = monospace("A   1.0 <x>\nB  22.0")
+    assert report._repr_html_().startswith('<pre class="morph-report"') and "&lt;x&gt;" in report._repr_html_()
+    assert repr(report) == "A   1.0 <x>\nB  22.0"  # plain-text frontends keep the columns too
+    assert percent(0.673641) == "67.4%" and flops_words(1e20) == "1e20 FLOPs"
+    card = law_card(preset("besiroglu2024"), "besiroglu2024")
+    # The replication's published values (Besiroglu et al. 2024): E = 1.817, alpha = 0.3478.
+    assert card.loc["E", "value"] == "1.817" and card.loc["alpha", "value"] == "0.3478"
+    assert card.loc["E", "meaning"]  # each parameter says what it is
