@@ -31,7 +31,6 @@ from typing import Any, Iterable, Literal
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import OptimizeWarning, curve_fit
 
 from .data import Source, fit_mask, load_runs
 from .errors import FitError
@@ -382,6 +381,8 @@ def _restart_if_stopped_early(model, loss, kwargs, values, cov, message, flag):
     """
     first = _sum_of_squares(model, values, loss)
     try:
+        from scipy.optimize import curve_fit
+
         again = curve_fit(model, np.zeros_like(loss), loss, full_output=True, **{**kwargs, "p0": values})
     except (RuntimeError, ValueError):  # the first run's answer stands
         return values, cov, message, flag
@@ -391,6 +392,9 @@ def _restart_if_stopped_early(model, loss, kwargs, values, cov, message, flag):
 
 
 def _paper_fit(family: str, variant: str, N, D, R, loss, p0=None) -> tuple[dict[str, float], FloatArray | None, float, bool, str, list[str]]:
+    # scipy.optimize is imported when a fit runs: a dashboard page that reads stored fits never loads it.
+    from scipy.optimize import OptimizeWarning, curve_fit
+
     names = free_parameters(family, variant)
     cls = law_class(family)
     start, bounds = paper_start(family, variant)

@@ -35,7 +35,6 @@ from typing import ClassVar, Literal, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import expit
 
 from .errors import MorphError
 
@@ -436,6 +435,8 @@ class InferenceEfficientLaw(ScalingLaw):
         z = values["eps"] + values["gamma"] * log_R
         if not with_jacobian:
             return np.logaddexp(0.0, z), {}
+        from scipy.special import expit  # only fitting asks for the Jacobian: a page of presets never loads scipy
+
         sig = expit(z)
         return np.logaddexp(0.0, z), {"eps": sig, "gamma": sig * log_R}
 

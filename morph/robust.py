@@ -29,7 +29,6 @@ from typing import Callable
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import minimize
 
 from .errors import FitError
 from .laws import free_parameters, law_class
@@ -343,6 +342,8 @@ class HuberFit:
 
 
 def _polish(model: LogSpaceModel, theta: FloatArray, weights: FloatArray | None, delta: float):
+    from scipy.optimize import minimize  # imported on use: most of the package never fits
+
     bounds = list(zip(model.lower, model.upper))
     fun: Callable = lambda t: model.objective_and_gradient(t, weights, delta)  # noqa: E731
     return minimize(fun, theta, jac=True, method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 5000})

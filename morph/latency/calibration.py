@@ -38,7 +38,6 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
 
 from ..data import DataError, load_models_1b, read_with_provenance, to_numeric
 from ..errors import LatencyError
@@ -420,6 +419,8 @@ def _starts(names: Sequence[str], work: GenerationWork, measured: np.ndarray, pr
 
 def _fit(work: GenerationWork, measured: np.ndarray, names: Sequence[str], fixed: Mapping[str, float],
          prior: Mapping[str, float]):
+    from scipy.optimize import least_squares  # imported on use: predicting latency never needs it
+
     log_measured = np.log(measured)
 
     def residuals(x: np.ndarray) -> np.ndarray:
