@@ -42,7 +42,7 @@ from playwright.async_api import async_playwright
 import morph
 from _report import Report, machine
 from bench_dashboard import CHROMIUM_ARGS, READY, TIMER, free_port, load_average, stop
-from morph.cli.serve import dashboard_notebook, voila_command
+from morph.cli.serve import dashboard_notebook, prepare_fits, voila_command
 
 
 MOVE_TIMEOUT_MS = 30_000
@@ -123,6 +123,7 @@ async def move_slider(state: dict) -> list[float]:
 def start_pooled_server(pool_size: int, max_sessions: int, log: str | None = None) -> tuple:
     """``morph serve``'s command on a free port (pool, session limit, guards); the server and its URL."""
     port = free_port()
+    prepare_fits()
     command = voila_command(dashboard_notebook(), port=port, pool_size=pool_size, max_sessions=max_sessions)
     out = open(log, "a") if log else subprocess.DEVNULL
     process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)

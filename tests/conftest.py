@@ -47,6 +47,19 @@ def user_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["MORPH_DATA_HOME"] = previous
 
 
+@pytest.fixture(autouse=True, scope="session")
+def user_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The cache folder (``MORPH_CACHE_HOME``, stored fits) is a temporary one, empty at the start of a run."""
+    folder = tmp_path_factory.mktemp("morph-cache-home")
+    previous = os.environ.get("MORPH_CACHE_HOME")
+    os.environ["MORPH_CACHE_HOME"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("MORPH_CACHE_HOME", None)
+    else:
+        os.environ["MORPH_CACHE_HOME"] = previous
+
+
 def free_port() -> int:
     """A TCP port nothing listens on now (never assume 8866 is free)."""
     with socket.socket() as s:

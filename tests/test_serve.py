@@ -40,7 +40,7 @@ def test_voila_command_keeps_the_safe_defaults():
     guard, voila = command[3:split], command[split + 1:]
     assert voila[0] == "notebooks/dashboard.ipynb"
     assert set(guard) == {"--closed-grace=5", "--allow-host=localhost:9999", "--allow-host=127.0.0.1:9999",
-                          "--allow-host=[::1]:9999"}
+                          "--allow-host=[::1]:9999", "--base-url=/"}  # plotly's widget script is served under it
     for flag in (
         "--port=9999", "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--template=lab", "--strip_sources=True",
         "--show_tracebacks=False", "--VoilaConfiguration.allow_template_override=NO",
@@ -56,6 +56,7 @@ def test_voila_command_keeps_the_safe_defaults():
     assert {"--preheat_kernel=True", "--pool_size=3", "--max-sessions=7"} <= set(pooled)
     # Served to the network, any Host is answered (the names are not known here).
     assert not any(c.startswith("--allow-host") for c in voila_command("x.ipynb", port=1, ip="0.0.0.0"))
+    assert "--base-url=/dash/" in voila_command("x.ipynb", port=1, base_url="dash")
     assert [normalize_base_url(b) for b in ("/", "", "dash", "/dash", "/dash/")] == ["/", "/", "/dash/", "/dash/", "/dash/"]
 
 

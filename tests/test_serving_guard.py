@@ -304,3 +304,29 @@ def test_the_binder_recipe_serves_the_dashboard_with_the_guards(tmp_path):
     finally:
         stop(process)
     assert "morph: kernel websocket guards installed" in (tmp_path / "server.log").read_text()
+
+
+@pytest.mark.slow
+def test_plotlys_widget_script_is_served_once_compressed_and_cacheable(guarded_server):
+    import gzip
+
+    from morph.app.bundle import bundle_file, bundle_path
+
+    base, _, _ = guarded_server
+    shipped = bundle_file().read_bytes()
+    url = base + bundle_path("/")
+    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = response.read()
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert response.headers["Content-Type"].startswith("text/javascript")
+        assert "immutable" in response.headers["Cache-Control"]
+    assert gzip.decompress(body) == shipped
+    assert len(body) < len(shipped) / 2  # minified JavaScript compresses at least 2:1
+    with urllib.request.urlopen(url, timeout=10) as response:  # no Accept-Encoding: the file as it is
+        assert response.read() == shipped
+    # Only that one path: a neighbour or a traversal is not a file the server hands out.
+    for other in ("morph/static/widgetbundle.js", "morph/static/../../etc/passwd", "morph/static/plotly-widget-0.js"):
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(base + "/" + other, timeout=10)
+        assert missing.value.code in (403, 404), other

@@ -46,12 +46,15 @@ from .kernel import left_out, page_query
 # cold dashboard start on a 2-core machine, for a check no dashboard makes.
 # Leave it out while plotly loads (jsonschema treats it as not installed).
 with left_out("rfc3987_syntax"):
-    from plotly.graph_objs import FigureWidget
+    from .bundle import figure_widget_class
+
+    FigureWidget = figure_widget_class()
 
 from ..data import load_candidates
 from ..errors import MorphError, SelectionError
-from ..fitting import FitResult, fit
-from ..decision import Assessment, compute_optima
+from ..fitcache import cached_fit
+from ..fitting import FitResult
+from ..decision import BOOTSTRAP, Assessment, compute_optima
 from ..frontier import (
     Candidates,
     Evaluation,
@@ -176,7 +179,7 @@ class Dashboard:
         self,
         settings: DashboardSettings | None = None,
         *,
-        bootstrap: int = 200,
+        bootstrap: int = BOOTSTRAP,
         max_cloud_points: int = 2000,
         sync_url: bool = False,
         notes: Sequence[str] = (),
@@ -408,7 +411,8 @@ class Dashboard:
                 "bootstrap refits for the loss band...",
                 "info",
             )
-            self._fit_b = fit(fit_set="in_fit_B", bootstrap=self.bootstrap)
+            # Stored after the first kernel fits it (morph serve fits it before the first page).
+            self._fit_b = cached_fit(fit_set="in_fit_B", bootstrap=self.bootstrap)
             if self.messages.level == "info":
                 self.messages.clear()
         return self._fit_b

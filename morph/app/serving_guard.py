@@ -42,6 +42,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from .bundle import URL_ENV, bundle_path
+
 __all__ = [
     "GuardSettings",
     "V1_SUBPROTOCOL",
@@ -76,11 +78,15 @@ class GuardSettings:
     closed_grace_s : float
         Seconds after a kernel's last websocket closes before it is shut
         down (a reconnecting page keeps it); negative: never.
+    bundle_path : str or None
+        Path at which plotly's figure-widget script is served to every page
+        (:mod:`morph.app.bundle`); ``None``: pages get it from their kernel.
     """
 
     max_sessions: int | None = None
     allowed_hosts: frozenset[str] = field(default_factory=frozenset)
     closed_grace_s: float = 5.0
+    bundle_path: str | None = None
 
 
 SETTINGS = GuardSettings()
@@ -265,6 +271,8 @@ def _install_request_guards() -> None:
     """Answer foreign hosts with 400 and new pages beyond the session limit with 503, before any handler runs."""
     import tornado.web
     from voila.handler import VoilaHandler
+
+    from .bundle import bundle_handler_class
     from voila.request_info_handler import RequestInfoSocketHandler
     from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 
@@ -288,6 +296,8 @@ def _install_request_guards() -> None:
         if not host_allowed(request.host, SETTINGS.allowed_hosts):
             log.warning("refusing a request for a foreign host")
             return self.get_handler_delegate(request, RefuseHandler, {"status": 400, "body": "Unknown host\n"})
+        if SETTINGS.bundle_path and request.path == SETTINGS.bundle_path and request.method in ("GET", "HEAD"):
+            return self.get_handler_delegate(request, bundle_handler_class())
         delegate = original(self, request, **kwargs)
         handler_class = getattr(delegate, "handler_class", None)
         if handler_class is RequestInfoSocketHandler and not _is_loopback_peer(request.remote_ip):
@@ -393,6 +403,8 @@ def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--max-sessions", type=int, default=None)
     parser.add_argument("--allow-host", action="append", default=[], help="accepted Host header (repeatable)")
     parser.add_argument("--closed-grace", type=float, default=5.0)
+    parser.add_argument("--base-url", default=None,
+                        help="Voila's base URL: serve plotly's figure-widget script once, under it")
     argv = list(argv)
     split = argv.index("--") if "--" in argv else len(argv)
     return parser.parse_args(argv[:split]), argv[split + 1:]
@@ -410,7 +422,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_sessions=guard.max_sessions,
         allowed_hosts=frozenset(h.lower() for h in guard.allow_host),
         closed_grace_s=guard.closed_grace,
+        bundle_path=bundle_path(guard.base_url) if guard.base_url else None,
     ))
+    if SETTINGS.bundle_path:
+        os.environ[URL_ENV] = SETTINGS.bundle_path  # kernels inherit it: their figures import the served script
     token = os.environ.pop("MORPH_TOKEN", None)
     from voila.app import Voila
 

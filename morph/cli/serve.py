@@ -27,7 +27,7 @@ from .common import positive_int
 
 __all__ = [
     "add_parser", "run", "dashboard_notebook", "voila_command", "check_port_free", "normalize_base_url", "read_token",
-    "default_max_sessions",
+    "default_max_sessions", "prepare_fits",
 ]
 
 NOTEBOOK = "dashboard.ipynb"
@@ -100,7 +100,8 @@ def voila_command(
     closed_grace_s : float
         Seconds after a page's last connection closes before its kernel is shut down.
     """
-    guard = [sys.executable, "-m", "morph.app.serving_guard", f"--closed-grace={closed_grace_s:g}"]
+    guard = [sys.executable, "-m", "morph.app.serving_guard", f"--closed-grace={closed_grace_s:g}",
+             f"--base-url={normalize_base_url(base_url)}"]
     if max_sessions is not None:
         guard.append(f"--max-sessions={max_sessions}")
     if _is_loopback(ip):
@@ -257,12 +258,28 @@ def run(args: argparse.Namespace) -> int:
     if not _is_loopback(args.ip) and not token:
         print("morph: warning: serving to the network without a token; anyone who can reach this port can use "
               "the dashboard (set MORPH_TOKEN, or serve through JupyterHub)", file=sys.stderr, flush=True)
+    prepare_fits()
     environ = dict(os.environ)
     environ.pop("MORPH_TOKEN", None)
     if token:
         environ["MORPH_TOKEN"] = token  # read and removed by the server before any kernel starts
     _exec(command, environ)
     return 0  # not reached
+
+
+def prepare_fits() -> None:
+    """Fit what every page shows once, here, so that no dashboard kernel fits or loads scipy.
+
+    The fits are stored in Morph's cache folder (:mod:`morph.fitcache`): after
+    the first start on a machine this only reads them back.
+    """
+    from ..decision import prepare_preset_fits
+
+    try:
+        prepare_preset_fits()
+    except MorphError as exc:  # a page would fit for itself, and say what failed there
+        print(f"morph: warning: the dashboard's fits could not be prepared ({exc}); each page will fit",
+              file=sys.stderr, flush=True)
 
 
 def _exec(command: Sequence[str], environ: Mapping[str, str]) -> None:
