@@ -5,17 +5,24 @@ page asked for one (``--preheat_kernel``). Such a kernel builds and discards
 one dashboard (the imports, the preset's bootstrap refits and plotly's first
 figure are most of a cold start), then waits for the page's request, whose
 settings the real dashboard is built with.
+
+Voila's own helper for that wait (``voila.utils.get_query_string``) imports
+Voila's server stack into the kernel: about 46 MB and 700 modules in every
+pooled kernel, for one websocket message. :func:`wait_for_page` does the same
+wait with the ``websockets`` client alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import os
 import sys
-from typing import Any, Callable, Iterator
+import warnings
+from typing import Any, Callable, Iterator, Mapping
 
-__all__ = ["left_out", "page_query", "warm_up"]
+__all__ = ["left_out", "page_query", "warm_up", "wait_for_page", "request_info_url"]
 
 
 @contextlib.contextmanager
@@ -42,10 +49,44 @@ def page_query(build: Callable[[], Any]) -> str | None:
     """
     if os.environ.get("VOILA_PREHEAT") == "True":
         warm_up(build)
-        from voila.utils import get_query_string
-
-        return get_query_string() or ""
+        wait_for_page()
+        return os.environ.get("QUERY_STRING", "")
     return os.environ.get("QUERY_STRING")
+
+
+def request_info_url(environ: Mapping[str, str] = os.environ) -> str:
+    """Where a pooled kernel learns about its page: Voila's ``voila/query/<kernel id>`` websocket.
+
+    Built from the variables Voila gives its pooled kernels, with Voila's defaults.
+    """
+    protocol = environ.get("VOILA_WS_PROTOCOL", "ws")
+    ip = environ.get("VOILA_APP_IP", "127.0.0.1")
+    port = environ.get("VOILA_APP_PORT", "8866")
+    base = environ.get("VOILA_WS_BASE_URL", environ.get("VOILA_SERVER_URL", "/"))
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"{protocol}://{host}:{port}{base}voila/query/{environ.get('VOILA_KERNEL_ID', '')}"
+
+
+def wait_for_page(url: str | None = None) -> dict[str, str]:
+    """Block until this pooled kernel is given a page; put the page's request (query string...) in ``os.environ``.
+
+    The server sends one JSON object of CGI-style variables (``QUERY_STRING``,
+    ``SERVER_NAME``...) once a page takes the kernel. Returns them; an empty
+    dict when the server cannot be reached (the dashboard then keeps its defaults).
+    """
+    from websockets.exceptions import WebSocketException
+    from websockets.sync.client import connect
+
+    try:
+        # No limit on the wait itself: a pooled kernel may wait long for its page.
+        with connect(url or request_info_url(), open_timeout=5, max_size=2**20) as socket:
+            payload = json.loads(socket.recv())
+    except (OSError, TimeoutError, WebSocketException, ValueError) as exc:
+        warnings.warn(f"the page's request did not arrive ({exc.__class__.__name__}); using default settings")
+        return {}
+    found = {str(k): v for k, v in payload.items() if isinstance(v, str)} if isinstance(payload, dict) else {}
+    os.environ.update(found)
+    return found
 
 
 def warm_up(build: Callable[[], Any]) -> None:
