@@ -11,7 +11,8 @@ one way: each layer below uses only the layers above it in this list.
   compute-optimal allocation;
 - :mod:`morph.metrics`: MSE, R^2, relative error, rank correlation;
 - :mod:`morph.robust` and :mod:`morph.fitting`: the robust Huber fitter and ``fit()`` (the
-  paper's method and the robust one);
+  paper's method and the robust one); :mod:`morph.fitcache`: fits of the shipped runs,
+  computed once per machine and stored (scipy is imported only where a fit runs);
 - :mod:`morph.latency`: generation latency per shape. :class:`Workload` (hardware,
   calibration, batch, tokens, dtype) in :mod:`~morph.latency.workload`, the model (a
   ``generate`` call, or one forward pass) in :mod:`~morph.latency.model`, hardware presets in :mod:`~morph.latency.hardware`, the

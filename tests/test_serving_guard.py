@@ -330,3 +330,24 @@ def test_plotlys_widget_script_is_served_once_compressed_and_cacheable(guarded_s
         with pytest.raises(urllib.error.HTTPError) as missing:
             urllib.request.urlopen(base + "/" + other, timeout=10)
         assert missing.value.code in (403, 404), other
+
+
+@pytest.mark.slow
+def test_binders_post_build_installs_the_config_and_stores_the_dashboards_fits(tmp_path):
+    import os
+    import sys
+    from pathlib import Path
+
+    from conftest import ROOT
+
+    home = tmp_path / "home"
+    home.mkdir()
+    environ = {k: v for k, v in os.environ.items() if k not in ("MORPH_CACHE_HOME", "XDG_CACHE_HOME")}
+    environ["HOME"] = str(home)
+    environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environ.get('PATH', '')}"  # Binder's python
+    subprocess.run(["bash", str(ROOT / "postBuild")], cwd=ROOT, env=environ, check=True, timeout=300)
+    assert (home / ".jupyter" / "jupyter_server_config.json").read_bytes() == \
+        (ROOT / "deploy" / "jupyter_server_config.json").read_bytes()
+    stored = sorted((home / ".cache" / "morph" / "fits").glob("*.json"))
+    assert len(stored) == 3  # one per Bian et al. preset: bian2025, -nonequal, -chinchilla
+    assert {json.loads(p.read_text())["key"]["bootstrap"] for p in stored} == {200}
