@@ -49,6 +49,11 @@ def test_voila_command_keeps_the_safe_defaults():
         "--MappingKernelManager.cull_idle_timeout=60", "--MappingKernelManager.cull_interval=10", "--no-browser",
     ):
         assert flag in voila
+    allow = next(c for c in voila if c.startswith("--VoilaConfiguration.extension_allowlist="))
+    assert json.loads(allow.split("=", 1)[1]) == [
+        "@voila-dashboards/widgets-manager8", "@jupyter-widgets/jupyterlab-manager", "anywidget"]
+    # A folder of teaching notebooks keeps plotly's renderer for their static figures.
+    assert not any("extension_allowlist" in c for c in voila_command("notebooks", port=1))
     assert not any("xsrf" in c.lower() or "preheat" in c.lower() for c in command)
     assert not any("token" in c for c in command)
     assert "--Voila.token=s3cret" in voila_command("x.ipynb", port=1, token="s3cret")

@@ -75,3 +75,23 @@ def test_an_open_page_keeps_redrawing_while_another_client_sends_a_malformed_fra
     after = wait_for_new_selection(page, selected(before))
     assert "12x3072" not in " ".join(selected(after))
     assert_no_python_errors(page)
+
+
+def test_a_page_loads_plotly_once_from_the_server_and_no_extension_it_does_not_need(page, pooled_server):
+    from morph.app.bundle import bundle_path
+
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(urllib.parse.urlparse(request.url).path))
+    frames: list[int] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(len(payload or b""))))
+    page.goto(f"{pooled_server}/")
+    page.wait_for_function(READY, polling=100)
+    assert_no_python_errors(page)
+    assert requested.count(bundle_path("/")) == 1  # the figure's script, from the server
+    # plotly's JupyterLab renderer (jupyterlab-plotly, 4.8 MB) and every other extension not
+    # named in morph serve's allowlist stay out of a served page.
+    assert not [path for path in requested if "/labextensions/jupyterlab-plotly/" in path]
+    assert not [path for path in requested if "/labextensions/jupyterlab_pygments/" in path]
+    assert any("/labextensions/anywidget/" in path for path in requested)
+    # The page's websocket carries the widgets' state, not plotly's 5 MB of script.
+    assert sum(frames) < 1_000_000

@@ -16,6 +16,7 @@ import argparse
 import errno
 import importlib.util
 import ipaddress
+import json
 import os
 import socket
 import sys
@@ -34,6 +35,10 @@ NOTEBOOK = "dashboard.ipynb"
 
 KERNEL_MB = 160
 """Resident memory budgeted per dashboard kernel (MB), to derive the default session limit."""
+
+PAGE_EXTENSIONS = ("@voila-dashboards/widgets-manager8", "@jupyter-widgets/jupyterlab-manager", "anywidget")
+"""JupyterLab extensions a served page loads: Voila's widget manager, ipywidgets, and anywidget
+(plotly's FigureWidget, the share bar)."""
 
 MAX_DEFAULT_SESSIONS = 48
 """Most viewers at once when ``--max-sessions`` is not given, however much memory is free."""
@@ -124,6 +129,12 @@ def voila_command(
         f"--MappingKernelManager.cull_idle_timeout={cull_idle_timeout}",
         f"--MappingKernelManager.cull_interval={cull_interval}",
     ]
+    if Path(target).suffix == ".ipynb":
+        # The dashboard needs only its widgets' front-end extensions: plotly's JupyterLab
+        # renderer alone is 4.8 MB of script per page, and no other extension installed in
+        # the environment gets to run in a shared page. (A folder of teaching notebooks
+        # draws static plotly figures, which need that renderer.)
+        command.append(f"--VoilaConfiguration.extension_allowlist={json.dumps(list(PAGE_EXTENSIONS))}")
     if pool_size > 0:
         command += ["--preheat_kernel=True", f"--pool_size={pool_size}"]
     if token:
