@@ -2,8 +2,9 @@
 
 At each viewport: no two text labels of the plot overlap (boxes read from the DOM), the page
 does not scroll sideways, every visible control shows its whole label and value, and at
-1024x768 the plot starts within the first screen. A screenshot of each viewport is kept in
-``$MORPH_ARTIFACTS``.
+1024x768 the plot starts within the first screen. On a phone the essential controls stay
+on screen while the page scrolls to the plot (and still work there); on a desktop they
+scroll with it. A screenshot of each viewport is kept in ``$MORPH_ARTIFACTS``.
 """
 
 from __future__ import annotations
@@ -163,3 +164,92 @@ def test_a_tour_link_opens_its_step(page, voila_url):
     labels = page.evaluate("() => document.querySelector('.morph-dashboard .js-plotly-plot')._fullData"
                            ".find(t => t.name === 'selected (top k)').text")
     assert labels[0] == "1: 4x4608"
+
+
+# Where things are on the screen (viewport pixels): the essential controls, the latency
+# budget's slider, the "Choose" heading just above them in the page, and the frontier's
+# plot area (the upper plot's drag box when stacked).
+SCREEN = """() => {
+  const box = e => { const r = e.getBoundingClientRect(); return {x0: r.left, y0: r.top, x1: r.right, y1: r.bottom}; };
+  const root = document.querySelector('.morph-dashboard');
+  const essentials = root.querySelector('.morph-essentials');
+  const slider = Array.from(essentials.querySelectorAll('.widget-slider'))
+    .find(s => s.querySelector('label').textContent.startsWith('Latency budget'));
+  const s = box(slider), hit = document.elementFromPoint((s.x0 + s.x1) / 2, (s.y0 + s.y1) / 2);
+  return {essentials: box(essentials), slider: s, heading: box(essentials.previousElementSibling),
+          frontier: box(root.querySelector('.js-plotly-plot .draglayer .xy .nsewdrag')),
+          position: getComputedStyle(essentials).position, controls: getComputedStyle(root.querySelector('.morph-controls')).position,
+          covered: !(hit && hit.closest('.morph-essentials') === essentials)};  // off screen or under something else
+}"""
+
+# Scrolls the page (in Voila's lab template: the panel around the notebook, not the document) by dy pixels.
+SCROLL_BY = """(dy) => {
+  let e = document.querySelector('.morph-dashboard').parentElement;
+  while (e && !(e.scrollHeight > e.clientHeight && ['auto', 'scroll'].includes(getComputedStyle(e).overflowY))) e = e.parentElement;
+  (e || document.scrollingElement).scrollBy(0, dy);
+}"""
+
+# At most this share of a phone's screen may stay covered by the essentials (the rest is the plot's).
+STICKY_SHARE = 0.4
+
+
+def inside(box: dict, width: int, height: int) -> bool:
+    return box["x0"] >= 0 and box["y0"] >= 0 and box["x1"] <= width and box["y1"] <= height
+
+
+def test_essentials_stay_in_view_on_a_phone(browser, voila_url):
+    width, height = 390, 844
+    context, page = settled_page(browser, voila_url("dashboard.ipynb"), width, height)
+    try:
+        start = page.evaluate(SCREEN)
+        assert start["position"] == "sticky"
+        assert start["essentials"]["y1"] - start["essentials"]["y0"] < STICKY_SHARE * height
+        # Scroll down until the frontier's plot sits just below the essentials' block.
+        block = start["essentials"]["y1"] - start["essentials"]["y0"]
+        page.evaluate(SCROLL_BY, start["frontier"]["y0"] - block - 16)
+        page.wait_for_timeout(200)
+        screen = page.evaluate(SCREEN)
+        assert screen["heading"]["y1"] < 0  # the page did scroll past the controls...
+        assert inside(screen["slider"], width, height), screen  # ...and the latency budget stayed on screen,
+        assert not screen["covered"]  # on top of the plot,
+        assert screen["essentials"]["y1"] - screen["essentials"]["y0"] < STICKY_SHARE * height
+        assert screen["essentials"]["y1"] <= screen["frontier"]["y0"] + 1  # with the whole frontier in view below it.
+        assert inside(screen["frontier"], width, height), screen
+        page.screenshot(path=str(artifacts_dir() / f"dashboard-{width}x{height}-scrolled.png"))
+        # Moving the budget from there redraws the frontier's plot without scrolling back.
+        readout = page.locator(".morph-essentials .widget-slider", has=page.locator("label", has_text="Latency budget"))
+        before = readout.locator(".widget-readout").inner_text()
+        readout.locator(".noUi-handle").focus()
+        page.keyboard.press("ArrowLeft")  # 2.00 s -> 1.95 s: Morph-1B (1.96 s) leaves the selection
+        page.wait_for_function("() => document.querySelector('.morph-dashboard .js-plotly-plot')._fullLayout.shapes[0].x0 < 2.0",
+                               polling=50)
+        assert readout.locator(".widget-readout").inner_text() != before
+        page.wait_for_function(
+            """() => !document.querySelector('.morph-dashboard .js-plotly-plot')._fullData
+                      .find(t => t.name === 'selected (top k)').text.some(t => t.endsWith('12x3072'))""", polling=50)
+        after = page.evaluate(SCREEN)
+        assert inside(after["slider"], width, height) and inside(after["frontier"], width, height), after
+        # All the way down at the table, the budget is still at hand.
+        page.evaluate(SCROLL_BY, 100_000)
+        page.wait_for_timeout(200)
+        bottom = page.evaluate(SCREEN)
+        assert inside(bottom["slider"], width, height) and not bottom["covered"], bottom
+        assert page.locator(".morph-table").bounding_box()["y"] < height
+    finally:
+        context.close()
+
+
+def test_controls_scroll_with_the_page_when_wide(browser, voila_url):
+    context, page = settled_page(browser, voila_url("dashboard.ipynb"), 1400, 1000)
+    try:
+        start = page.evaluate(SCREEN)
+        assert start["position"] != "sticky" and start["controls"] != "sticky"
+        page.evaluate(SCROLL_BY, 300)
+        page.wait_for_timeout(200)
+        moved = page.evaluate(SCREEN)
+        scrolled = start["frontier"]["y0"] - moved["frontier"]["y0"]
+        assert scrolled > 100  # the page is long enough to scroll
+        # The controls moved with the page, exactly as far as the plot did (0.5 px: sub-pixel layout).
+        assert start["slider"]["y0"] - moved["slider"]["y0"] == pytest.approx(scrolled, abs=0.5)
+    finally:
+        context.close()

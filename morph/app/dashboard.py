@@ -763,6 +763,7 @@ class Dashboard:
 
         # Essentials first (on a phone they come before the plot); the rest folded away.
         essentials = group(["latency_budget_s", "top_k", "hardware", "law", "shapes"])
+        essentials.add_class("morph-essentials")  # kept in view when narrow (morph.app.layout.STICKY_CSS)
         advanced = widgets.Accordion(
             children=[
                 group(["mode", "params_min", "params_max", "tokens", "flops"]),

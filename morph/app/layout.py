@@ -26,6 +26,7 @@ __all__ = [
     "DASHBOARD_CSS",
     "HOW_TO_READ",
     "NARROW_BELOW_PX",
+    "STICKY_CSS",
     "FigureGeometry",
     "WidthProbe",
     "figure_geometry",
@@ -39,6 +40,30 @@ CONTROLS_PX = 340
 """Width of the controls column beside the plot."""
 NARROW_BELOW_PX = CONTROLS_PX + 500
 """Dashboards narrower than this stack the controls above the plot (the plot keeps at least 480 px beside them)."""
+
+_NARROW_IN_VOILA = "body[data-voila] .morph-dashboard.morph-narrow"
+STICKY_CSS = f"""
+{_NARROW_IN_VOILA} .morph-controls {{ display: contents; }}
+{_NARROW_IN_VOILA} .morph-essentials {{ position: sticky; top: -10px; z-index: 20;
+  background: var(--jp-layout-color0, #fff); padding: 14px 0 4px; box-shadow: 0 3px 4px -2px rgba(0, 0, 0, 0.25); }}
+{_NARROW_IN_VOILA}, {_NARROW_IN_VOILA} .morph-body, {_NARROW_IN_VOILA} .morph-columns,
+{_NARROW_IN_VOILA} .morph-controls {{ overflow: visible; min-width: 0; max-width: 100%; }}
+body[data-voila] .jp-OutputArea:has(.morph-dashboard.morph-narrow),
+body[data-voila] .jp-OutputArea-child:has(.morph-dashboard.morph-narrow),
+body[data-voila] .jp-OutputArea-output:has(.morph-dashboard.morph-narrow) {{ overflow: visible; }}
+"""
+"""Narrow layout only: the essential controls stay at the top of the screen while the page scrolls.
+
+Sticky needs two things. Its containing block must span the plot and the table, so the
+controls column dissolves (``display: contents``) and the essentials become a direct
+item of the stacked columns. And no box between it and the page's scroller may scroll
+or clip: ipywidgets boxes and the output area of the page are set to ``overflow: visible``.
+Only in a Voila page (``body[data-voila]``; it scrolls in a panel further out): in a
+JupyterLab notebook the cell's output area scrolls and clips, so the dashboard there
+keeps its plain stacked layout. The block is opaque and above the plot (whose layers carry no
+z-index); ``top: -10px`` with 10 px more padding covers the panel's own 10 px padding,
+through which the page would otherwise show above it. About 230 px tall on a phone.
+"""
 
 DASHBOARD_CSS = f"""<style>
 .morph-dashboard {{ max-width: 100%; }}
@@ -71,7 +96,7 @@ DASHBOARD_CSS = f"""<style>
 .morph-dashboard.morph-narrow .morph-columns {{ flex-direction: column; align-items: stretch; }}
 .morph-dashboard.morph-narrow .morph-controls, .morph-dashboard.morph-narrow .morph-main {{ flex: 0 0 auto;
   width: 100%; }}
-</style>"""
+{STICKY_CSS}</style>"""
 """Style sheet of the dashboard; ``morph-narrow`` (set by :class:`WidthProbe`) stacks the columns."""
 
 HOW_TO_READ = """<details class="morph-help" open><summary>How to read this</summary>
