@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import brentq
 
@@ -377,6 +377,9 @@ def test_monotone_in_depth_batch_and_output_length(layers, width, batch, prompt,
     st.integers(1, 300),
     st.integers(0, 300),
 )
+# A subnormal slope difference overflows -alpha / beta: found by this property.
+@example([1.0, 0.0, 0.5, 5e-324], 1, 10)
+@example([0.5, 5e-324, 1.0, 0.0], 1, 10)
 def test_closed_form_sum_of_the_larger_line_is_exact(coefficients, first, length):
     compute_a, compute_b, memory_a, memory_b = (np.array(c) for c in coefficients)
     last = first + length - 1

@@ -368,9 +368,10 @@ def _max_affine_sum(
     """
     alpha = memory_a - compute_a
     beta = memory_b - compute_b
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         # beta = 0: root is -inf (all positive), +inf (none) or NaN (alpha = 0,
-        # nothing to add); fmax and fmin pass the non-NaN side through.
+        # nothing to add); fmax and fmin pass the non-NaN side through. A
+        # subnormal beta overflows the ratio to +-inf, which is the same answer.
         root = np.fmax(np.floor(-alpha / beta), 0.0)
     rising = beta >= 0
 
