@@ -117,6 +117,9 @@ async def move_slider(state: dict) -> list[float]:
             state["unanswered"] = state.get("unanswered", 0) + 1  # counted, not fatal: this is a load test
     times = await page.evaluate("() => window.__morphBench.times")
     await state["context"].close()
+    if state.get("unanswered"):
+        print(f"a session left {state['unanswered']} of {state['moves']} moves unanswered within "
+              f"{MOVE_TIMEOUT_MS // 1000} s", file=sys.stderr)
     return [float(t) for t in times]
 
 

@@ -16,7 +16,6 @@ import argparse
 import errno
 import importlib.util
 import ipaddress
-import json
 import os
 import socket
 import sys
@@ -39,6 +38,9 @@ KERNEL_MB = 160
 PAGE_EXTENSIONS = ("@voila-dashboards/widgets-manager8", "@jupyter-widgets/jupyterlab-manager", "anywidget")
 """JupyterLab extensions a served page loads: Voila's widget manager, ipywidgets, and anywidget
 (plotly's FigureWidget, the share bar)."""
+
+IOPUB_TIMEOUT_S = 60
+"""Seconds Voila waits for the dashboard cell's outputs (see :func:`voila_command`)."""
 
 MAX_DEFAULT_SESSIONS = 48
 """Most viewers at once when ``--max-sessions`` is not given, however much memory is free."""
@@ -126,6 +128,10 @@ def voila_command(
         "--VoilaConfiguration.allow_theme_override=NO",
         "--strip_sources=True",
         f"--show_tracebacks={show_tracebacks}",
+        # Voila waits this long for a cell's outputs after the cell ends (default 4 s). When
+        # many pages open at once on a busy machine the dashboard's outputs take longer,
+        # and the page was then left without them: never interactive.
+        f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT_S}",
         f"--MappingKernelManager.cull_idle_timeout={cull_idle_timeout}",
         f"--MappingKernelManager.cull_interval={cull_interval}",
     ]
@@ -134,7 +140,7 @@ def voila_command(
         # renderer alone is 4.8 MB of script per page, and no other extension installed in
         # the environment gets to run in a shared page. (A folder of teaching notebooks
         # draws static plotly figures, which need that renderer.)
-        command.append(f"--VoilaConfiguration.extension_allowlist={json.dumps(list(PAGE_EXTENSIONS))}")
+        command += [f"--VoilaConfiguration.extension_allowlist={name}" for name in PAGE_EXTENSIONS]
     if pool_size > 0:
         command += ["--preheat_kernel=True", f"--pool_size={pool_size}"]
     if token:
