@@ -35,6 +35,7 @@ import numpy as np
 from .data import data_dir, fit_mask, load_runs
 from .fitting import FitResult, fit
 from .laws import law_class
+from .userdata import user_cache_dir
 
 __all__ = ["cached_fit", "cache_dir", "fit_key"]
 
@@ -45,15 +46,8 @@ RUNS_FILE = "morph_runs.csv"
 
 
 def cache_dir() -> Path:
-    """The per-user cache folder (see the module docstring for the order of choices)."""
-    override = os.environ.get("MORPH_CACHE_HOME")
-    if override:
-        return Path(override).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    # The XDG specification ignores a relative XDG_CACHE_HOME.
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / "morph"
-    return Path.home() / ".cache" / "morph"
+    """The per-user cache folder (:func:`morph.userdata.user_cache_dir`)."""
+    return user_cache_dir()
 
 
 def _version(package: str) -> str:

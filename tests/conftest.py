@@ -31,33 +31,31 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="session")
-def user_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The per-user data folder (``MORPH_DATA_HOME``) is a temporary one: tests never touch the real one.
+def _temporary_folder(factory: pytest.TempPathFactory, variable: str) -> Iterator[Path]:
+    """Point ``variable`` at a fresh temporary folder for the session; restore it afterwards.
 
     Set in the environment, so subprocesses and notebook kernels inherit it.
     """
-    folder = tmp_path_factory.mktemp("morph-data-home")
-    previous = os.environ.get("MORPH_DATA_HOME")
-    os.environ["MORPH_DATA_HOME"] = str(folder)
+    folder = factory.mktemp(variable.lower().replace("_", "-"))
+    previous = os.environ.get(variable)
+    os.environ[variable] = str(folder)
     yield folder
     if previous is None:
-        os.environ.pop("MORPH_DATA_HOME", None)
+        os.environ.pop(variable, None)
     else:
-        os.environ["MORPH_DATA_HOME"] = previous
+        os.environ[variable] = previous
+
+
+@pytest.fixture(autouse=True, scope="session")
+def user_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The per-user data folder (``MORPH_DATA_HOME``) is a temporary one: tests never touch the real one."""
+    yield from _temporary_folder(tmp_path_factory, "MORPH_DATA_HOME")
 
 
 @pytest.fixture(autouse=True, scope="session")
 def user_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The cache folder (``MORPH_CACHE_HOME``, stored fits) is a temporary one, empty at the start of a run."""
-    folder = tmp_path_factory.mktemp("morph-cache-home")
-    previous = os.environ.get("MORPH_CACHE_HOME")
-    os.environ["MORPH_CACHE_HOME"] = str(folder)
-    yield folder
-    if previous is None:
-        os.environ.pop("MORPH_CACHE_HOME", None)
-    else:
-        os.environ["MORPH_CACHE_HOME"] = previous
+    yield from _temporary_folder(tmp_path_factory, "MORPH_CACHE_HOME")
 
 
 def free_port() -> int:
