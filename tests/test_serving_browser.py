@@ -95,3 +95,35 @@ def test_a_page_loads_plotly_once_from_the_server_and_no_extension_it_does_not_n
     assert any("/labextensions/anywidget/" in path for path in requested)
     # The page's websocket carries the widgets' state, not plotly's 5 MB of script.
     assert sum(frames) < 1_000_000
+
+
+def test_a_page_whose_plotly_script_arrives_late_still_applies_every_edit(page, pooled_server):
+    # anywidget gives a widget's module 2 s to load and then drops every later message to
+    # it; a busy page (a class opening the link at once) takes longer than that to get
+    # plotly's 5 MB script. Holding the script back 3 s reproduces that page: the plot
+    # must show the link's settings (edits sent while the script was on its way) and then
+    # follow the controls.
+    import time
+
+    from morph.app.bundle import bundle_path
+
+    def late(route) -> None:
+        time.sleep(3.0)
+        route.continue_()
+
+    page.route(f"**{bundle_path('/')}", late)
+    query = "latency=3&top_k=5"
+    page.goto(f"{pooled_server}/?{query}")
+    page.wait_for_function(READY, polling=100)
+    plot = page.evaluate(PLOT)
+    assert plot["target"] == pytest.approx(3.0)
+    expected = Dashboard.from_query(query).selection.selected
+    assert plot["traces"]["selected (top k)"]["x"] == pytest.approx(expected["latency_s"].tolist(), rel=1e-6)
+    handle = slider(page, "Shapes to keep (top k)").locator(".noUi-handle")
+    handle.focus()
+    page.keyboard.press("ArrowLeft")
+    after = wait_for_new_selection(page, selected(plot))
+    assert len(selected(after)) == 4
+    page.keyboard.press("ArrowLeft")
+    assert len(selected(wait_for_new_selection(page, selected(after)))) == 3
+    assert_no_python_errors(page)

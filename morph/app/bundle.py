@@ -1,17 +1,22 @@
-"""plotly's figure-widget script, served once by ``morph serve`` instead of once per page.
+"""plotly's figure-widget script: loaded after the widget is bound, and served once by ``morph serve``.
 
 plotly's ``FigureWidget`` is an anywidget whose front-end code (about 5 MB of
-JavaScript) is a trait of every figure: each kernel reads it into memory
-(about 10 MB of Python string) and sends it over its page's websocket, and
-each page evaluates it from a blob. Under ``morph serve`` the server answers
-one fixed path with that file (gzip-compressed, cacheable, named after the
-plotly version), and the kernels' figures carry a three-line module that
-imports it from there: a kernel never holds the script, a page's websocket
-never carries it, and a browser fetches it once.
+JavaScript) is a trait of every figure. Two things go wrong with that as shipped:
 
-Elsewhere (JupyterLab, a JupyterHub, a plain ``voila`` command) nothing
-serves that path, so the environment variable :data:`URL_ENV` is unset and
-figures carry the script inline, as plotly ships them.
+- anywidget gives a widget's module 2 s to load; past that it drops every later
+  message to the widget, and on a busy page plotly's script takes longer, so the
+  plot is drawn once and never follows the controls. Morph's figures carry
+  ``figure_loader.js`` instead, which binds at once, loads plotly's script after
+  it and applies the edits that arrived meanwhile (:func:`figure_widget_class`).
+- each kernel reads the script into memory (about 10 MB of Python string) and
+  sends it over its page's websocket. Under ``morph serve`` the server answers one
+  fixed path with that file (gzip-compressed, cacheable, named after the plotly
+  version) and the loader imports it from there: a kernel never holds the script,
+  a page's websocket never carries it, and a browser fetches it once.
+
+Elsewhere (JupyterLab, a JupyterHub, a plain ``voila`` command) nothing serves
+that path, so the environment variable :data:`URL_ENV` is unset and the loader
+carries the script inline, as a string evaluated only when imported.
 """
 
 from __future__ import annotations
@@ -45,44 +50,59 @@ def bundle_path(base_url: str) -> str:
     The plotly version in the name lets browsers cache the file for good: a new
     plotly is a new name.
     """
+    return f"{base_url}morph/static/plotly-widget-{_plotly_version()}.js"
+
+
+def _plotly_version() -> str:
     try:
         plotly_version = version("plotly")
     except PackageNotFoundError:
         plotly_version = "unknown"
-    safe = "".join(c for c in plotly_version if c.isalnum() or c in ".-+") or "unknown"
-    return f"{base_url}morph/static/plotly-widget-{safe}.js"
+    return "".join(c for c in plotly_version if c.isalnum() or c in ".-+") or "unknown"
 
 
-def _loader(path: str) -> str:
-    # An ES module of its own (anywidget evaluates it from a blob, where a relative
-    # import cannot resolve): import the served script by its absolute URL.
-    return (
-        f"const served = await import(new URL({json.dumps(path)}, document.baseURI).href);\n"
-        "export default served.default;\n"
-    )
+def _loader(plotly_import: str) -> str:
+    # figure_loader.js binds the widget at once and loads plotly's script after it: a
+    # script that takes anywidget more than 2 s to load leaves a plot that never updates.
+    template = (Path(__file__).with_name("figure_loader.js")).read_text(encoding="utf-8")
+    key = json.dumps(f"morph.plotly-widget {_plotly_version()}")
+    return template.replace("__PLOTLY_KEY__", key).replace("__PLOTLY_IMPORT__", plotly_import)
+
+
+def _served_import(path: str) -> str:
+    # anywidget evaluates a widget's module from a blob, where a relative import cannot
+    # resolve: import the served script by its absolute URL.
+    return f"import(new URL({json.dumps(path)}, document.baseURI).href)"
+
+
+def _inline_import() -> str:
+    # Nothing serves the script: carry it as a string, evaluated only when imported.
+    source = json.dumps(bundle_file().read_text(encoding="utf-8"))
+    return f'import(URL.createObjectURL(new Blob([{source}], {{type: "text/javascript"}})))'
 
 
 @lru_cache(maxsize=None)
-def _served_figure_widget(path: str) -> type:
+def _figure_widget(path: str | None) -> type:
     from plotly.graph_objs import FigureWidget
 
-    # anywidget reads _esm from the class when a widget is made: the loader replaces the
-    # 5 MB script, which a subclass's own _esm keeps from ever being read.
-    return type("FigureWidget", (FigureWidget,), {"_esm": _loader(path), "__module__": __name__})
+    # anywidget reads _esm from the class when a widget is made: a subclass's own _esm
+    # keeps plotly's from ever being read.
+    plotly_import = _served_import(path) if path is not None else _inline_import()
+    return type("FigureWidget", (FigureWidget,), {"_esm": _loader(plotly_import), "__module__": __name__})
 
 
 def figure_widget_class() -> type:
-    """The ``FigureWidget`` class to use: one that imports the served script under ``morph serve``.
+    """The ``FigureWidget`` class for Morph's figures: plotly's, with a module that binds at once.
 
-    Returns plotly's own class when :data:`URL_ENV` is unset or not a plain
-    absolute path.
+    Under ``morph serve`` (:data:`URL_ENV` set to a plain absolute path) the module
+    imports the served script; elsewhere it carries plotly's script inline. Either
+    way plotly's script is loaded after the widget is bound, and edits sent in the
+    meantime are applied when it arrives.
     """
     path = os.environ.get(URL_ENV, "")
     if path.startswith("/") and not path.startswith("//") and all(c.isalnum() or c in "/._-+" for c in path):
-        return _served_figure_widget(path)
-    from plotly.graph_objs import FigureWidget
-
-    return FigureWidget
+        return _figure_widget(path)
+    return _figure_widget(None)
 
 
 @lru_cache(maxsize=1)

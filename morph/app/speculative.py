@@ -22,6 +22,7 @@ from ..errors import MorphError
 from ..shapes import DEFAULT_HEAD_DIM, parameter_count
 from ..latency import Workload
 from ..speculative import DEFAULT_MAX_LOOKAHEAD, expected_tokens, speculative_timing, target_pass_s
+from .bundle import figure_widget_class
 
 __all__ = ["DraftPoint", "equal_size_deep_draft", "draft_curves", "speedup_figure", "step_time_figure",
            "SpeculativeExplorer"]
@@ -197,8 +198,8 @@ class SpeculativeExplorer(widgets.VBox):
                                            description="lookahead k", **sliders)
         self.readout = widgets.HTML()
         self.message = widgets.HTML()
-        self.speedup = go.FigureWidget()
-        self.step_time = go.FigureWidget()
+        self.speedup = figure_widget_class()()
+        self.step_time = figure_widget_class()()
         self.refresh()
         for control in (self.hardware, self.target_layers, self.target_width, self.draft_layers, self.draft_width,
                         self.acceptance, self.lookahead):

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from .bundle import figure_widget_class
 from . import figures
 from ..data import fit_mask, load_runs
 from ..errors import DataError, MorphError
@@ -120,7 +121,7 @@ class LawExplorer(widgets.VBox):
         self.parameter_box = widgets.VBox()
         self.readout = widgets.HTML()
         self._build_sliders()
-        self.figure = go.FigureWidget(self._figure())
+        self.figure = figure_widget_class()(self._figure())
         self._write_readout()
         self.refresh = guarded(self.messages)(self._refresh)
         self.preset.observe(guarded(self.messages)(self._on_preset), names="value")
@@ -207,7 +208,7 @@ class ComputeExplorer(widgets.VBox):
             value=aspect_ratio, base=2, min=2, max=10, step=0.05, description="R (shape-aware laws)",
             readout_format=".3g", style=_WIDE, layout=_LAYOUT, continuous_update=False)
         self.readout = widgets.HTML()
-        self.figure = go.FigureWidget(self._figure())
+        self.figure = figure_widget_class()(self._figure())
         self._write_readout()
         self.refresh = guarded(self.messages)(self._refresh)
         for control in (self.laws, self.flops, self.aspect_ratio):
@@ -292,7 +293,7 @@ class LatencyExplorer(widgets.VBox):
         self.d_model = widgets.IntSlider(value=d_model, min=256, max=8192, step=64, description="d_model (depth panel)",
                                          **sliders)
         self.readout = widgets.HTML()
-        self.figure = go.FigureWidget(self._figure())
+        self.figure = figure_widget_class()(self._figure())
         self._write_readout()
         self.refresh = guarded(self.messages)(self._refresh)
         self.hardware.observe(guarded(self.messages)(self._on_hardware), names="value")
@@ -476,7 +477,7 @@ class FittingApp(widgets.VBox):
         self.residual_axis.options = self._axis_options(self.table)
         self.residual_axis.value = "aspect_ratio"
         result = self._run_fit(self.table, self.choices())
-        self.figure = go.FigureWidget(figures.fit_diagnostics(result, x=self.residual_axis.value))
+        self.figure = figure_widget_class()(figures.fit_diagnostics(result, x=self.residual_axis.value))
         self._show(result, draw=False)
 
         self.upload.observe(guarded(self.messages)(self._on_upload), names="value")
