@@ -27,14 +27,12 @@ Under Voila the page's query string reaches the kernel as the
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import ipywidgets as widgets
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -63,16 +61,13 @@ from ..frontier import (
     candidates_from_range,
     candidates_from_table,
     evaluate_candidates,
-    price_of_speed,
     resolve_law,
     select,
-    speedup_reference,
 )
-from .dashboard_parts import run_traces, shape_name, supported_precision, thin_points
+from .dashboard_parts import run_traces, supported_precision, thin_points
+from .dashboard_text import figure_notes_html, price_of_speed_html, selection_table_html
 from .decision_view import (
     decision_assessment,
-    decision_columns,
-    decision_notes,
     fit_range_shading,
     infeasible_points,
     infeasible_trace,
@@ -80,7 +75,6 @@ from .decision_view import (
     optima_trace,
     published_points,
     published_trace,
-    published_visible,
     selected_bars,
 )
 from .figures import si_format
@@ -115,10 +109,6 @@ MAX_LABELS = 8
 
 
 _FAINT = "rgba(120,120,120,0.35)"
-_TABLE_STYLE = (
-    "<style>.morph-selected{border-collapse:collapse;font-size:13px}"
-    ".morph-selected th,.morph-selected td{padding:2px 8px;text-align:right}</style>"
-)
 _ACCENT = "#d62728"
 
 
@@ -485,10 +475,10 @@ class Dashboard:
                 if evaluation_changed:
                     self._draw_evaluation(result)
                 self._draw_selection(result)
-        self.table.value = self._table_html(result)
+        self.table.value = selection_table_html(result)
         if evaluation_changed:
-            self.price.value = self._price_html(result)
-            self.notes_html.value = self._notes_html(result)
+            self.price.value = price_of_speed_html(result)
+            self.notes_html.value = figure_notes_html(result, self.max_cloud_points)
         # Both downloads name the settings that produced them, the budget included.
         self.share.frontier_csv = self.frontier_csv()
         self.share.selection_csv = self.selection_csv()
@@ -649,80 +639,6 @@ class Dashboard:
                 bgcolor="rgba(255,255,255,0.85)", borderpad=1, name="label",
             ))
         return annotations
-
-    def _table_html(self, result: _Result) -> str:
-        sel, ev = result.selection, result.evaluation
-        frame = sel.selected
-        reference = speedup_reference(ev, int(sel.selected_index[0]))
-        band = "loss_low" in frame
-        loss = frame["loss"].map("{:.4f}".format)
-        if band:
-            loss = loss + " [" + frame["loss_low"].map("{:.4f}".format) + ", " + frame["loss_high"].map("{:.4f}".format) + "]"
-        table = pd.DataFrame({
-            "rank": frame["rank"].astype(int),
-            "candidate": frame["label"].astype(str),
-            "layers": frame["n_layers"].astype(int),
-            "width": frame["d_model"].astype(int),
-            "R": frame["aspect_ratio"].map("{:.0f}".format),
-            "N": frame["N"].map(si_format),
-            "D": frame["D"].map(si_format),
-            "predicted loss" + (" [95% band]" if band else ""): loss,
-            "latency (s)": frame["latency_s"].map("{:.3f}".format),
-            "ms / token": frame["ms_per_token"].map("{:.2f}".format),
-            "speed-up": frame["speedup"].map("{:.2f}x".format),
-            **decision_columns(sel, result.assessment),
-        })
-        within = int(np.count_nonzero(ev.latency_s <= sel.latency_budget_s))
-        caption = (
-            f"The {len(frame)} best by predicted loss ({result.settings.law_label}) of the {within} candidates "
-            f"within {sel.latency_budget_s:.3g} s ({len(ev):,} in all). Speed-up against a conventional shape of "
-            f"the top pick's size (aspect ratio nearest 24x2048's): {shape_name(ev, reference)} "
-            f"({ev.latency_s[reference]:.3g} s)."
-        )
-        # pandas escapes every cell and header; the style sheet sits next to the table (.morph-table is its box).
-        return (
-            f'<div class="morph-table-caption" style="padding:4px 0">{html.escape(caption)}</div>'
-            + table.to_html(index=False, escape=True, border=0, classes="morph-selected", justify="right")
-            + _TABLE_STYLE
-        )
-
-    def _price_html(self, result: _Result) -> str:
-        ev = result.evaluation
-        table = price_of_speed(ev, (2.0,))
-        best = int(np.argmin(ev.loss))
-        best_text = f"{shape_name(ev, best)} ({ev.latency_s[best]:.3g} s, loss {ev.loss[best]:.4f})"
-        row = table.iloc[0]
-        if not np.isfinite(row["loss_penalty"]):
-            text = f"Price of speed: no candidate here is 2x faster than the best-loss shape, {best_text}."
-        else:
-            text = (
-                f"Price of speed: a 2x faster model ({shape_name(ev, int(row['index']))}, {row['latency_s']:.3g} s) costs "
-                f"{row['loss_penalty']:+.4f} in predicted loss ({row['relative_penalty'] * 100:+.2f}%) "
-                f"against the best-loss shape here, {best_text}."
-            )
-        return f'<div class="morph-price-text">{html.escape(text)}</div>'
-
-    def _notes_html(self, result: _Result) -> str:
-        ev, s = result.evaluation, result.settings
-        notes = []
-        drawn = min(len(ev), thin_points(ev.latency_s, ev.loss, self.max_cloud_points).size)
-        if drawn < len(ev):
-            notes.append(f"{drawn:,} of {len(ev):,} candidates drawn (thinned evenly over the plot); "
-                         "the frontier and the selection use all of them.")
-        if not published_visible(s.workload, s.mode):
-            notes.append("The published 1B models are shown only for the setting they were measured in: "
-                         "A100 40GB, Hugging Face generate, bf16, batch 1, 128 input and 256 output tokens, "
-                         "in parameter-range mode (they were trained on their own token budgets).")
-        else:
-            notes.append("Published 1B models (green, top strip): measured latency and measured accuracy; no loss "
-                         "is published for them, so they are not placed on the loss axis.")
-        notes.append("Right: the law's shape factor is monotone in R, while the runs rise again for very deep, "
-                     "narrow shapes (small R): the law does not see that side of the U.")
-        validity = "".join(
-            f'<div class="morph-validity" style="font-size:12px;color:#8a5a00">{html.escape(n)}</div>'
-            for n in decision_notes(result.assessment, s.workload)
-        )
-        return validity + "".join(f'<div style="font-size:12px;color:#555">{html.escape(n)}</div>' for n in notes)
 
     # -- exports ---------------------------------------------------------------------------
 

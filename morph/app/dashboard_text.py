@@ -1,0 +1,104 @@
+"""The dashboard's text: the ranked table, the price-of-speed sentence and the notes under the figure.
+
+Each takes one computed result (settings, evaluation, selection, assessment)
+and returns HTML in which every value is escaped. Kept apart from
+:mod:`morph.app.dashboard` (the controls and the figure) so that each stays short.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..frontier import price_of_speed, speedup_reference
+from .dashboard_parts import shape_name, thin_points
+from .decision_view import decision_columns, decision_notes, published_visible
+from .plotting import si_format
+
+__all__ = ["figure_notes_html", "price_of_speed_html", "selection_table_html"]
+
+_TABLE_STYLE = (
+    "<style>.morph-selected{border-collapse:collapse;font-size:13px}"
+    ".morph-selected th,.morph-selected td{padding:2px 8px;text-align:right}</style>"
+)
+
+
+def selection_table_html(result: Any) -> str:
+    """The ranked selection as an HTML table (every cell escaped), with a caption naming what it ranks."""
+    sel, ev = result.selection, result.evaluation
+    frame = sel.selected
+    reference = speedup_reference(ev, int(sel.selected_index[0]))
+    band = "loss_low" in frame
+    loss = frame["loss"].map("{:.4f}".format)
+    if band:
+        loss = loss + " [" + frame["loss_low"].map("{:.4f}".format) + ", " + frame["loss_high"].map("{:.4f}".format) + "]"
+    table = pd.DataFrame({
+        "rank": frame["rank"].astype(int),
+        "candidate": frame["label"].astype(str),
+        "layers": frame["n_layers"].astype(int),
+        "width": frame["d_model"].astype(int),
+        "R": frame["aspect_ratio"].map("{:.0f}".format),
+        "N": frame["N"].map(si_format),
+        "D": frame["D"].map(si_format),
+        "predicted loss" + (" [95% band]" if band else ""): loss,
+        "latency (s)": frame["latency_s"].map("{:.3f}".format),
+        "ms / token": frame["ms_per_token"].map("{:.2f}".format),
+        "speed-up": frame["speedup"].map("{:.2f}x".format),
+        **decision_columns(sel, result.assessment),
+    })
+    within = int(np.count_nonzero(ev.latency_s <= sel.latency_budget_s))
+    caption = (
+        f"The {len(frame)} best by predicted loss ({result.settings.law_label}) of the {within} candidates "
+        f"within {sel.latency_budget_s:.3g} s ({len(ev):,} in all). Speed-up against a conventional shape of "
+        f"the top pick's size (aspect ratio nearest 24x2048's): {shape_name(ev, reference)} "
+        f"({ev.latency_s[reference]:.3g} s)."
+    )
+    # pandas escapes every cell and header; the style sheet sits next to the table (.morph-table is its box).
+    return (
+        f'<div class="morph-table-caption" style="padding:4px 0">{html.escape(caption)}</div>'
+        + table.to_html(index=False, escape=True, border=0, classes="morph-selected", justify="right")
+        + _TABLE_STYLE
+    )
+
+def price_of_speed_html(result: Any) -> str:
+    """The price-of-speed sentence: what a 2x faster shape costs in predicted loss."""
+    ev = result.evaluation
+    table = price_of_speed(ev, (2.0,))
+    best = int(np.argmin(ev.loss))
+    best_text = f"{shape_name(ev, best)} ({ev.latency_s[best]:.3g} s, loss {ev.loss[best]:.4f})"
+    row = table.iloc[0]
+    if not np.isfinite(row["loss_penalty"]):
+        text = f"Price of speed: no candidate here is 2x faster than the best-loss shape, {best_text}."
+    else:
+        text = (
+            f"Price of speed: a 2x faster model ({shape_name(ev, int(row['index']))}, {row['latency_s']:.3g} s) costs "
+            f"{row['loss_penalty']:+.4f} in predicted loss ({row['relative_penalty'] * 100:+.2f}%) "
+            f"against the best-loss shape here, {best_text}."
+        )
+    return f'<div class="morph-price-text">{html.escape(text)}</div>'
+
+def figure_notes_html(result: Any, max_cloud_points: int) -> str:
+    """Notes under the figure: validity warnings first, then how to read what is drawn."""
+    ev, s = result.evaluation, result.settings
+    notes = []
+    drawn = min(len(ev), thin_points(ev.latency_s, ev.loss, max_cloud_points).size)
+    if drawn < len(ev):
+        notes.append(f"{drawn:,} of {len(ev):,} candidates drawn (thinned evenly over the plot); "
+                     "the frontier and the selection use all of them.")
+    if not published_visible(s.workload, s.mode):
+        notes.append("The published 1B models are shown only for the setting they were measured in: "
+                     "A100 40GB, Hugging Face generate, bf16, batch 1, 128 input and 256 output tokens, "
+                     "in parameter-range mode (they were trained on their own token budgets).")
+    else:
+        notes.append("Published 1B models (green, top strip): measured latency and measured accuracy; no loss "
+                     "is published for them, so they are not placed on the loss axis.")
+    notes.append("Right: the law's shape factor is monotone in R, while the runs rise again for very deep, "
+                 "narrow shapes (small R): the law does not see that side of the U.")
+    validity = "".join(
+        f'<div class="morph-validity" style="font-size:12px;color:#8a5a00">{html.escape(n)}</div>'
+        for n in decision_notes(result.assessment, s.workload)
+    )
+    return validity + "".join(f'<div style="font-size:12px;color:#555">{html.escape(n)}</div>' for n in notes)
