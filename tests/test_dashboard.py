@@ -94,6 +94,56 @@ def test_moving_the_latency_target_changes_the_plot_table_and_link(dashboard):
     assert dashboard.settings.latency_budget_s == 3.0
 
 
+def test_a_budget_on_throughput_keeps_the_top_pick_and_draws_its_latency(dashboard):
+    # Morph-1B (1B_v8) takes 1.96 s for 256 output tokens in the paper's protocol: 130.6 tokens/s.
+    # Switching to a throughput floor sets the largest 3-digit floor it meets, 130 tokens/s.
+    dashboard.controls["budget_metric"].value = "tokens_per_s"
+    assert dashboard.settings.latency_budget_s == 130.0 and dashboard.settings.budget_metric == "tokens_per_s"
+    assert dashboard.selection.selected["label"].iloc[0] == "1B_v8"
+    assert dashboard.controls["latency_budget_s"].description == "Throughput, at least (tokens/s)"
+    # 256 tokens at 130 tokens/s: the rule sits at 1.969 s on the latency axis (float rounding only).
+    assert dashboard.figure.layout.shapes[0].x0 == pytest.approx(256 / 130, rel=1e-12)
+    assert dashboard.figure.layout.shapes[0].visible is True
+    assert "throughput (tokens/s)" in dashboard.table.value
+    assert dashboard.share.query == "latency=130&metric=tokens_per_s"
+    # A floor: every kept shape generates at least 130 tokens per second.
+    assert (256 / dashboard.selection.selected["latency_s"] >= 130).all()
+    assert dashboard.controls["price_per_gpu_hour"].disabled
+
+
+def test_a_budget_on_time_to_first_token_has_no_rule_on_the_latency_axis(dashboard):
+    dashboard.set_controls(budget_metric="ttft_s", latency_budget_s=1.0)
+    assert dashboard.figure.layout.shapes[0].visible is False
+    assert not [a for a in dashboard.figure.layout.annotations if a.name == "budget"]
+    ttft = dashboard.evaluation.metric("ttft_s")
+    assert (ttft[dashboard.selection.selected_index] <= 1.0).all()
+    # The link says the same and a page opened from it selects the same shapes.
+    linked = Dashboard.from_query(dashboard.share.query)
+    assert linked.selection.selected["label"].tolist() == dashboard.selection.selected["label"].tolist()
+
+
+def test_a_cost_budget_reads_the_price_and_matches_the_package():
+    query = "metric=cost_per_million_tokens&price=2&latency=4.2"
+    dashboard = Dashboard.from_query(query)
+    assert not dashboard.controls["price_per_gpu_hour"].disabled
+    expected = select(dashboard.evaluation, 4.2, 3, budget_metric="cost_per_million_tokens", price_per_gpu_hour=2.0)
+    assert dashboard.selection.selected["label"].tolist() == expected.selected["label"].tolist()
+    # 4.2 per 1M tokens at 2 per GPU-hour: 256 tokens may cost 4.2e-6 x 256, i.e. 1.93536 s of GPU time.
+    assert dashboard.figure.layout.shapes[0].x0 == pytest.approx(4.2e-6 * 256 / (2 / 3600), rel=1e-12)
+    assert settings_from_query(query)[0].to_query() == "latency=4.2&price=2&metric=cost_per_million_tokens"
+
+
+def test_a_budget_is_clamped_to_its_metrics_range_from_a_link_or_a_control(dashboard):
+    s, notes = settings_from_query("metric=ttft_s&latency=500")
+    assert s.latency_budget_s == 100.0 and notes == ["latency=500 is outside 0.001-100; using 100"]
+    dashboard.controls["budget_metric"].value = "ttft_s"
+    slider = dashboard.controls["latency_budget_s"]
+    assert (slider.min, slider.max) == pytest.approx((-3.0, 2.0), abs=1e-12)  # log10 of 0.001 s and 100 s
+    slider.set_state({"max": 9.0})
+    slider.set_state({"value": 1e9})
+    assert dashboard.settings.latency_budget_s == 100.0 and slider.max == pytest.approx(2.0, abs=1e-12)
+
+
 def test_an_impossible_target_shows_why_and_keeps_the_last_view(dashboard):
     dashboard.controls["latency_budget_s"].value = 3.0
     kept = (list(dashboard.figure.data[SELECTED].text), dashboard.table.value, dashboard.selection)

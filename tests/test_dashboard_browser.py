@@ -118,6 +118,27 @@ def test_latency_slider_changes_the_selection_plot_and_address(page, voila_url):
     assert_no_python_errors(page)
 
 
+def test_the_budget_can_be_set_on_throughput_from_the_page(page, voila_url):
+    before = open_dashboard(page, voila_url(NOTEBOOK))
+    page.click("text=Advanced: serving")
+    menu = page.locator(".widget-dropdown", has=page.locator("label", has_text="Budget on")).locator("select")
+    menu.select_option(label="throughput (generated tokens per second), at least")
+    # Morph-1B's 1.96 s for 256 tokens is 130.6 tokens/s: the floor becomes 130 and it stays first.
+    floor = slider(page, "Throughput, at least (tokens/s)")
+    floor.wait_for()
+    page.wait_for_function("() => window.location.search.includes('metric=tokens_per_s')")
+    assert urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query) == {"latency": ["130"], "metric": ["tokens_per_s"]}
+    page.wait_for_function(f"() => Math.abs(({PLOT})().target - 256 / 130) < 1e-9")
+    assert selected(page.evaluate(PLOT))[0] == selected(before)[0]
+    # A higher floor: one arrow step is 0.01 decade (130 -> 133 tokens/s), Morph-1B no longer meets it.
+    floor.locator(".noUi-handle").focus()
+    page.keyboard.press("ArrowRight")
+    after = wait_for_new_selection(page, selected(page.evaluate(PLOT)))
+    assert "12x3072" not in " ".join(selected(after))
+    assert all(256 / x >= 130 for x in after["traces"]["selected (top k)"]["x"])
+    assert_no_python_errors(page)
+
+
 def test_a_link_restores_its_settings(page, voila_url):
     query = "latency=3.0&top_k=5&hardware=h100-sxm"
     plot = open_dashboard(page, voila_url(NOTEBOOK, query))

@@ -6,11 +6,13 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from morph import Workload
 from morph.cli import main
 from morph.decision import FitRange, assess, fit_range, preset_fit, range_warnings
-from morph.errors import SelectionError
+from morph.errors import LatencyError, SelectionError
 from morph.frontier import Candidates, candidates_from_range, evaluate_candidates, select
 from morph.laws import PRESETS
 
@@ -137,6 +139,34 @@ def test_serving_metrics_by_hand():
     assert serving_metric("cost_per_million_tokens", **common, price_per_gpu_hour=3.6)[0] == pytest.approx(
         2e-3 / 1024 * 1e6, rel=1e-12)
     assert serving_metric("ttft_s", **common)[0] == 0.05 and serving_metric("ms_per_token", **common)[0] == 7.6
+
+
+def test_a_throughput_or_cost_budget_is_a_latency_by_hand():
+    from morph.latency.serving import latency_at_budget
+
+    # 4 x 256 = 1,024 tokens: a floor of 512 tokens/s is a 2 s ceiling on the call.
+    assert latency_at_budget("tokens_per_s", 512.0, batch=4, output_tokens=256) == pytest.approx(2.0, rel=1e-12)
+    # At 3.6 per GPU-hour (0.001 per second), 1.953125 per 1M tokens is 1,024 tokens for 0.002: 2 s.
+    assert latency_at_budget("cost_per_million_tokens", 1.953125, batch=4, output_tokens=256,
+                             price_per_gpu_hour=3.6) == pytest.approx(2.0, rel=1e-12)
+    assert latency_at_budget("latency_s", 2.0, batch=4, output_tokens=256) == 2.0
+    # Prefill and per-token time are not functions of the call's latency alone.
+    assert latency_at_budget("ttft_s", 0.05, batch=4, output_tokens=256) is None
+    assert latency_at_budget("ms_per_token", 7.6, batch=4, output_tokens=256) is None
+    with pytest.raises(LatencyError, match="positive price"):
+        latency_at_budget("cost_per_million_tokens", 1.0, batch=1, output_tokens=1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(latency=st.floats(1e-3, 1e3), batch=st.integers(1, 512), output_tokens=st.integers(1, 8192),
+       price=st.floats(0.01, 100.0), name=st.sampled_from(["latency_s", "tokens_per_s", "cost_per_million_tokens"]))
+def test_latency_at_budget_inverts_the_metric(latency, batch, output_tokens, price, name):
+    from morph.latency.serving import latency_at_budget, serving_metric
+
+    value = serving_metric(name, latency_s=np.array([latency]), prefill_s=np.array([0.0]), ms_per_token=np.array([0.0]),
+                           batch=batch, output_tokens=output_tokens, price_per_gpu_hour=price)[0]
+    back = latency_at_budget(name, value, batch=batch, output_tokens=output_tokens, price_per_gpu_hour=price)
+    assert back == pytest.approx(latency, rel=1e-12)  # a few float operations each way
 
 
 def test_a_throughput_budget_is_a_floor_and_a_cost_budget_a_ceiling(fit_b):

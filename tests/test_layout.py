@@ -10,7 +10,7 @@ import pytest
 from morph.app.dashboard import PUBLISHED, SELECTED, Dashboard
 from morph.app.labels import boxes_overlap, label_size, place_labels
 from morph.app.layout import STACK_BELOW_PX, figure_geometry
-from morph.app.readouts import human_seconds, round_significant, spoken
+from morph.app.readouts import human_seconds, round_outward, round_significant, spoken
 
 
 def _boxes(placement, sizes):
@@ -63,6 +63,10 @@ def test_geometry_stacks_the_plots_on_narrow_boxes():
 def test_numbers_for_people():
     assert round_significant(2.5118864315095797) == 2.51
     assert round_significant(28_991_029_248) == 2.9e10 and round_significant(0.0) == 0.0
+    # A budget a shape still meets: a ceiling rounds up, a floor down; a 3-digit value stays.
+    assert round_outward(1.2345, up=True) == 1.24 and round_outward(1.2345, up=False) == 1.23
+    assert round_outward(130.612, up=False) == 130.0 and round_outward(0.0076601, up=True) == 0.00767
+    assert round_outward(2.0, up=True) == round_outward(2.0, up=False) == 2.0 and round_outward(0.0, up=True) == 0.0
     assert spoken(1.3e9, "parameters") == "1.3B parameters"
     assert spoken(28_991_029_248, "tokens") == "29B tokens"
     assert spoken(2.9e20, "FLOPs") == "2.9e20 FLOPs"

@@ -53,6 +53,7 @@ from ..errors import MorphError, SelectionError
 from ..fitcache import cached_fit
 from ..fitting import FitResult
 from ..decision import BOOTSTRAP, Assessment, compute_optima
+from ..latency.serving import SERVING_METRICS, latency_at_budget
 from ..frontier import (
     Candidates,
     Evaluation,
@@ -80,7 +81,7 @@ from .decision_view import (
 from .figures import si_format
 from .labels import label_size, place_labels
 from .layout import DASHBOARD_CSS, HOW_TO_READ, FigureGeometry, WidthProbe, figure_geometry, linear_range, log_range
-from .readouts import readout_box, round_significant
+from .readouts import readout_box, round_outward, round_significant
 from .settings import (
     FIT_B,
     MODES,
@@ -110,6 +111,13 @@ MAX_LABELS = 8
 
 _FAINT = "rgba(120,120,120,0.35)"
 _ACCENT = "#d62728"
+_BUDGET_LABELS = {
+    "latency_s": "Latency budget (s)",
+    "ttft_s": "Time to first token, at most (s)",
+    "ms_per_token": "Time per output token, at most (ms)",
+    "tokens_per_s": "Throughput, at least (tokens/s)",
+    "cost_per_million_tokens": "Cost per 1M generated tokens, at most",
+}
 
 
 @dataclass(frozen=True)
@@ -302,7 +310,9 @@ class Dashboard:
             "batch": ladder("batch", "Batch size (sequences)"),
             "input_tokens": ladder("input_tokens", "Prompt length (tokens)"),
             "output_tokens": ladder("output_tokens", "Output length (tokens)"),
-            "latency_budget_s": log_slider("latency_budget_s", "Latency budget (s)"),
+            "latency_budget_s": _budget_slider(log_slider("latency_budget_s", ""), s.budget_metric),
+            "budget_metric": dropdown("budget_metric", "Budget on"),
+            "price_per_gpu_hour": log_slider("price_per_gpu_hour", "Price per GPU-hour (1: cost in GPU-hours)"),
             "top_k": widgets.IntSlider(
                 value=s.top_k, min=1, max=int(NUMBER_SETTINGS["top_k"].high), description="Shapes to keep (top k)",
                 continuous_update=True, style=style, layout=layout,
@@ -318,7 +328,7 @@ class Dashboard:
         to its bounds and the clamped value.
         """
         values = {name: control.value for name, control in self.controls.items()}
-        for name in ("params_min", "params_max", "tokens", "flops", "latency_budget_s"):
+        for name in ("params_min", "params_max", "tokens", "flops", "latency_budget_s", "price_per_gpu_hour"):
             # A moved log slider sits on 10**(k/100), e.g. 2.5118864315095797 s: keep the
             # three digits a person reads (the link then says latency=2.51). Values not
             # moved keep every digit (the paper's 28,991,029,248 tokens stay exact).
@@ -337,7 +347,9 @@ class Dashboard:
         try:
             for name, control in self.controls.items():
                 spec = NUMBER_SETTINGS.get(name)
-                if spec is not None and not spec.ladder:
+                if name == "latency_budget_s":
+                    _budget_slider(control, values["budget_metric"])
+                elif spec is not None and not spec.ladder:
                     low, high = (spec.low, spec.high) if spec.integer else (math.log10(spec.low), math.log10(spec.high))
                     control.min, control.max = type(control.min)(low), type(control.max)(high)
                 if control.value != values[name]:
@@ -353,8 +365,31 @@ class Dashboard:
         # Compute mode centres every-shape candidates on the law's compute-optimal size.
         centred = mode == "compute" and self.controls["shapes"].value == "grid"
         self.controls["params_min"].disabled = self.controls["params_max"].disabled = centred
+        self.controls["price_per_gpu_hour"].disabled = self.controls["budget_metric"].value != "cost_per_million_tokens"
+
+    def _retarget_budget(self, metric: str) -> None:
+        """A new budget metric: its range, and a budget the current top pick just meets (it stays first).
+
+        Call with the slider unobserved: moving it is part of this change, not one of its own.
+        """
+        slider = self.controls["latency_budget_s"]
+        value = slider.value
+        if self.selection is not None:
+            top = int(self.selection.selected_index[0])
+            price = float(self.controls["price_per_gpu_hour"].value)
+            value = round_outward(float(self.evaluation.metric(metric, price)[top]),
+                                  up=not SERVING_METRICS[metric].higher_is_better)
+        low, high = SERVING_METRICS[metric].budget_range
+        _budget_slider(slider, metric)
+        slider.value = min(max(value, low), high)
 
     def _apply_controls(self, change: Any = None) -> None:
+        if change is not None and change.get("owner") is self.controls["budget_metric"]:
+            self.controls["latency_budget_s"].unobserve(self._on_control, names="value")
+            try:
+                self._retarget_budget(change["new"])
+            finally:
+                self.controls["latency_budget_s"].observe(self._on_control, names="value")
         settings, note = supported_precision(self._read_controls())
         if note:
             # Move the control too, so the page shows the precision in use.
@@ -384,7 +419,12 @@ class Dashboard:
             control.unobserve(self._on_control, names="value")
         try:
             for name, value in changes.items():
-                self.controls[name].value = value
+                if name != "latency_budget_s":
+                    self.controls[name].value = value
+            if changes.get("budget_metric", self.settings.budget_metric) != self.settings.budget_metric:
+                self._retarget_budget(changes["budget_metric"])  # as from the page; a budget given wins
+            if "latency_budget_s" in changes:
+                self.controls["latency_budget_s"].value = changes["latency_budget_s"]
         finally:
             for control in self.controls.values():
                 control.observe(self._on_control, names="value")
@@ -453,7 +493,8 @@ class Dashboard:
             else:
                 candidates = pool.with_training_flops(settings.flops)
             evaluation = evaluate_candidates(candidates, law, workload=settings.workload)
-        selection = select(evaluation, settings.latency_budget_s, settings.top_k)
+        selection = select(evaluation, settings.latency_budget_s, settings.top_k, budget_metric=settings.budget_metric,
+                           price_per_gpu_hour=settings.price_per_gpu_hour)
         assessment = decision_assessment(selection, law, settings.law, self.bootstrap)
         optima = compute_optima(selection, settings.flops, resolve_law(law)[0]) if settings.mode == "compute" else None
         return _Result(settings, evaluation, selection, key, law, assessment, optima)
@@ -568,11 +609,13 @@ class Dashboard:
         fig.data[SELECTED].update(x=ev.latency_s[i], y=ev.loss[i], text=labels, **selected_bars(sel, result.assessment))
         fig.data[SELECTED].hovertemplate = "%{text}<br>%{hovertext}<extra></extra>"
         fig.data[OPTIMA].update(**optima_points(sel, result.optima))
-        budget = result.settings.latency_budget_s
-        fig.layout.shapes[0].update(x0=budget, x1=budget)
+        rule = _budget_rule(result.settings)
+        if rule is not None:
+            fig.layout.shapes[0].update(x0=rule[0], x1=rule[0])
+        fig.layout.shapes[0].visible = rule is not None
         # Explicit ranges: the labels are placed in pixels, which needs the axes' extent.
         published = fig.data[PUBLISHED]
-        xs = [float(ev.latency_s.min()), float(ev.latency_s.max()), budget, *(published.x or ())]
+        xs = [float(ev.latency_s.min()), float(ev.latency_s.max()), *(rule[:1] if rule else ()), *(published.x or ())]
         low, high = linear_range([float(ev.loss.min()), float(ev.loss.max())], pad=0.12)
         # The published models' strip takes the top tenth of the plot: keep the loss dots below it.
         y_range = (low, high + 0.15 * (high - low)) if published.visible else (low, high)
@@ -585,7 +628,7 @@ class Dashboard:
         # Built whole from the geometry: inside a batch_update the figure still reads its old annotations.
         fig.layout.annotations = [
             *self.geometry.titles(*_TITLES),
-            *self._label_annotations(points, min(len(labels), MAX_LABELS), budget, x_range, y_range),
+            *self._label_annotations(points, min(len(labels), MAX_LABELS), rule, x_range, y_range),
         ]
         # The law's curve over R at the top pick's N and D: the shape factor in isolation.
         top = int(i[0])
@@ -599,10 +642,12 @@ class Dashboard:
         fig.data[ASPECT_SELECTED].update(x=ev.candidates.aspect_ratio[i], y=ev.loss[i], text=labels)
 
     def _label_annotations(
-        self, points: list[tuple[float, float, str, str]], n_selected: int, budget: float, x_range: tuple,
-        y_range: tuple,
+        self, points: list[tuple[float, float, str, str]], n_selected: int, rule: tuple[float, str] | None,
+        x_range: tuple, y_range: tuple,
     ) -> list[dict[str, Any]]:
         """The budget's caption, then a label per point (selected shapes by rank, then published models).
+
+        ``rule`` is the budget line's latency and caption (:func:`_budget_rule`), if it has one.
 
         Each point is ``(latency, y, text, axis)``: ``axis`` ``"y"`` (loss) or ``"y3"`` (the
         published models' strip, 0 at the bottom of the plot and 1 at its top).
@@ -615,20 +660,23 @@ class Dashboard:
             fraction = (y - y_range[0]) / (y_range[1] - y_range[0]) if axis == "y" else y
             return (math.log10(x) - x_range[0]) / (x_range[1] - x_range[0]) * width, (1.0 - fraction) * height
 
-        caption = f"budget {budget:.3g} s"
-        bx = to_px(budget, y_range[1])[0]
-        cw, ch = label_size(caption)
-        right_side = bx + cw <= width
-        caption_box = (bx, 0.0, bx + cw, ch) if right_side else (bx - cw, 0.0, bx, ch)
-        annotations = [dict(xref="x", yref="y domain", x=math.log10(budget), y=1, text=caption, showarrow=False,
-                            xanchor="left" if right_side else "right", yanchor="top", xshift=3 if right_side else -3,
-                            font=dict(color=_ACCENT, size=11), name="budget")]
+        annotations: list[dict[str, Any]] = []
+        obstacles = []
+        if rule is not None:
+            (budget, caption), (cw, ch) = rule, label_size(rule[1])
+            bx = to_px(budget, y_range[1])[0]
+            right_side = bx + cw <= width
+            obstacles.append((bx, 0.0, bx + cw, ch) if right_side else (bx - cw, 0.0, bx, ch))
+            annotations.append(dict(
+                xref="x", yref="y domain", x=math.log10(budget), y=1, text=caption, showarrow=False,
+                xanchor="left" if right_side else "right", yanchor="top", xshift=3 if right_side else -3,
+                font=dict(color=_ACCENT, size=11), name="budget"))
         if not points:
             return annotations
         px = np.array([to_px(x, y, axis) for x, y, _, axis in points])
         texts = [t for _, _, t, _ in points]
         placement = place_labels(px[:, 0], px[:, 1], [label_size(t) for t in texts], (width, height),
-                                 obstacles=[caption_box])
+                                 obstacles=obstacles)
         for k in np.flatnonzero(placement.placed):
             x, y, text, axis = points[k]
             annotations.append(dict(
@@ -662,6 +710,7 @@ class Dashboard:
             "settings": s.to_query() or "the defaults (the paper's choice of Morph-1B)",
             "law": s.law_label,
             "latency_budget_s": f"{s.latency_budget_s:g}",
+            "budget_metric": s.budget_metric,
             "workload": f"{setting_choices()['hardware'][s.hardware]}, {w.dtype}, batch {w.batch}, {w.input_tokens} prompt tokens, "
                         f"{w.output_tokens} output tokens",
         }
@@ -683,7 +732,8 @@ class Dashboard:
         advanced = widgets.Accordion(
             children=[
                 group(["mode", "params_min", "params_max", "tokens", "flops"]),
-                group(["stack", "calibration", "dtype", "batch", "input_tokens", "output_tokens"]),
+                group(["budget_metric", "price_per_gpu_hour", "stack", "calibration", "dtype", "batch", "input_tokens",
+                       "output_tokens"]),
             ],
             titles=("Advanced: candidates and training", "Advanced: serving"),
             selected_index=None,
@@ -704,3 +754,29 @@ class Dashboard:
         root = widgets.VBox([widgets.HTML(DASHBOARD_CSS), self.messages, body, self.probe])
         root.add_class("morph-dashboard")
         return root
+
+
+def _budget_slider(slider: widgets.FloatLogSlider, metric: str) -> widgets.FloatLogSlider:
+    """Give the budget slider the metric's range and name (call with the slider unobserved)."""
+    low, high = SERVING_METRICS[metric].budget_range
+    slider.min, slider.max = math.log10(low), math.log10(high)
+    slider.description = _BUDGET_LABELS[metric]
+    return slider
+
+
+def _budget_rule(settings: DashboardSettings) -> tuple[float, str] | None:
+    """Where the budget is a line on the latency axis, and its caption; ``None`` where it is not.
+
+    Throughput and cost are functions of the call's latency; time to first token
+    and time per output token are not (the selection still applies them).
+    """
+    s = settings
+    latency = latency_at_budget(s.budget_metric, s.latency_budget_s, batch=s.batch, output_tokens=s.output_tokens,
+                                price_per_gpu_hour=s.price_per_gpu_hour)
+    if latency is None:
+        return None
+    metric = SERVING_METRICS[s.budget_metric]
+    if metric.name == "latency_s":
+        return latency, f"budget {s.latency_budget_s:.3g} s"
+    bound = "at least" if metric.higher_is_better else "at most"
+    return latency, f"{bound} {s.latency_budget_s:.3g} {metric.unit} ({latency:.3g} s)"

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..frontier import price_of_speed, speedup_reference
+from ..latency.serving import SERVING_METRICS, metric_meets
 from .dashboard_parts import shape_name, thin_points
 from .decision_view import decision_columns, decision_notes, published_visible
 from .plotting import si_format
@@ -47,12 +48,17 @@ def selection_table_html(result: Any) -> str:
         "latency (s)": frame["latency_s"].map("{:.3f}".format),
         "ms / token": frame["ms_per_token"].map("{:.2f}".format),
         "speed-up": frame["speedup"].map("{:.2f}x".format),
+        **_budget_column(sel),
         **decision_columns(sel, result.assessment),
     })
-    within = int(np.count_nonzero(ev.latency_s <= sel.latency_budget_s))
+    metric = SERVING_METRICS[sel.budget_metric]
+    within = int(np.count_nonzero(metric_meets(metric.name, sel.budget_values, sel.latency_budget_s)))
+    budget = (f"within {sel.latency_budget_s:.3g} s" if metric.name == "latency_s" else
+              f"with {metric.label} {'at least' if metric.higher_is_better else 'at most'} "
+              f"{sel.latency_budget_s:.3g} {metric.unit}")
     caption = (
         f"The {len(frame)} best by predicted loss ({result.settings.law_label}) of the {within} candidates "
-        f"within {sel.latency_budget_s:.3g} s ({len(ev):,} in all). Speed-up against a conventional shape of "
+        f"{budget} ({len(ev):,} in all). Speed-up against a conventional shape of "
         f"the top pick's size (aspect ratio nearest 24x2048's): {shape_name(ev, reference)} "
         f"({ev.latency_s[reference]:.3g} s)."
     )
@@ -62,6 +68,16 @@ def selection_table_html(result: Any) -> str:
         + table.to_html(index=False, escape=True, border=0, classes="morph-selected", justify="right")
         + _TABLE_STYLE
     )
+
+
+def _budget_column(selection: Any) -> dict[str, Any]:
+    # The budget's own metric, where the table has no column for it already.
+    metric = SERVING_METRICS[selection.budget_metric]
+    if metric.name in ("latency_s", "ms_per_token"):
+        return {}
+    values = selection.budget_values[selection.selected_index]
+    return {f"{metric.label.split(' (')[0]} ({metric.unit})": [f"{v:.4g}" for v in values]}
+
 
 def price_of_speed_html(result: Any) -> str:
     """The price-of-speed sentence: what a 2x faster shape costs in predicted loss."""
@@ -79,6 +95,7 @@ def price_of_speed_html(result: Any) -> str:
             f"against the best-loss shape here, {best_text}."
         )
     return f'<div class="morph-price-text">{html.escape(text)}</div>'
+
 
 def figure_notes_html(result: Any, max_cloud_points: int) -> str:
     """Notes under the figure: validity warnings first, then how to read what is drawn."""

@@ -14,7 +14,7 @@ import ipywidgets as widgets
 
 from .plotting import si_format
 
-__all__ = ["human_seconds", "readout_box", "round_significant", "spoken"]
+__all__ = ["human_seconds", "readout_box", "round_outward", "round_significant", "spoken"]
 
 
 def round_significant(value: float, digits: int = 3) -> float:
@@ -22,6 +22,23 @@ def round_significant(value: float, digits: int = 3) -> float:
     if value == 0 or not math.isfinite(value):
         return value
     return float(f"{value:.{digits}g}")
+
+
+def round_outward(value: float, up: bool, digits: int = 3) -> float:
+    """``value`` rounded to ``digits`` significant digits away from the side it must stay on.
+
+    ``up=True`` gives the smallest such number at least ``value`` (1.2345 -> 1.24),
+    ``up=False`` the largest at most it (1.2345 -> 1.23): a budget set from a
+    shape's own value that the shape still meets. Zero and non-finite unchanged.
+    """
+    if value == 0 or not math.isfinite(value):
+        return value
+    step = 10.0 ** (math.floor(math.log10(abs(value))) - digits + 1)
+    rounded = float(f"{(math.ceil if up else math.floor)(value / step) * step:.{digits}g}")
+    # The division can land a hair past a whole step (2.0 / 0.01): never round past value's side.
+    if (up and rounded < value) or (not up and rounded > value):
+        rounded = float(f"{(math.ceil if up else math.floor)(value / step + (1 if up else -1)) * step:.{digits}g}")
+    return rounded
 
 
 def human_seconds(seconds: float) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from ..latency import Workload, calibrations
 from ..latency.hardware import DTYPES, hardware_presets
+from ..latency.serving import SERVING_METRICS
 from ..latency.stacks import STACKS
 from ..laws import PRESETS
 
@@ -78,7 +79,10 @@ _NUMBERS = (
     NumberSetting("params_max", "params_max", 1e7, 1e12),
     NumberSetting("tokens", "tokens", 1e8, 1e14),
     NumberSetting("flops", "flops", 1e17, 1e27),
-    NumberSetting("latency_budget_s", "latency", 0.01, 1000.0),
+    # The budget, in the unit of the budget metric: each metric narrows this to its own range.
+    NumberSetting("latency_budget_s", "latency", min(m.budget_range[0] for m in SERVING_METRICS.values()),
+                  max(m.budget_range[1] for m in SERVING_METRICS.values())),
+    NumberSetting("price_per_gpu_hour", "price", 0.01, 1000.0),
     NumberSetting("batch", "batch", 1, 512, integer=True, ladder=BATCH_LADDER),
     NumberSetting("input_tokens", "input", 1, 8192, integer=True, ladder=TOKEN_LADDER),
     NumberSetting("output_tokens", "output", 1, 8192, integer=True, ladder=TOKEN_LADDER),
@@ -103,7 +107,14 @@ def setting_choices() -> dict[str, dict[str, str]]:
                   **{name: stack.label for name, stack in STACKS.items()}},
         "dtype": {d: d for d in sorted(DTYPES)},
         "law": _law_choices(),
+        "budget_metric": {name: _metric_label(name) for name in SERVING_METRICS},
     }
+
+
+def _metric_label(name: str) -> str:
+    metric = SERVING_METRICS[name]
+    unit = "" if "(" in metric.label else f" ({metric.unit})"
+    return f"{metric.label}{unit}, {'at least' if metric.higher_is_better else 'at most'}"
 
 
 @dataclass(frozen=True)
@@ -127,7 +138,14 @@ class DashboardSettings:
     flops : float
         Training budget in FLOPs (compute mode).
     latency_budget_s : float
-        Latency budget ``T_C`` for one generation call (seconds).
+        The budget ``T_C``, in the unit of ``budget_metric``: seconds of one
+        generation call by default (its query key stays ``latency``).
+    budget_metric : str
+        What the budget limits (:data:`morph.latency.serving.SERVING_METRICS`):
+        a ceiling on latency, time to first token, time per output token or
+        cost, or a floor on throughput.
+    price_per_gpu_hour : float
+        Price of one GPU-hour, for a cost budget (1 counts the cost in GPU-hours).
     hardware : str
         Hardware preset slug (:func:`morph.latency.hardware.hardware_presets`).
     calibration : str
@@ -151,6 +169,8 @@ class DashboardSettings:
     tokens: float = float(PAPER_TOKENS)
     flops: float = 6.0 * MORPH_1B_PARAMETERS * PAPER_TOKENS
     latency_budget_s: float = 2.0
+    budget_metric: str = "latency_s"
+    price_per_gpu_hour: float = 1.0
     hardware: str = "a100-40gb"
     calibration: str = "default"
     stack: str = "default"
@@ -207,6 +227,7 @@ _QUERY_FIELDS: dict[str, str] = {
     "stack": "stack",
     "dtype": "dtype",
     "law": "law",
+    "metric": "budget_metric",
 }
 NUMBER_SETTINGS = {spec.field: spec for spec in _NUMBERS}
 
@@ -256,9 +277,10 @@ def clamp_fields(settings: DashboardSettings) -> tuple[dict[str, Any], list[str]
 
     The one gate for values from a link and values from the page's controls
     (a crafted client can widen a slider's bounds before moving it): numbers
-    are clamped to their range and snapped to their ladder, text settings
-    (mode, shapes, hardware, calibration, stack, dtype, law) fall back to the
-    default unless they are one of the offered choices.
+    are clamped to their range (the budget to its metric's) and snapped to
+    their ladder, text settings (mode, shapes, hardware, calibration, stack,
+    dtype, law, budget metric) fall back to the default unless they are one
+    of the offered choices.
 
     Returns
     -------
@@ -269,14 +291,17 @@ def clamp_fields(settings: DashboardSettings) -> tuple[dict[str, Any], list[str]
     notes: list[str] = []
     default = DashboardSettings()
     values: dict[str, Any] = {}
-    for spec in _NUMBERS:
-        values[spec.field] = _fit_number(spec, getattr(settings, spec.field), getattr(default, spec.field), notes)
     for name, allowed in setting_choices().items():
         value = getattr(settings, name)
         if not isinstance(value, str) or value not in allowed:
             notes.append(f"{name} {str(value)[:40]!r} is not available; using {getattr(default, name)!r}")
             value = getattr(default, name)
         values[name] = value
+    for spec in _NUMBERS:
+        if spec.field == "latency_budget_s":  # in the unit of its metric: that metric's range
+            spec = replace(spec, low=SERVING_METRICS[values["budget_metric"]].budget_range[0],
+                           high=SERVING_METRICS[values["budget_metric"]].budget_range[1])
+        values[spec.field] = _fit_number(spec, getattr(settings, spec.field), getattr(default, spec.field), notes)
     return values, notes
 
 
