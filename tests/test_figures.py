@@ -9,6 +9,7 @@ import pytest
 
 from morph import MorphError, fit, load_runs, predict_latency, preset
 from morph.app import figures
+from morph.app.dashboard import SELECTED
 from morph.latency.calibration import load_measurements, published_a100_measurements
 from morph.data import data_dir
 from morph.frontier import candidates_from_table, evaluate_candidates, select
@@ -156,13 +157,34 @@ def test_compare_residuals_has_one_panel_per_fit(runs, fit_b):
     assert {t.xaxis for t in fig.data} == {"x", "x2"}
 
 
-def test_selection_figure_labels_the_top_k():
+def test_selection_figure_draws_what_the_dashboard_draws():
     evaluation = evaluate_candidates(candidates_from_table(data_dir() / "morph_1b_candidates.csv"), "bian2025")
     selection = select(evaluation, 2.0, top_k=3)
     fig = figures.selection_figure(selection)
-    selected = _trace(fig, "selected")
-    assert selected.text[0] == "1. 1B_v8"
-    assert len(_trace(fig, "over budget").x) + len(_trace(fig, "within budget").x) == 15
+    # The dashboard's own traces, in the same style (morph.app.decision_view).
+    from morph.app.dashboard import Dashboard
+
+    dashboard = Dashboard()
+    for name in ("candidates", "Pareto frontier", "selected (top k)"):
+        mine, theirs = _trace(fig, name), next(t for t in dashboard.figure.data if t.name == name)
+        assert mine.marker.color == theirs.marker.color and mine.marker.size == theirs.marker.size, name
+    # The paper's pick first at 2 s; every one of the 15 candidates drawn; the rule at the budget.
+    selected = _trace(fig, "selected (top k)")
+    assert selected.text[0] == "1. 1B_v8" and len(selected.text) == 3
+    assert list(selected.marker.symbol) == list(dashboard.figure.data[SELECTED].marker.symbol)
+    assert len(_trace(fig, "candidates").x) == 15
+    assert [shape.x0 for shape in fig.layout.shapes] == [2.0]
+    assert selected.error_x.visible  # the latency band of the serving stack's calibration
+
+
+def test_selection_figure_draws_a_throughput_budget_at_its_latency_and_none_for_prefill():
+    evaluation = evaluate_candidates(candidates_from_table(data_dir() / "morph_1b_candidates.csv"), "bian2025")
+    # 256 generated tokens at no fewer than 128 tokens/s: at most 2 s.
+    floor = figures.selection_figure(select(evaluation, 128.0, top_k=3, budget_metric="tokens_per_s"))
+    assert [shape.x0 for shape in floor.layout.shapes] == [pytest.approx(2.0, rel=1e-12)]
+    assert "at least 128 tokens/s" in floor.layout.title.text
+    prefill = figures.selection_figure(select(evaluation, 1.0, top_k=3, budget_metric="ttft_s"))
+    assert not prefill.layout.shapes and "time to first token at most 1 s" in prefill.layout.title.text
 
 
 def test_si_format():

@@ -53,7 +53,7 @@ from ..errors import MorphError, SelectionError
 from ..fitcache import cached_fit
 from ..fitting import FitResult
 from ..decision import BOOTSTRAP, Assessment, compute_optima
-from ..latency.serving import SERVING_METRICS, latency_at_budget
+from ..latency.serving import SERVING_METRICS
 from ..frontier import (
     Candidates,
     Evaluation,
@@ -68,6 +68,12 @@ from ..frontier import (
 from .dashboard_parts import run_traces, supported_precision, thin_points
 from .dashboard_text import figure_notes_html, price_of_speed_html, selection_table_html
 from .decision_view import (
+    ACCENT,
+    budget_line,
+    budget_rule,
+    candidates_trace,
+    frontier_trace,
+    selected_trace,
     decision_assessment,
     fit_range_shading,
     infeasible_points,
@@ -109,8 +115,6 @@ MAX_LABELS = 8
 """At most this many selected shapes are named on the plot (all of them are in the table)."""
 
 
-_FAINT = "rgba(120,120,120,0.35)"
-_ACCENT = "#d62728"
 _BUDGET_LABELS = {
     "latency_s": "Latency budget (s)",
     "ttft_s": "Time to first token, at most (s)",
@@ -526,15 +530,10 @@ class Dashboard:
 
     def _initial_figure(self, result: _Result | None) -> go.Figure:
         fig = make_subplots(rows=1, cols=2)
-        hover_candidate = "%{text}<br>latency %{x:.3f} s<br>predicted loss %{y:.4f} nats/token<extra></extra>"
-        fig.add_trace(go.Scatter(name="candidates", mode="markers", marker=dict(size=5, color=_FAINT),
-                                 hovertemplate=hover_candidate), row=1, col=1)
-        fig.add_trace(go.Scatter(name="Pareto frontier", mode="lines+markers", line=dict(color="#1f77b4", width=2),
-                                 marker=dict(size=4), hovertemplate=hover_candidate), row=1, col=1)
+        fig.add_trace(candidates_trace(), row=1, col=1)
+        fig.add_trace(frontier_trace(), row=1, col=1)
         # Named by annotations placed without overlaps (_label_annotations), not by trace text.
-        fig.add_trace(go.Scatter(name="selected (top k)", mode="markers",
-                                 marker=dict(size=11, color=_ACCENT, line=dict(color="white", width=1)),
-                                 hovertemplate=hover_candidate), row=1, col=1)
+        fig.add_trace(selected_trace(), row=1, col=1)
         published = published_trace()  # on its own axis y3: measured numbers, not on the loss axis
         published.mode = "markers"  # its names are placed with the other labels
         fig.add_trace(published)
@@ -542,8 +541,9 @@ class Dashboard:
                                  hovertemplate="R %{x:.0f}<br>predicted loss %{y:.4f} nats/token<extra></extra>"),
                       row=1, col=2)
         fig.add_trace(go.Scatter(name="selected (on the law)", mode="markers", showlegend=False,
-                                 marker=dict(size=11, color=_ACCENT, symbol="circle-open", line=dict(width=2)),
-                                 hovertemplate=hover_candidate.replace("latency %{x:.3f} s", "R %{x:.0f}")),
+                                 marker=dict(size=11, color=ACCENT, symbol="circle-open", line=dict(width=2)),
+                                 hovertemplate="%{text}<br>R %{x:.0f}<br>predicted loss %{y:.4f} nats/token"
+                                               "<extra></extra>"),
                       row=1, col=2)
         for trace in run_traces():
             fig.add_trace(trace, row=1, col=2)
@@ -558,8 +558,7 @@ class Dashboard:
         fig.update_layout(
             yaxis3=dict(overlaying="y", anchor="x", range=[0, 1], visible=False, fixedrange=True),
             template="plotly_white", showlegend=False, font=dict(size=12),
-            shapes=[dict(type="line", xref="x", yref="y domain", x0=1, x1=1, y0=0, y1=1,
-                         line=dict(color=_ACCENT, dash="dash", width=1.5))],
+            shapes=[budget_line()],
             uirevision="keep",  # keep the user's zoom across updates
         )
         self._apply_geometry(fig)
@@ -607,9 +606,8 @@ class Dashboard:
         i = sel.selected_index
         labels = [f"{r}: {L}x{d}" for r, L, d in zip(sel.selected["rank"], sel.selected["n_layers"], sel.selected["d_model"])]
         fig.data[SELECTED].update(x=ev.latency_s[i], y=ev.loss[i], text=labels, **selected_bars(sel, result.assessment))
-        fig.data[SELECTED].hovertemplate = "%{text}<br>%{hovertext}<extra></extra>"
         fig.data[OPTIMA].update(**optima_points(sel, result.optima))
-        rule = _budget_rule(result.settings)
+        rule = budget_rule(sel)
         if rule is not None:
             fig.layout.shapes[0].update(x0=rule[0], x1=rule[0])
         fig.layout.shapes[0].visible = rule is not None
@@ -670,7 +668,7 @@ class Dashboard:
             annotations.append(dict(
                 xref="x", yref="y domain", x=math.log10(budget), y=1, text=caption, showarrow=False,
                 xanchor="left" if right_side else "right", yanchor="top", xshift=3 if right_side else -3,
-                font=dict(color=_ACCENT, size=11), name="budget"))
+                font=dict(color=ACCENT, size=11), name="budget"))
         if not points:
             return annotations
         px = np.array([to_px(x, y, axis) for x, y, _, axis in points])
@@ -683,7 +681,7 @@ class Dashboard:
                 xref="x", yref=axis, x=math.log10(x), y=y, text=text, showarrow=True, arrowhead=0, arrowwidth=1,
                 arrowcolor="#888", axref="pixel", ayref="pixel",
                 ax=float(placement.x[k] - px[k, 0]), ay=float(placement.y[k] - px[k, 1]),
-                font=dict(size=11, color=_ACCENT if k < n_selected else "#2ca02c"),
+                font=dict(size=11, color=ACCENT if k < n_selected else "#2ca02c"),
                 bgcolor="rgba(255,255,255,0.85)", borderpad=1, name="label",
             ))
         return annotations
@@ -762,21 +760,3 @@ def _budget_slider(slider: widgets.FloatLogSlider, metric: str) -> widgets.Float
     slider.min, slider.max = math.log10(low), math.log10(high)
     slider.description = _BUDGET_LABELS[metric]
     return slider
-
-
-def _budget_rule(settings: DashboardSettings) -> tuple[float, str] | None:
-    """Where the budget is a line on the latency axis, and its caption; ``None`` where it is not.
-
-    Throughput and cost are functions of the call's latency; time to first token
-    and time per output token are not (the selection still applies them).
-    """
-    s = settings
-    latency = latency_at_budget(s.budget_metric, s.latency_budget_s, batch=s.batch, output_tokens=s.output_tokens,
-                                price_per_gpu_hour=s.price_per_gpu_hour)
-    if latency is None:
-        return None
-    metric = SERVING_METRICS[s.budget_metric]
-    if metric.name == "latency_s":
-        return latency, f"budget {s.latency_budget_s:.3g} s"
-    bound = "at least" if metric.higher_is_better else "at most"
-    return latency, f"{bound} {s.latency_budget_s:.3g} {metric.unit} ({latency:.3g} s)"

@@ -16,7 +16,7 @@ import pandas as pd
 from ..frontier import price_of_speed, speedup_reference
 from ..latency.serving import SERVING_METRICS, metric_meets
 from .dashboard_parts import shape_name, thin_points
-from .decision_view import decision_columns, decision_notes, published_visible
+from .decision_view import budget_phrase, decision_columns, decision_notes, published_visible
 from .plotting import si_format
 
 __all__ = ["figure_notes_html", "price_of_speed_html", "selection_table_html"]
@@ -51,14 +51,10 @@ def selection_table_html(result: Any) -> str:
         **_budget_column(sel),
         **decision_columns(sel, result.assessment),
     })
-    metric = SERVING_METRICS[sel.budget_metric]
-    within = int(np.count_nonzero(metric_meets(metric.name, sel.budget_values, sel.latency_budget_s)))
-    budget = (f"within {sel.latency_budget_s:.3g} s" if metric.name == "latency_s" else
-              f"with {metric.label} {'at least' if metric.higher_is_better else 'at most'} "
-              f"{sel.latency_budget_s:.3g} {metric.unit}")
+    within = int(np.count_nonzero(metric_meets(sel.budget_metric, sel.budget_values, sel.latency_budget_s)))
     caption = (
         f"The {len(frame)} best by predicted loss ({result.settings.law_label}) of the {within} candidates "
-        f"{budget} ({len(ev):,} in all). Speed-up against a conventional shape of "
+        f"{budget_phrase(sel)} ({len(ev):,} in all). Speed-up against a conventional shape of "
         f"the top pick's size (aspect ratio nearest 24x2048's): {shape_name(ev, reference)} "
         f"({ev.latency_s[reference]:.3g} s)."
     )

@@ -24,9 +24,17 @@ from ..decision import Assessment, FitRange, assess, fit_range, preset_fit
 from ..fitting import FitResult
 from ..frontier import Selection
 from ..latency import PAPER_WORKLOAD, Workload
+from ..latency.serving import SERVING_METRICS, latency_at_budget
 
 __all__ = [
     "GREY",
+    "ACCENT",
+    "budget_phrase",
+    "budget_rule",
+    "budget_line",
+    "candidates_trace",
+    "frontier_trace",
+    "selected_trace",
     "decision_assessment",
     "selected_bars",
     "infeasible_trace",
@@ -42,7 +50,65 @@ __all__ = [
 ]
 
 GREY = "rgba(150,150,150,0.55)"
+ACCENT = "#d62728"
+"""The selection's colour: the kept shapes, their labels and the budget."""
+_FAINT = "rgba(120,120,120,0.35)"
 _OUT_OF_RANGE = "rgba(255,165,0,0.12)"
+_HOVER_CANDIDATE = "%{text}<br>latency %{x:.3f} s<br>predicted loss %{y:.4f} nats/token<extra></extra>"
+
+
+# --- the selection's traces: one look in the dashboard and in the notebooks' figure ------------
+
+
+def candidates_trace() -> go.Scatter:
+    """The (empty) trace of every candidate: a faint cloud of (latency, loss) points."""
+    return go.Scatter(name="candidates", mode="markers", marker=dict(size=5, color=_FAINT),
+                      hovertemplate=_HOVER_CANDIDATE)
+
+
+def frontier_trace() -> go.Scatter:
+    """The (empty) trace of the (latency, loss) Pareto frontier."""
+    return go.Scatter(name="Pareto frontier", mode="lines+markers", line=dict(color="#1f77b4", width=2),
+                      marker=dict(size=4), hovertemplate=_HOVER_CANDIDATE)
+
+
+def selected_trace() -> go.Scatter:
+    """The (empty) trace of the kept shapes; :func:`selected_bars` adds their bands and ties."""
+    return go.Scatter(name="selected (top k)", mode="markers",
+                      marker=dict(size=11, color=ACCENT, line=dict(color="white", width=1)),
+                      hovertemplate="%{text}<br>%{hovertext}<extra></extra>")
+
+
+def budget_line(latency_s: float = 1.0) -> dict[str, Any]:
+    """The budget as a dashed rule across the plot at ``latency_s`` (a shape of the first x axis)."""
+    return dict(type="line", xref="x", yref="y domain", x0=latency_s, x1=latency_s, y0=0, y1=1,
+                line=dict(color=ACCENT, dash="dash", width=1.5), name="budget")
+
+
+def budget_phrase(selection: Selection) -> str:
+    """The budget in words: ``within 2 s``, ``with time to first token at most 0.05 s``."""
+    metric, budget = SERVING_METRICS[selection.budget_metric], selection.latency_budget_s
+    if metric.name == "latency_s":
+        return f"within {budget:.3g} s"
+    return f"with {metric.label} {'at least' if metric.higher_is_better else 'at most'} {budget:.3g} {metric.unit}"
+
+
+def budget_rule(selection: Selection) -> tuple[float, str] | None:
+    """Where the budget is a line on the latency axis, and its caption; ``None`` where it is not.
+
+    Throughput and cost are functions of the call's latency (drawn at the latency
+    they amount to); time to first token and time per output token are not, so
+    they have no rule (the selection still applies them).
+    """
+    workload = selection.evaluation.workload
+    budget, metric = selection.latency_budget_s, SERVING_METRICS[selection.budget_metric]
+    latency = latency_at_budget(metric.name, budget, batch=workload.batch, output_tokens=workload.output_tokens,
+                                price_per_gpu_hour=selection.price_per_gpu_hour)
+    if latency is None:
+        return None
+    if metric.name == "latency_s":
+        return latency, f"budget {budget:.3g} s"
+    return latency, f"{'at least' if metric.higher_is_better else 'at most'} {budget:.3g} {metric.unit} ({latency:.3g} s)"
 
 
 @lru_cache(maxsize=4)

@@ -34,8 +34,23 @@ from numpy.typing import ArrayLike, NDArray
 from ..data import load_runs
 from ..errors import MorphError
 from ..fitting import FitResult
+from ..decision import BOOTSTRAP, Assessment
 from ..frontier import Selection
 from ..laws import ScalingLaw
+from .dashboard_parts import thin_points
+from .decision_view import (
+    ACCENT,
+    budget_line,
+    budget_phrase,
+    budget_rule,
+    candidates_trace,
+    decision_assessment,
+    frontier_trace,
+    infeasible_points,
+    infeasible_trace,
+    selected_bars,
+    selected_trace,
+)
 from .latency_figures import latency_at_equal_size, latency_vs_shape, throughput_vs_batch
 from .plotting import (
     AXIS_TITLES,
@@ -602,39 +617,59 @@ def compare_residuals(
 
 # -- selection -------------------------------------------------------------------------------
 
+MAX_CLOUD_POINTS = 2000
+"""At most about this many candidates are drawn as the faint cloud (as in the dashboard)."""
 
-def selection_figure(selection: Selection, *, into: go.FigureWidget | None = None) -> go.Figure:
-    """Every candidate's predicted latency and loss, the latency budget and the top ``k`` kept.
 
-    Candidates over the budget are crosses; the (latency, loss) Pareto
-    frontier is a line; the selected ones are labelled with their rank.
+def selection_figure(
+    selection: Selection, *, assessment: Assessment | None = None, into: go.FigureWidget | None = None,
+) -> go.Figure:
+    """The dashboard's view of a selection: every candidate, the Pareto frontier, the budget, the top ``k``.
+
+    Drawn with the dashboard's own traces (:mod:`morph.app.decision_view`): the
+    candidates as a faint cloud, the (latency, loss) frontier as a line, the kept
+    shapes in red with their rank, their latency band and, for a fitted law,
+    their loss band (stars: tied with the best), the shapes that do not fit in
+    memory as grey crosses, and the budget as a dashed rule where it is one on
+    the latency axis (a throughput or cost budget at the latency it amounts to).
+
+    Parameters
+    ----------
+    selection : Selection
+    assessment : Assessment, optional
+        Bands and ties (:func:`morph.decision.assess`); when not given, assessed
+        as the dashboard does (a ``bian2025`` preset re-derived with a bootstrap,
+        stored once per machine).
+    into : FigureWidget, optional
+        Filled in place instead of returning a new figure.
     """
+    if assessment is None:  # as the dashboard assesses it: the law's own fit, or a bian2025 preset re-derived
+        ev = selection.evaluation
+        law = ev.fit if ev.fit is not None else ev.law
+        assessment = decision_assessment(selection, law, ev.law, BOOTSTRAP)
     ev = selection.evaluation
-    labels = ev.candidates.label.astype(str)
-    within = ev.latency_s <= selection.latency_budget_s
-    info = np.column_stack([ev.candidates.n_layers, ev.candidates.d_model, ev.candidates.N.astype(float)])
-    hover = "%{text}: %{customdata[0]:.0f} x %{customdata[1]:.0f}, N = %{customdata[2]:.3s}<br>" \
-            "%{x:.3g} s, loss %{y:.4f}<extra></extra>"
     fig = new_figure()
-    for mask, name, symbol, color in ((within, "within budget", "circle", FIT_COLOR),
-                                      (~within, "over budget", "x", "grey")):
-        fig.add_trace(go.Scatter(x=ev.latency_s[mask], y=ev.loss[mask], mode="markers", name=name,
-                                 marker=dict(symbol=symbol, color=color, size=9), text=labels[mask],
-                                 customdata=info[mask], hovertemplate=hover))
+    shown = thin_points(ev.latency_s, ev.loss, MAX_CLOUD_POINTS)  # the frontier and selection use every candidate
+    fig.add_trace(candidates_trace())
+    fig.data[-1].update(x=ev.latency_s[shown], y=ev.loss[shown], text=ev.candidates.labels(shown).tolist())
     front = selection.frontier_index
-    fig.add_trace(go.Scatter(x=ev.latency_s[front], y=ev.loss[front], mode="lines", name="Pareto frontier",
-                             line=dict(color="grey", dash="dot"), hoverinfo="skip"))
+    fig.add_trace(frontier_trace())
+    fig.data[-1].update(x=ev.latency_s[front], y=ev.loss[front], text=ev.candidates.labels(front).tolist())
     chosen = selection.selected_index
-    ranks = np.char.add(np.char.add(np.arange(1, chosen.size + 1).astype(str), ". "), labels[chosen])
-    fig.add_trace(go.Scatter(x=ev.latency_s[chosen], y=ev.loss[chosen], mode="markers+text", name="selected",
-                             text=ranks, textposition=_label_positions(ev.latency_s[chosen], ev.loss[chosen]),
-                             textfont=dict(color=LABEL_COLOR),
-                             marker=dict(size=15, symbol="circle-open", color=LABEL_COLOR, line=dict(width=2)),
-                             customdata=info[chosen], hovertemplate=hover))
-    fig.add_vline(x=selection.latency_budget_s, line=dict(color=LABEL_COLOR, dash="dash"),
-                  annotation_text=f"budget {selection.latency_budget_s:g} s", annotation_position="top")
-    fig.update_xaxes(title=AXIS_TITLES["latency_s"])
+    ranks = [f"{rank}. {label}" for rank, label in enumerate(ev.candidates.labels(chosen), start=1)]
+    fig.add_trace(selected_trace())
+    fig.data[-1].update(x=ev.latency_s[chosen], y=ev.loss[chosen], text=ranks, mode="markers+text",
+                        textposition=_label_positions(np.log(ev.latency_s[chosen]), ev.loss[chosen]),
+                        textfont=dict(color=ACCENT), **selected_bars(selection, assessment))
+    fig.add_trace(infeasible_trace())
+    fig.data[-1].update(**infeasible_points(selection, assessment))
+    rule = budget_rule(selection)
+    if rule is not None:
+        fig.add_shape(budget_line(rule[0]))
+        fig.add_annotation(x=math.log10(rule[0]), xref="x", y=1, yref="y domain", text=rule[1], showarrow=False,
+                           xanchor="left", yanchor="top", xshift=3, font=dict(color=ACCENT, size=11))
+    fig.update_xaxes(type="log", title=AXIS_TITLES["latency_s"])
     fig.update_yaxes(title=AXIS_TITLES["predicted"])
     fig.update_layout(title=f"{len(ev)} candidates on {ev.workload.hardware_name}: top {selection.top_k} "
-                            f"by predicted loss within {selection.latency_budget_s:g} s")
+                            f"by predicted loss {budget_phrase(selection)}")
     return finish(fig, into)
