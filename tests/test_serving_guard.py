@@ -301,9 +301,15 @@ def test_the_binder_recipe_serves_the_dashboard_with_the_guards(tmp_path):
         start = time.perf_counter()
         urllib.request.urlopen(base + "/api/status", timeout=5).close()
         assert time.perf_counter() - start < 1.0
+        # plotly's widget script, served by the extension (kernels import it instead of carrying it).
+        from morph.app.bundle import bundle_file, bundle_path
+
+        with urllib.request.urlopen(base + bundle_path("/"), timeout=10) as response:
+            assert response.read() == bundle_file().read_bytes()
     finally:
         stop(process)
-    assert "morph: kernel websocket guards installed" in (tmp_path / "server.log").read_text()
+    log = (tmp_path / "server.log").read_text()
+    assert "morph: kernel websocket guards installed; plotly's widget script served at /morph/static/plotly-widget-" in log
 
 
 @pytest.mark.slow

@@ -389,9 +389,12 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 def _load_jupyter_server_extension(server_app: Any) -> None:
     # The hub authenticates and bounds users; here: frames and legacy clients. Kernels of
     # closed tabs are left to the culler: in JupyterLab a closed notebook keeps its kernel.
-    install(GuardSettings(max_sessions=None, allowed_hosts=frozenset(), closed_grace_s=-1.0))
+    # plotly's figure-widget script is served here too, once per browser instead of once per kernel.
+    script = bundle_path(server_app.base_url)
+    install(GuardSettings(max_sessions=None, allowed_hosts=frozenset(), closed_grace_s=-1.0, bundle_path=script))
+    os.environ[URL_ENV] = script  # the kernels this server starts inherit it: their figures import the script
     server_app.web_app.settings["kernel_websocket_connection_class"] = guarded_connection_class()
-    server_app.log.info("morph: kernel websocket guards installed")
+    server_app.log.info("morph: kernel websocket guards installed; plotly's widget script served at %s", script)
 
 
 # --- as the server process of ``morph serve`` --------------------------------------------------
