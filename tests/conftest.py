@@ -92,6 +92,31 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
+def start_deploy_server(folder: Path) -> tuple[subprocess.Popen, str]:
+    """A plain Jupyter server with ``deploy/jupyter_server_config.json``, as a Binder or hub user's server.
+
+    Its log is ``folder / "server.log"``; returns the process (``stop`` it) and its base URL.
+    """
+    import sys
+
+    port = free_port()
+    command = [sys.executable, "-m", "jupyter", "server", f"--config={ROOT / 'deploy' / 'jupyter_server_config.json'}",
+               "--no-browser", f"--port={port}", "--ServerApp.port_retries=0", "--IdentityProvider.token=",
+               f"--ServerApp.root_dir={ROOT}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    environ = {**os.environ, "JUPYTER_CONFIG_DIR": str(folder)}  # no user configuration mixed in
+    with open(folder / "server.log", "w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environ)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(base + "/api/status", timeout=90, process=process)
+    except BaseException:
+        stop(process)
+        raise
+    return process, base
+
+
 def artifacts_dir() -> Path:
     path = Path(os.environ.get("MORPH_ARTIFACTS", ROOT / "build" / "artifacts"))
     path.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import urllib.parse
 
@@ -11,11 +10,28 @@ import pytest
 from morph.cli.serve import dashboard_notebook, voila_command
 from morph.app.dashboard import Dashboard
 
-from conftest import _chromium, free_port, stop, wait_for_http
+from conftest import _chromium, free_port, start_deploy_server, stop, wait_for_http
 from test_dashboard_browser import PLOT, READY, assert_no_python_errors, selected, slider, wait_for_new_selection
 from test_serving_guard import V1, closed, connect, open_page, run_async, static_answer_s
 
 pytestmark = pytest.mark.browser
+
+
+def record_traffic(page) -> tuple[list[str], list[int]]:
+    """The paths the page requests and the sizes of the websocket frames it receives, as they happen."""
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(urllib.parse.urlparse(request.url).path))
+    frames: list[int] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(len(payload or b""))))
+    return requested, frames
+
+
+def morph_1b_leaves_at_a_lower_budget(page, before: dict) -> None:
+    handle = slider(page, "Latency budget (s)").locator(".noUi-handle")
+    handle.focus()
+    page.keyboard.press("ArrowLeft")  # 2.0 s -> 1.95 s: Morph-1B (1.96 s) leaves the selection
+    after = wait_for_new_selection(page, selected(before))
+    assert "12x3072" not in " ".join(selected(after))
 
 
 @pytest.fixture(scope="module")
@@ -69,21 +85,14 @@ def test_an_open_page_keeps_redrawing_while_another_client_sends_a_malformed_fra
 
     run_async(attack(), timeout=60)
     assert static_answer_s(pooled_server) < 1.0
-    handle = slider(page, "Latency budget (s)").locator(".noUi-handle")
-    handle.focus()
-    page.keyboard.press("ArrowLeft")  # 2.0 s -> 1.95 s: Morph-1B (1.96 s) leaves the selection
-    after = wait_for_new_selection(page, selected(before))
-    assert "12x3072" not in " ".join(selected(after))
+    morph_1b_leaves_at_a_lower_budget(page, before)
     assert_no_python_errors(page)
 
 
 def test_a_page_loads_plotly_once_from_the_server_and_no_extension_it_does_not_need(page, pooled_server):
     from morph.app.bundle import bundle_path
 
-    requested: list[str] = []
-    page.on("request", lambda request: requested.append(urllib.parse.urlparse(request.url).path))
-    frames: list[int] = []
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(len(payload or b""))))
+    requested, frames = record_traffic(page)
     page.goto(f"{pooled_server}/")
     page.wait_for_function(READY, polling=100)
     assert_no_python_errors(page)
@@ -132,25 +141,9 @@ def test_a_page_whose_plotly_script_arrives_late_still_applies_every_edit(page, 
 @pytest.fixture(scope="module")
 def hub_server(tmp_path_factory):
     """A plain Jupyter server with deploy/jupyter_server_config.json, as a Binder or JupyterHub user's server."""
-    import os
-    import sys
-
-    from conftest import ROOT
-
     _chromium()
-    folder = tmp_path_factory.mktemp("hub")
-    port = free_port()
-    command = [sys.executable, "-m", "jupyter", "server", f"--config={ROOT / 'deploy' / 'jupyter_server_config.json'}",
-               "--no-browser", f"--port={port}", "--ServerApp.port_retries=0", "--IdentityProvider.token=",
-               f"--ServerApp.root_dir={ROOT}"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")
-    environ = {**os.environ, "JUPYTER_CONFIG_DIR": str(folder)}  # no user configuration mixed in
-    with open(folder / "server.log", "w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environ)
-    base = f"http://127.0.0.1:{port}"
+    process, base = start_deploy_server(tmp_path_factory.mktemp("hub"))
     try:
-        wait_for_http(base + "/api/status", timeout=90, process=process)
         yield base
     finally:
         stop(process)
@@ -159,20 +152,13 @@ def hub_server(tmp_path_factory):
 def test_on_a_hub_the_dashboard_imports_plotly_from_its_server_and_follows_the_controls(page, hub_server):
     from morph.app.bundle import bundle_path
 
-    requested: list[str] = []
-    page.on("request", lambda request: requested.append(urllib.parse.urlparse(request.url).path))
-    frames: list[int] = []
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(len(payload or b""))))
+    requested, frames = record_traffic(page)
     page.goto(f"{hub_server}/voila/render/notebooks/dashboard.ipynb")
     page.wait_for_function(READY, polling=100)
     assert requested.count(bundle_path("/")) == 1
     assert sum(frames) < 1_000_000  # the widgets' state, without plotly's 5 MB script
     before = page.evaluate(PLOT)
-    handle = slider(page, "Latency budget (s)").locator(".noUi-handle")
-    handle.focus()
-    page.keyboard.press("ArrowLeft")  # 2.0 s -> 1.95 s: Morph-1B (1.96 s) leaves the selection
-    after = wait_for_new_selection(page, selected(before))
-    assert "12x3072" not in " ".join(selected(after))
+    morph_1b_leaves_at_a_lower_budget(page, before)
     # Under a Jupyter server the page asks a CDN for MathJax (a hub or Binder is online); offline
     # here, that request fails: the one console error this page may show.
     page.console_errors[:] = [e for e in page.console_errors if "//cdnjs.cloudflare.com/ajax/libs/mathjax/" not in e]

@@ -262,24 +262,11 @@ def test_foreign_host_headers_are_refused_on_loopback(guarded_server):
 @pytest.mark.slow
 def test_the_binder_recipe_serves_the_dashboard_with_the_guards(tmp_path):
     """deploy/jupyter_server_config.json (postBuild installs it) under a plain Jupyter server, as on Binder or a hub."""
-    import os
-    import sys
-
-    from conftest import ROOT
+    from conftest import ROOT, start_deploy_server
 
     assert "cp deploy/jupyter_server_config.json" in (ROOT / "postBuild").read_text()
-    port = free_port()
-    command = [sys.executable, "-m", "jupyter", "server", f"--config={ROOT / 'deploy' / 'jupyter_server_config.json'}",
-               "--no-browser", f"--port={port}", "--ServerApp.port_retries=0", "--IdentityProvider.token=",
-               f"--ServerApp.root_dir={ROOT}"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")
-    environ = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path)}  # no user configuration mixed in
-    with open(tmp_path / "server.log", "w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environ)
-    base = f"http://127.0.0.1:{port}"
+    process, base = start_deploy_server(tmp_path)
     try:
-        wait_for_http(base + "/api/status", timeout=90, process=process)
         hostile = urllib.parse.quote('dark"><script>alert(5)</script>')
         with urllib.request.urlopen(f"{base}/voila/render/notebooks/dashboard.ipynb?theme={hostile}",
                                     timeout=120) as response:

@@ -64,6 +64,15 @@ SERVING_METRICS: Mapping[str, ServingMetric] = {
 """The metrics a budget can be set on."""
 
 
+def _check(name: str, price_per_gpu_hour: float | None) -> None:
+    if name not in SERVING_METRICS:
+        raise LatencyError(f"unknown budget metric {name!r}; choose one of {', '.join(SERVING_METRICS)}")
+    if name == "cost_per_million_tokens" and (
+        price_per_gpu_hour is None or not np.isfinite(price_per_gpu_hour) or price_per_gpu_hour <= 0
+    ):
+        raise LatencyError("the cost per million tokens needs a positive price per GPU-hour")
+
+
 def serving_metric(
     name: str,
     *,
@@ -81,8 +90,7 @@ def serving_metric(
     LatencyError
         For an unknown metric, or a cost without a positive price per GPU-hour.
     """
-    if name not in SERVING_METRICS:
-        raise LatencyError(f"unknown budget metric {name!r}; choose one of {', '.join(SERVING_METRICS)}")
+    _check(name, price_per_gpu_hour)
     latency = np.asarray(latency_s, dtype=np.float64)
     if name == "latency_s":
         return latency
@@ -93,8 +101,6 @@ def serving_metric(
     generated = float(batch) * float(output_tokens)
     if name == "tokens_per_s":
         return generated / latency
-    if price_per_gpu_hour is None or not np.isfinite(price_per_gpu_hour) or price_per_gpu_hour <= 0:
-        raise LatencyError("the cost per million tokens needs a positive price per GPU-hour")
     return price_per_gpu_hour / 3600.0 * latency / generated * 1e6
 
 
@@ -124,15 +130,12 @@ def latency_at_budget(
     LatencyError
         For an unknown metric, or a cost without a positive price per GPU-hour.
     """
-    if name not in SERVING_METRICS:
-        raise LatencyError(f"unknown budget metric {name!r}; choose one of {', '.join(SERVING_METRICS)}")
+    _check(name, price_per_gpu_hour)
     generated = float(batch) * float(output_tokens)
     if name == "latency_s":
         return float(budget)
     if name == "tokens_per_s":
         return generated / float(budget)
     if name == "cost_per_million_tokens":
-        if price_per_gpu_hour is None or not np.isfinite(price_per_gpu_hour) or price_per_gpu_hour <= 0:
-            raise LatencyError("the cost per million tokens needs a positive price per GPU-hour")
         return float(budget) / 1e6 * generated / (price_per_gpu_hour / 3600.0)
     return None
