@@ -111,10 +111,20 @@ def setting_choices() -> dict[str, dict[str, str]]:
     }
 
 
+# Short enough for the menu of a narrow column; each says which way the budget bounds.
+_METRIC_MENU = {
+    "latency_s": "latency of one call (s), at most",
+    "ttft_s": "time to first token (s), at most",
+    "ms_per_token": "time per output token (ms), at most",
+    "tokens_per_s": "throughput (tokens/s), at least",
+    "cost_per_million_tokens": "cost per 1M tokens, at most",
+}
+
+
 def _metric_label(name: str) -> str:
     metric = SERVING_METRICS[name]
-    unit = "" if "(" in metric.label else f" ({metric.unit})"
-    return f"{metric.label}{unit}, {'at least' if metric.higher_is_better else 'at most'}"
+    bound = "at least" if metric.higher_is_better else "at most"
+    return _METRIC_MENU.get(name, f"{metric.label} ({metric.unit}), {bound}")
 
 
 @dataclass(frozen=True)
