@@ -294,6 +294,14 @@ def test_settings_survive_a_trip_through_the_link(s):
     assert settings_from_query("?" + s.to_query())[0] == s
 
 
+def test_every_setting_a_link_can_carry_is_in_the_dashboards_guide():
+    from conftest import ROOT
+    from morph.app.settings import _QUERY_FIELDS
+
+    guide = (ROOT / "docs" / "dashboard.md").read_text(encoding="utf-8")
+    assert [key for key in _QUERY_FIELDS if f"`{key}`" not in guide] == []
+
+
 def test_out_of_range_values_are_clamped_and_unknown_keys_ignored():
     s, notes = settings_from_query("latency=5000&top_k=0&batch=3&output=300&colour=red&params_min=2e9&params_max=1e9")
     assert s.latency_budget_s == 1000.0 and s.top_k == 1 and s.batch == 4 and s.output_tokens == 256
