@@ -90,7 +90,7 @@ def budget_phrase(selection: Selection) -> str:
     metric, budget = SERVING_METRICS[selection.budget_metric], selection.latency_budget_s
     if metric.name == "latency_s":
         return f"within {budget:.3g} s"
-    return f"with {metric.label} {'at least' if metric.higher_is_better else 'at most'} {budget:.3g} {metric.unit}"
+    return f"with {metric.label} {metric.bound} {budget:.3g} {metric.unit}"
 
 
 def budget_rule(selection: Selection) -> tuple[float, str] | None:
@@ -108,7 +108,7 @@ def budget_rule(selection: Selection) -> tuple[float, str] | None:
         return None
     if metric.name == "latency_s":
         return latency, f"budget {budget:.3g} s"
-    return latency, f"{'at least' if metric.higher_is_better else 'at most'} {budget:.3g} {metric.unit} ({latency:.3g} s)"
+    return latency, f"{metric.bound} {budget:.3g} {metric.unit} ({latency:.3g} s)"
 
 
 @lru_cache(maxsize=4)

@@ -643,11 +643,9 @@ def selection_figure(
     into : FigureWidget, optional
         Filled in place instead of returning a new figure.
     """
-    if assessment is None:  # as the dashboard assesses it: the law's own fit, or a bian2025 preset re-derived
-        ev = selection.evaluation
-        law = ev.fit if ev.fit is not None else ev.law
-        assessment = decision_assessment(selection, law, ev.law, BOOTSTRAP)
     ev = selection.evaluation
+    if assessment is None:  # as the dashboard assesses it: the law's own fit, or a bian2025 preset re-derived
+        assessment = decision_assessment(selection, ev.fit if ev.fit is not None else ev.law, ev.law, BOOTSTRAP)
     fig = new_figure()
     shown = thin_points(ev.latency_s, ev.loss, MAX_CLOUD_POINTS)  # the frontier and selection use every candidate
     fig.add_trace(candidates_trace())

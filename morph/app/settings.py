@@ -123,8 +123,7 @@ _METRIC_MENU = {
 
 def _metric_label(name: str) -> str:
     metric = SERVING_METRICS[name]
-    bound = "at least" if metric.higher_is_better else "at most"
-    return _METRIC_MENU.get(name, f"{metric.label} ({metric.unit}), {bound}")
+    return _METRIC_MENU.get(name, f"{metric.label} ({metric.unit}), {metric.bound}")
 
 
 @dataclass(frozen=True)

@@ -111,8 +111,7 @@ def run(args: argparse.Namespace) -> int:
                "tied_with_best", "latency_s", "latency_low_s", "latency_high_s", "probability_within_budget",
                "feasible", "speedup"]
     metric = SERVING_METRICS[args.budget_metric]
-    bound = "at least" if metric.higher_is_better else "at most"
-    print(f"{len(evaluation)} candidates, {metric.label} {bound} {args.latency_budget_s:g} {metric.unit} on "
+    print(f"{len(evaluation)} candidates, {metric.label} {metric.bound} {args.latency_budget_s:g} {metric.unit} on "
           f"{evaluation.workload.hardware_name} ({assessment.stack} stack); top {args.top} by predicted loss:")
     shown = assessment.annotate(selection.selected, selection.selected_index)
     print(shown[[c for c in columns if c in shown]].to_string(index=False))

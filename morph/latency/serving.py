@@ -48,6 +48,11 @@ class ServingMetric:
     higher_is_better: bool = False
     budget_range: tuple[float, float] = (0.01, 1000.0)
 
+    @property
+    def bound(self) -> str:
+        """How a budget on this metric bounds it: ``"at least"`` (a floor) or ``"at most"`` (a ceiling)."""
+        return "at least" if self.higher_is_better else "at most"
+
 
 SERVING_METRICS: Mapping[str, ServingMetric] = {
     m.name: m
