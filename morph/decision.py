@@ -1,14 +1,24 @@
-"""What a selection can honestly claim: loss and latency bands, ties, feasibility, validity.
+"""What a selection can honestly claim: bands and probabilities from one set of joint draws, feasibility, validity.
 
 :func:`morph.frontier.select` ranks candidates by predicted loss under a
-latency budget. This module says how sure that ranking is:
+latency budget. This module says how sure that ranking is, from one set of
+:data:`~morph.latency.uncertainty.DRAWS` seeded joint draws: draw ``d`` pairs
+the law's ``d``-th parameter draw (bootstrap refits, else the fit's
+covariance) with the latency calibration's ``d``-th coefficient draw
+(:mod:`morph.latency.uncertainty`), and applies both to every shape, so the
+uncertainty the shapes share stays shared:
 
-- **loss bands and ties**: each candidate's loss under every draw of the
-  law's parameters (bootstrap refits, else the fit's covariance); its band,
-  its probability of being the best of the candidates within the budget, and
-  whether its band overlaps the best one's (*tied with the best*);
-- **latency bands**: the workload's calibration error as a band, and the
-  probability that each shape meets the budget;
+- **bands**: each shown shape's loss and latency bands (central 95%);
+- **probability within the budget**: the share of draws in which the shape
+  meets the budget;
+- **probability of being best**: the share of draws in which it has the
+  lowest loss among the shapes that meet the budget *in that draw* (a draw in
+  which none does has no best, so these sum to the probability that some
+  shape meets the budget); shapes at or above :data:`PLAUSIBLE` are
+  *plausibly best*;
+- **what depends on a prior**: where a ranking or a budget verdict changes
+  across a prior's range (the per-layer device cost of a graph-captured
+  stack), one sentence says so;
 - **feasibility**: weights plus key/value cache against device memory
   (:mod:`morph.latency.memory`);
 - **validity**: warnings where candidates leave the range of the runs the
@@ -33,9 +43,14 @@ from .fitcache import cached_fit
 from .fitting import FitResult
 from .frontier import Selection
 from .laws import PRESETS, ScalingLaw
+from .shapes import VOCAB_SIZE
 from .latency.memory import serving_memory
-from .latency.serving import SERVING_METRICS, metric_meets
-from .latency.stacks import latency_band, probability_within
+from .latency.model import _evaluate, generation_work
+from .latency.serving import SERVING_METRICS, metric_meets, serving_metric
+from .latency.uncertainty import (
+    DRAWS, LEVEL, SEED, CoefficientDraws, coefficient_draws, draw_latency, latency_interval, prior_ends,
+    prior_phrase, uncertainty_of,
+)
 
 __all__ = [
     "FitRange",
@@ -49,16 +64,25 @@ __all__ = [
     "loss_draws",
     "assess",
     "compute_optima",
+    "PLAUSIBLE",
 ]
 
 BOOTSTRAP = 200
 """Bootstrap refits behind a preset's loss band (the dashboard's default)."""
 
 POOL = 200
-"""Candidates within the budget, best predicted first, among which the best is sought.
+"""Shapes that may meet the budget, best predicted loss first, whose draws are computed (at first).
 
-A candidate outside the 200 best predictions has a vanishing chance of being
-the best; capping the pool keeps the draws at 200 x samples numbers."""
+Only a shape that meets the budget in some draw can be best in it. The pool
+is the ``POOL`` best by predicted loss among the shapes that meet the budget
+under the fastest corner of the latency draws (every coefficient at its
+fastest drawn value, the shared factor at its lowest: no draw is faster),
+plus the shown ones. When a draw's best lies in the pool's second half, the
+pool doubles and the draws are computed again, so the best of every draw lies
+well inside it; ``Assessment.draws`` reports the deepest winner's rank."""
+
+PLAUSIBLE = 0.05
+"""Probability of being best at or above which a shape is *plausibly best*."""
 
 REASONS = 2000
 """At most this many infeasible shapes beyond those shown get a sentence (a view draws no more)."""
@@ -173,27 +197,31 @@ def range_warnings(N: NDArray, D: NDArray, ratio: NDArray, runs: FitRange | None
     return inside, notes
 
 
-def loss_draws(fit_result: FitResult, N: NDArray, D: NDArray, ratio: NDArray) -> NDArray[np.float64]:
-    """Predicted loss under every parameter draw of the fit: shape ``(draws, candidates)``.
+def loss_draws(fit_result: FitResult, N: NDArray, D: NDArray, ratio: NDArray, n: int | None = None) -> NDArray[np.float64]:
+    """Predicted loss under the fit's parameter draws: shape ``(draws, candidates)``.
 
-    Draws that give a non-finite or non-positive loss anywhere (a covariance
-    draw outside the law's domain) are dropped.
+    With ``n``, exactly ``n`` rows: the draws in order, repeated when the fit
+    has fewer. Every draw is kept, a non-finite or non-positive loss
+    included: such a value makes that shape infeasible in that draw (the
+    caller counts them); dropping the draw would bias the bands.
     """
     samples = fit_result.parameter_samples()
+    if n is not None:
+        samples = samples[np.arange(n) % len(samples)]
     names = fit_result.law.parameter_names()
     cls = type(fit_result.law)
     with np.errstate(all="ignore"):
-        draws = np.stack([cls.from_values(dict(zip(names, row)), check=False).predict(N, D, ratio) for row in samples])
-    keep = np.all(np.isfinite(draws) & (draws > 0), axis=1)
-    return draws[keep]
+        return np.stack([cls.from_values(dict(zip(names, row)), check=False).predict(N, D, ratio) for row in samples])
 
 
 @dataclass
 class Assessment:
-    """Per-candidate bands and flags for the shapes a selection shows, and warnings.
+    """Per-candidate bands and probabilities for the shapes a selection shows, and warnings.
 
     ``columns`` maps a column name to an array over all candidates of the
-    evaluation (NaN or None where not computed).
+    evaluation (NaN or None where not computed). ``draws`` describes the
+    joint draws: their number and seed, the pool they were computed on and
+    the deepest rank (by predicted loss) at which a draw's best was found.
     """
 
     columns: dict[str, NDArray]
@@ -201,6 +229,10 @@ class Assessment:
     stack: str = ""
     n_draws: int = 0
     runs: FitRange | None = None
+    latency_basis: str = ""
+    draws: dict[str, Any] = field(default_factory=dict)
+    probability_any_within_budget: float | None = None
+    prior_dependence: str | None = None
 
     def annotate(self, frame: pd.DataFrame, index: NDArray) -> pd.DataFrame:
         """``frame`` (rows of ``index``) with the assessment's columns added."""
@@ -210,12 +242,30 @@ class Assessment:
         return out
 
     def update(self, payload: dict[str, Any], selection: Selection) -> dict[str, Any]:
-        """Add the columns to a :meth:`Selection.to_dict` payload's ``selected`` and ``frontier``, and the warnings."""
+        """Add the columns to a :meth:`Selection.to_dict` payload's ``selected`` and ``frontier``, and the summary."""
         for key, index in (("selected", selection.selected_index), ("frontier", selection.frontier_index)):
             for row, i in zip(payload[key], np.asarray(index)):
                 row.update({name: _plain(values[i]) for name, values in self.columns.items()})
         payload["warnings"] = list(self.warnings)
         payload["stack"] = self.stack
+        payload["latency_basis"] = self.latency_basis
+        payload["draws"] = dict(self.draws)
+        payload["plausibly_best_threshold"] = PLAUSIBLE
+        payload["probability_any_within_budget"] = self.probability_any_within_budget
+        payload["prior_dependence"] = self.prior_dependence
+        best = self.columns.get("probability_best")
+        if best is not None:
+            # Every shape with a chance of being best, so the probabilities can be checked to add up.
+            contenders = np.flatnonzero(np.nan_to_num(np.asarray(best, dtype=np.float64)) > 0)
+            contenders = contenders[np.argsort(-np.asarray(best, dtype=np.float64)[contenders], kind="stable")]
+            frame = selection.evaluation.to_frame(contenders)[["label", "n_layers", "d_model", "N", "loss", "latency_s"]]
+            payload["contenders"] = [
+                {**{k: _plain(v) for k, v in row.items()},
+                 **{name: _plain(self.columns[name][i]) for name in ("probability_best", "probability_within_budget",
+                                                                     "plausibly_best", "loss_low", "loss_high",
+                                                                     "latency_low_s", "latency_high_s")}}
+                for i, row in zip(contenders, frame.to_dict(orient="records"))
+            ]
         return payload
 
 
@@ -228,9 +278,14 @@ def _plain(value: Any) -> Any:
 
 
 def assess(
-    selection: Selection, runs: FitRange | None = None, level: float = 0.95, fit_result: FitResult | None = None
+    selection: Selection,
+    runs: FitRange | None = None,
+    level: float = LEVEL,
+    fit_result: FitResult | None = None,
+    draws: int = DRAWS,
+    seed: int = SEED,
 ) -> Assessment:
-    """Bands, ties, feasibility and validity for a selection.
+    """Bands, probabilities, feasibility and validity for a selection, from one set of joint draws.
 
     Parameters
     ----------
@@ -240,11 +295,13 @@ def assess(
         The law's runs (default: :func:`fit_range` of the evaluation's fit,
         else of its preset name).
     level : float
-        Level of the loss bands (0 < level < 1).
+        Level of the loss and latency bands (0 < level < 1).
     fit_result : FitResult, optional
         The fit whose draws give the loss bands (default: the evaluation's
         own); e.g. a preset's re-derived fit (:func:`preset_fit`) while the
         evaluation keeps the preset's published digits.
+    draws, seed : int
+        Number and seed of the joint draws.
     """
     evaluation = selection.evaluation
     c = evaluation.candidates
@@ -253,78 +310,197 @@ def assess(
     if runs is None:
         runs = fit_range(fit_result if fit_result is not None else evaluation.law)
     workload = evaluation.workload
-    error = workload.latency_error()
-    low, high = latency_band(evaluation.latency_s, error.relative, evaluation.roofline_s)
+    calibration = workload.resolved_calibration()
+    spread = uncertainty_of(calibration, workload.device)
+    drawn = coefficient_draws(calibration, workload.device, draws, seed)
     memory = serving_memory(c.n_layers, c.d_model, c.n_heads, workload=workload)
-    # Sentences for the shapes a view shows (kept, frontier, and up to REASONS others that do not fit).
-    explained = np.union1d(np.union1d(selection.selected_index, selection.frontier_index),
-                           np.flatnonzero(~memory.feasible)[:REASONS])
-    reasons = np.full(n, None, dtype=object)
-    reasons[explained] = [text or None for text in memory.reasons(explained)]
     inside, warnings = range_warnings(c.N.astype(np.float64), c.D, c.aspect_ratio, runs)
     columns: dict[str, NDArray] = {
-        "latency_low_s": low, "latency_high_s": high,
-        "probability_within_budget": _probability_meets(selection, error.relative),
-        "memory_gb": memory.memory_gb, "feasible": memory.feasible,
-        "infeasible_reason": reasons, "in_fit_range": inside,
+        "memory_gb": memory.memory_gb, "feasible": evaluation.feasible,
+        "infeasible_reason": _reasons(selection, memory), "in_fit_range": inside,
+        "ttft_s": evaluation.metric("ttft_s"), "tokens_per_s": evaluation.metric("tokens_per_s"),
     }
-    columns["ttft_s"] = evaluation.metric("ttft_s")
-    columns["tokens_per_s"] = evaluation.metric("tokens_per_s")
     if selection.price_per_gpu_hour is not None:
         columns["cost_per_million_tokens"] = evaluation.metric("cost_per_million_tokens", selection.price_per_gpu_hour)
-    draws = _loss_columns(selection, fit_result, level, columns)
-    if error.transferred:
-        warnings.insert(0, f"Latency uses coefficients fitted on {workload.resolved_calibration().hardware}, "
-                           f"transferred to {workload.hardware_name}: the band is widened to +/-{error.relative:.0%}.")
+    joint = _joint_columns(selection, fit_result, drawn, level, columns)
+    joint["draws"]["seed"] = seed
+    if spread.basis == "transfer":
+        warnings.insert(0, f"Latency uses coefficients made on {calibration.hardware}, transferred to "
+                           f"{workload.hardware_name}: {spread.reasoning}.")
+    dependence = _prior_dependence(selection, calibration, columns)
+    if dependence:
+        warnings.insert(0, dependence)
+    if int((~evaluation.loss_valid).sum()):
+        warnings.append(f"The law predicts a non-positive loss for {int((~evaluation.loss_valid).sum())} of {n} "
+                        "candidates: they are infeasible (the law is used outside the range it holds).")
     if not memory.feasible.all():
         warnings.append(f"{int((~memory.feasible).sum())} of {n} candidates do not fit in the "
                         f"{workload.hardware_name}'s {memory.capacity_gb:g} GB (weights plus KV cache).")
+    if joint.get("invalid_loss_draws"):
+        warnings.append(f"In {joint['invalid_loss_draws']} of {draws} draws the law predicts a non-positive loss for "
+                        "some shown shape; there those shapes count as infeasible (the draws are kept, not dropped).")
     if fit_result is None:
-        warnings.append("The law is a published parameter set without its fit's uncertainty: no loss bands, ties "
-                        "or probabilities of being best (fit the law, or use a bian2025 preset's re-derived fit).")
+        warnings.append("The law is a published parameter set without its fit's uncertainty: no loss bands or "
+                        "probabilities of being best (fit the law, or use a bian2025 preset's re-derived fit).")
     elif fit_result.bootstrap_params is None:
-        warnings.append("Loss bands come from the fit's covariance, which this law's correlated parameters make "
+        warnings.append("Loss draws come from the fit's covariance, which this law's correlated parameters make "
                         "unreliable; bootstrap refits give better ones.")
-    return Assessment(columns, warnings, workload.stack_name, draws, runs)
+    return Assessment(columns, warnings, workload.stack_name, draws, runs, spread.basis, joint["draws"],
+                      joint["any_within"], dependence)
 
 
-def _probability_meets(selection: Selection, relative_error: float) -> NDArray[np.float64]:
-    """Probability that each candidate meets the budget, from the latency band.
-
-    Every serving metric is proportional to latency or to its inverse
-    (throughput), so the band carries over with the same relative width.
-    """
-    below = probability_within(selection.budget_values, relative_error, selection.latency_budget_s)
-    return 1.0 - below if SERVING_METRICS[selection.budget_metric].higher_is_better else below
-
-
-def _loss_columns(selection: Selection, fit_result: FitResult | None, level: float, columns: dict) -> int:
-    """Fill loss_low/high, probability_best and tied_with_best over the pool; return the draws used."""
+def _reasons(selection: Selection, memory: Any) -> NDArray:
+    """A sentence for each shown shape that cannot be chosen (and up to REASONS others)."""
     evaluation = selection.evaluation
     n = len(evaluation)
-    for name in ("loss_low", "loss_high", "probability_best"):
+    explained = np.union1d(np.union1d(selection.selected_index, selection.frontier_index),
+                           np.flatnonzero(~evaluation.feasible)[:REASONS])
+    reasons = np.full(n, None, dtype=object)
+    reasons[explained] = [text or None for text in memory.reasons(explained)]
+    bad = explained[~evaluation.loss_valid[explained]]
+    reasons[bad] = [f"the law predicts a non-positive loss ({evaluation.loss[i]:.3g}): it is used outside the range "
+                    "it holds" for i in bad]
+    return reasons
+
+
+def _budget_draws(selection: Selection, index: NDArray, drawn: CoefficientDraws | Any) -> tuple[NDArray, NDArray]:
+    """The budget metric and the latency of the shapes ``index`` under every draw: shape ``(draws, shapes)`` each.
+
+    ``drawn`` may also be one set of coefficients (a calibration): then one row.
+    """
+    evaluation = selection.evaluation
+    workload = evaluation.workload
+    c = evaluation.candidates.take(index)
+    # The same work the evaluation's point predictions were made from (float32, as predict_latency).
+    work = generation_work(c.n_layers, c.d_model, c.n_heads, None, workload.device, workload.batch,
+                           workload.input_tokens, workload.output_tokens, workload.dtype, VOCAB_SIZE,
+                           precision=np.float32)
+    if isinstance(drawn, CoefficientDraws):
+        timing = draw_latency(work, drawn)
+    else:
+        latency, prefill, _, per_token, _, _ = _evaluate(work, drawn)
+        timing = {"latency_s": np.atleast_2d(latency), "prefill_s": np.atleast_2d(prefill),
+                  "ms_per_token": np.atleast_2d(per_token)}
+    values = serving_metric(selection.budget_metric, latency_s=timing["latency_s"], prefill_s=timing["prefill_s"],
+                            ms_per_token=timing["ms_per_token"], batch=workload.batch,
+                            output_tokens=workload.output_tokens, price_per_gpu_hour=selection.price_per_gpu_hour)
+    return np.asarray(values, dtype=np.float64), np.asarray(timing["latency_s"], dtype=np.float64)
+
+
+def _fastest_corner(drawn: CoefficientDraws) -> Any:
+    """Coefficients no draw is faster than: host and per-layer costs at their least, efficiencies at their most."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        c_fixed_s=float(np.min(drawn.c_fixed_s)), c_layer_s=float(np.min(drawn.c_layer_s)),
+        c_layer_device_s=float(np.min(drawn.c_layer_device_s)), eta_bw=float(np.max(drawn.eta_bw)),
+        eta_flops=float(np.max(drawn.eta_flops)), overlap_p=drawn.overlap_p,
+        factor=float(np.exp(np.min(drawn.log_factor))),
+    )
+
+
+def _possible(selection: Selection, drawn: CoefficientDraws) -> NDArray[np.int64]:
+    """Feasible shapes that meet the budget under the fastest corner (only they can meet it in a draw), best loss first."""
+    evaluation = selection.evaluation
+    corner = _fastest_corner(drawn)
+    feasible = np.flatnonzero(evaluation.feasible)
+    values, _ = _budget_draws(selection, feasible, corner)
+    # The shared factor scales every metric; throughput inversely.
+    metric = SERVING_METRICS[selection.budget_metric]
+    scaled = values[0] / corner.factor if metric.higher_is_better else values[0] * corner.factor
+    meets = metric_meets(selection.budget_metric, scaled, selection.latency_budget_s)
+    possible = feasible[meets]
+    return possible[np.argsort(evaluation.loss[possible], kind="stable")]
+
+
+def _joint_columns(selection: Selection, fit_result: FitResult | None, drawn: CoefficientDraws, level: float,
+                   columns: dict) -> dict[str, Any]:
+    """Fill the band and probability columns over the shown shapes from the joint draws; return their summary."""
+    evaluation = selection.evaluation
+    n = len(evaluation)
+    for name in ("latency_low_s", "latency_high_s", "probability_within_budget", "loss_low", "loss_high",
+                 "probability_best"):
         columns[name] = np.full(n, np.nan)
-    columns["tied_with_best"] = np.full(n, None, dtype=object)
-    if fit_result is None:
-        return 0
-    meets = metric_meets(selection.budget_metric, selection.budget_values, selection.latency_budget_s)
-    within = np.flatnonzero(meets & evaluation.feasible)
-    pool = within[np.argsort(evaluation.loss[within], kind="stable")[:POOL]]
-    shown = np.union1d(np.union1d(pool, selection.selected_index), selection.frontier_index)
-    c = evaluation.candidates.take(shown)
-    draws = loss_draws(fit_result, c.N.astype(np.float64), c.D, c.aspect_ratio)
-    if draws.shape[0] < 2:
-        return int(draws.shape[0])
-    tail = (1.0 - level) / 2.0 * 100.0
-    low, high = np.percentile(draws, [tail, 100.0 - tail], axis=0)
-    columns["loss_low"][shown], columns["loss_high"][shown] = low, high
-    in_pool = np.isin(shown, pool)
-    winners = np.argmin(np.where(in_pool, draws, np.inf), axis=1)
-    probability = np.bincount(winners, minlength=shown.size) / draws.shape[0]
-    columns["probability_best"][shown] = np.where(in_pool, probability, 0.0)
-    best = np.flatnonzero(shown == selection.selected_index[0])[0]
-    columns["tied_with_best"][shown] = in_pool & (low <= high[best])
-    return int(draws.shape[0])
+    columns["plausibly_best"] = np.full(n, None, dtype=object)
+    possible = _possible(selection, drawn)
+    shown_base = np.union1d(selection.selected_index, selection.frontier_index)
+    size = POOL
+    while True:
+        pool = possible[:size]
+        shown = np.union1d(shown_base, pool)
+        values, latency = _budget_draws(selection, shown, drawn)
+        meets = metric_meets(selection.budget_metric, values, selection.latency_budget_s) & evaluation.feasible[shown]
+        result = {"any_within": float(meets.any(axis=1).mean()), "invalid_loss_draws": 0,
+                  "draws": {"n": len(drawn), "seed": None, "pool": int(pool.size), "possible": int(possible.size)}}
+        if fit_result is None:
+            break
+        c = evaluation.candidates.take(shown)
+        losses = loss_draws(fit_result, c.N.astype(np.float64), c.D, c.aspect_ratio, n=len(drawn))
+        valid = np.isfinite(losses) & (losses > 0)
+        result["invalid_loss_draws"] = int((~valid.all(axis=1)).sum())
+        eligible = meets & valid
+        has = eligible.any(axis=1)
+        winners = np.argmin(np.where(eligible, losses, np.inf), axis=1)[has]
+        rank = _ranks(possible, shown[winners])
+        deepest = int(rank.max()) + 1 if rank.size else 0
+        result["draws"]["deepest_winner_rank"] = deepest
+        if deepest <= size // 2 or size >= possible.size:
+            break
+        size *= 2
+    low, high = latency_interval(latency, level)
+    columns["latency_low_s"][shown], columns["latency_high_s"][shown] = low, high
+    columns["probability_within_budget"][shown] = meets.mean(axis=0)
+    if fit_result is not None:
+        probability = np.bincount(winners, minlength=shown.size) / len(drawn)
+        tail = (1.0 - level) / 2.0 * 100.0
+        with np.errstate(all="ignore"):
+            loss_low, loss_high = np.nanpercentile(np.where(np.isfinite(losses), losses, np.nan), [tail, 100 - tail],
+                                                   axis=0)
+        columns["loss_low"][shown], columns["loss_high"][shown] = loss_low, loss_high
+        columns["probability_best"][shown] = probability
+        columns["plausibly_best"][shown] = probability >= PLAUSIBLE
+    result["draws"]["pool_rule"] = (
+        "the shapes shown plus the best by predicted loss among those that meet the budget under the fastest "
+        "corner of the draws; doubled until every draw's best lies in its first half"
+    )
+    return result
+
+
+def _ranks(possible: NDArray, index: NDArray) -> NDArray[np.int64]:
+    """Positions of ``index`` in ``possible`` (shapes not in it, e.g. shown ones, count as the last)."""
+    order = {int(v): k for k, v in enumerate(possible)}
+    return np.array([order.get(int(i), len(possible)) for i in index], dtype=np.int64)
+
+
+def _prior_dependence(selection: Selection, calibration: Any, columns: dict) -> str | None:
+    """One sentence when the best shape or its budget verdict changes across the latency prior's range."""
+    evaluation = selection.evaluation
+    device = evaluation.workload.device
+    ends = prior_ends(calibration, device)
+    if ends is None:
+        return None
+    shown = np.flatnonzero(np.isfinite(columns["probability_within_budget"]))
+    verdicts, best = [], []
+    for end in ends:
+        values, _ = _budget_draws(selection, shown, end)
+        meets = metric_meets(selection.budget_metric, values[0], selection.latency_budget_s) & evaluation.feasible[shown]
+        verdicts.append(meets)
+        best.append(int(shown[meets][np.argmin(evaluation.loss[shown][meets])]) if meets.any() else None)
+    stack = evaluation.workload.stack_name
+    phrase = prior_phrase(calibration, device)
+    labels = evaluation.candidates.labels
+    if best[0] != best[1]:
+        named = [("no shape" if b is None else str(labels(b))) for b in best]
+        p = columns["probability_best"][best[0]] if best[0] is not None else float("nan")
+        chance = f" (probability of being best {p:.2f})" if np.isfinite(p) else ""
+        return (f"Under {stack}, the best shape within the budget is {named[0]}{chance} at the prior's low end and "
+                f"{named[1]} at its high end: the answer depends on {phrase}.")
+    top = int(selection.selected_index[0])
+    at = np.flatnonzero(shown == top)
+    if at.size and verdicts[0][at[0]] != verdicts[1][at[0]]:
+        p = columns["probability_within_budget"][top]
+        return (f"Under {stack}, whether {labels(top)} meets the budget (probability {p:.2f}) depends on {phrase}.")
+    return None
 
 
 def compute_optima(selection: Selection, flops: float, law: ScalingLaw) -> dict[str, Any]:

@@ -291,11 +291,21 @@ class Evaluation:
                               price_per_gpu_hour=price_per_gpu_hour)
 
     @property
-    def feasible(self) -> NDArray[np.bool_]:
+    def fits_memory(self) -> NDArray[np.bool_]:
         """Whether each candidate's weights and cache fit in the device's memory."""
         if self.memory_gb is None:
             return np.ones(len(self), dtype=bool)
         return self.memory_gb <= self.workload.device.memory_gb
+
+    @property
+    def loss_valid(self) -> NDArray[np.bool_]:
+        """Whether the law predicts a finite, positive loss (a law fitted far outside its data may not)."""
+        return np.isfinite(self.loss) & (self.loss > 0)
+
+    @property
+    def feasible(self) -> NDArray[np.bool_]:
+        """Whether each candidate can be chosen: it fits in memory and the law predicts a positive loss for it."""
+        return self.fits_memory & self.loss_valid
 
     def __len__(self) -> int:
         return len(self.candidates)
@@ -362,7 +372,7 @@ def evaluate_candidates(
         raise SelectionError("there are no candidates to evaluate; widen the parameter range or the shape grid")
     scaling_law, fit = resolve_law(law)
     loss = scaling_law.predict(candidates.N.astype(np.float64), candidates.D, candidates.aspect_ratio)
-    timing = predict_latency(candidates.n_layers, candidates.d_model, candidates.n_heads, workload=serving)
+    timing = predict_latency(candidates.n_layers, candidates.d_model, candidates.n_heads, workload=serving, band=False)
     memory = serving_memory(candidates.n_layers, candidates.d_model, candidates.n_heads, workload=serving)
     return Evaluation(
         candidates=candidates,
@@ -475,6 +485,11 @@ class Selection:
         return f"{name} {value:.3g}{unit} {verb} the {self.latency_budget_s:.3g}{unit} budget"
 
     @property
+    def budget(self) -> float:
+        """The budget in the unit of :attr:`budget_metric` (seconds only for ``latency_s``)."""
+        return self.latency_budget_s
+
+    @property
     def latency_target(self) -> float:
         """Former name of :attr:`latency_budget_s` (seconds); kept so existing code keeps working."""
         return self.latency_budget_s
@@ -502,8 +517,11 @@ class Selection:
         frame = self.evaluation.to_frame(index)
         capacity = self.evaluation.workload.device.memory_gb
         memory = self.evaluation.memory_gb
+        valid = self.evaluation.loss_valid
         frame["reason"] = [
-            f"needs {memory[i]:.3g} GB of memory (weights plus KV cache); the device has {capacity:g} GB"
+            f"the law predicts a non-positive loss ({loss[i]:.3g}): it is used outside the range it holds"
+            if not valid[i]
+            else f"needs {memory[i]:.3g} GB of memory (weights plus KV cache); the device has {capacity:g} GB"
             if not feasible[i]
             else self._miss(values[i])
             if not fits[i]
@@ -522,8 +540,11 @@ class Selection:
             ]
 
         return {
-            "latency_budget_s": self.latency_budget_s,
+            # Seconds only: a budget on another metric is `budget`, in that metric's unit.
+            "latency_budget_s": self.latency_budget_s if self.budget_metric == "latency_s" else None,
+            "budget": self.latency_budget_s,
             "budget_metric": self.budget_metric,
+            "budget_unit": SERVING_METRICS[self.budget_metric].unit,
             "top_k": self.top_k,
             "settings": self.evaluation.settings,
             "n_candidates": len(self.evaluation),
@@ -579,7 +600,12 @@ def select(
         raise SelectionError("top-k must be at least 1")
     latency, loss = evaluation.latency_s, evaluation.loss
     values = evaluation.metric(budget_metric, price_per_gpu_hour)
-    if not evaluation.feasible.any():
+    if not evaluation.loss_valid.any():
+        raise SelectionError(
+            f"the law predicts a non-positive loss for every candidate (at best {np.nanmax(loss):.3g}): it is used "
+            "far outside the range of its fit; choose another law or candidates nearer its runs"
+        )
+    if not evaluation.fits_memory.any():
         needs = float(np.min(evaluation.memory_gb))
         raise SelectionError(
             f"no candidate fits in the {evaluation.workload.hardware_name}'s {evaluation.workload.device.memory_gb:g} "
@@ -606,7 +632,8 @@ def select(
     k = min(top_k, within.size)
     best = within[np.argpartition(loss[within], k - 1)[:k]] if within.size > k else within
     chosen = best[np.lexsort((best, loss[best]))]
-    frontier = pareto_frontier(latency, loss)
+    # A shape whose predicted loss is not positive cannot be on the frontier: it is infeasible.
+    frontier = pareto_frontier(latency, np.where(evaluation.loss_valid, loss, np.inf))
     reference = speedup_reference(evaluation, int(chosen[0]))
     selected = evaluation.to_frame(chosen)
     selected.insert(0, "rank", np.arange(1, len(chosen) + 1))

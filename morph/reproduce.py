@@ -339,7 +339,7 @@ class _Computer:
         from .shapes import parse_shape
 
         s = parse_shape(shape)
-        return float(predict_latency(s.n_layers, s.d_model, s.n_heads, workload=PAPER_WORKLOAD).latency_s)
+        return float(predict_latency(s.n_layers, s.d_model, s.n_heads, workload=PAPER_WORKLOAD, band=False).latency_s)
 
     def _speedup(self, fast: str, slow: str) -> float:
         return self._latency(slow) / self._latency(fast)

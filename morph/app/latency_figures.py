@@ -94,7 +94,7 @@ def latency_vs_shape(
     panels = ((1, "n_layers", layers, np.full_like(layers, d_model)), (2, "d_model", np.full_like(widths, n_layers), widths))
     for col, x, L, d in panels:
         xs = L if x == "n_layers" else d
-        model = predict_latency(L, d, workload=workload)
+        model = predict_latency(L, d, workload=workload, band=False)
         floor = roofline_latency(L, d, workload=workload)
         fig.add_trace(go.Scatter(
             x=xs, y=model.latency_s, mode="lines", name=f"model ({name})", legendgroup="model", showlegend=col == 1,
@@ -115,7 +115,7 @@ def latency_vs_shape(
             fig.add_trace(_measurement_trace(rows, x, f"measured ({source})", col == 1 and len(keep) > 0),
                           row=1, col=col)
     if mark_shape:
-        at = predict_latency(n_layers, d_model, workload=workload)
+        at = predict_latency(n_layers, d_model, workload=workload, band=False)
         text = f"{n_layers}x{d_model}: {float(at.latency_s):.3g} s"
         for col, x in ((1, n_layers), (2, d_model)):
             fig.add_trace(go.Scatter(
@@ -168,7 +168,7 @@ def latency_at_equal_size(
     grid["gap"] = (grid["N"] / params - 1).abs()
     shapes = grid.loc[grid.groupby("n_layers")["gap"].idxmin()].sort_values("n_layers")
     L, d = shapes["n_layers"].to_numpy(), shapes["d_model"].to_numpy()
-    model = predict_latency(L, d, workload=workload)
+    model = predict_latency(L, d, workload=workload, band=False)
     floor = roofline_latency(L, d, workload=workload)
     info = np.column_stack([d, shapes["N"].to_numpy(float), shapes["aspect_ratio"].to_numpy()])
     fig = new_figure()
@@ -226,7 +226,7 @@ def throughput_vs_batch(
     batch = 2 ** np.arange(0, int(math.log2(batch_max)) + 1)
     L = np.array([s[0] for s in shapes])[:, None]
     d = np.array([s[1] for s in shapes])[:, None]
-    model = predict_latency(L, d, workload=workload, batch=batch[None, :])
+    model = predict_latency(L, d, workload=workload, batch=batch[None, :], band=False)
     floor = roofline_latency(L, d, workload=workload, batch=batch[None, :])
     fig = new_figure(1, 2, horizontal_spacing=0.1, subplot_titles=("throughput", "latency of one call"))
     for i, (layers, width) in enumerate(shapes):

@@ -318,7 +318,7 @@ class LatencyExplorer(widgets.VBox):
 
     def _write_readout(self) -> None:
         L, d = self.n_layers.value, self.d_model.value
-        p = predict_latency(L, d, workload=self.workload)
+        p = predict_latency(L, d, workload=self.workload, band=False)
         floor = float(p.roofline_s)
         self.readout.value = (
             f"<b>{L} x {d}</b> ({_format(float(parameter_count(L, d)))} parameters, R = {d / L:.3g}): "

@@ -19,13 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from ..latency.calibration import DEFAULT_FIT, calibrate, leave_one_out, load_measurements
+from ..latency.calibration import DEFAULT_FIT, GRAPH_FIT, calibrate, leave_one_out, load_measurements
 from ..errors import LatencyError
 from ..latency.hardware import HARDWARE_COLUMNS, hardware_csv_row, probe_cpu
 from ..latency import COEFFICIENTS, predict_latency
 from ..latency.memory import serving_memory
 from ..latency.serving import serving_metric
-from ..latency.stacks import latency_band
+from ..latency.uncertainty import (
+    DRAWS, SEED, fastest_sentence, latency_interval, probability_fastest, uncertainty_of, workload_draws,
+)
 from ..shapes import Shape, parse_shape
 from .common import add_workload_arguments, positive_float, print_json, workload_from_args
 
@@ -64,9 +66,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("measurements", help="CSV of generate timings")
     fit.add_argument("--hardware", help="hardware preset the timings were taken on (default: from the file's "
                                         "hardware column or header, or cpu when its device is cpu)")
-    fit.add_argument("--fit", default=",".join(DEFAULT_FIT), metavar="NAMES",
+    fit.add_argument("--fit", metavar="NAMES",
                      help=f"comma-separated coefficients to fit, from {', '.join(COEFFICIENTS)} "
-                          f"(default {','.join(DEFAULT_FIT)})")
+                          f"(default {','.join(DEFAULT_FIT)}; for --stack cuda-graphs {','.join(GRAPH_FIT)} with "
+                          "c_layer_s fixed at 0)")
+    fit.add_argument("--stack", help="fit the rows of this serving stack (the table's stack column: hf-eager or "
+                                     "cuda-graphs); needed when the table holds both")
     fit.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                      help="fix a coefficient that is not fitted, e.g. overlap_p=1; repeatable")
     fit.add_argument("--save", metavar="NAME",
@@ -102,14 +107,18 @@ def run(args: argparse.Namespace) -> int:
         np.array([s.n_layers for s in shapes]),
         np.array([s.d_model for s in shapes]),
         np.array([s.n_heads for s in shapes]),
-        workload=workload.replace(calibration=calibration),
+        workload=workload.replace(calibration=calibration), band=False,
     )
-    error = workload.latency_error()
+    spread = uncertainty_of(calibration, hardware)
     memory = serving_memory(
         np.array([s.n_layers for s in shapes]), np.array([s.d_model for s in shapes]),
         np.array([s.n_heads for s in shapes]), np.array([s.n_kv_heads for s in shapes]), workload=workload,
     )
-    low, high = latency_band(prediction.latency_s, error.relative, prediction.roofline_s)
+    # One set of joint draws gives every band and probability of this output.
+    draws = workload_draws(shapes, workload)
+    low, high = latency_interval(draws["latency_s"])
+    fastest = probability_fastest(draws["latency_s"]) if len(shapes) > 1 else None
+    sentence = fastest_sentence(shapes, draws["latency_s"], workload)
     rows = [_row(shape, prediction, i) for i, shape in enumerate(shapes)]
     for i, (row, reason) in enumerate(zip(rows, memory.reasons())):
         row.update(
@@ -117,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
             memory_gb=_significant(memory.memory_gb[i]), kv_cache_gb=_significant(memory.kv_cache_gb[i]),
             feasible=bool(memory.feasible[i]), infeasible_reason=reason or None, ttft_s=row["prefill_s"],
         )
+        if fastest is not None:
+            row["probability_fastest"] = float(fastest[i])
         if args.price_per_gpu_hour is not None:
             row["cost_per_million_tokens"] = _significant(serving_metric(
                 "cost_per_million_tokens", latency_s=prediction.latency_s[i], prefill_s=prediction.prefill_s[i],
@@ -130,9 +141,12 @@ def run(args: argparse.Namespace) -> int:
                 "calibration": calibration.name,
                 "calibration_hardware": calibration.hardware,
                 "stack": workload.stack_name,
-                "transferred": error.transferred,
-                "relative_error": error.relative,
-                "error_basis": error.basis,
+                "transferred": spread.basis == "transfer",
+                "latency_basis": spread.basis,
+                "latency_basis_reasoning": spread.reasoning,
+                "draws": {"n": DRAWS, "seed": SEED},
+                "band_level": 0.95,
+                "prior_dependence": sentence,
                 "batch": workload.batch,
                 "input_tokens": workload.input_tokens,
                 "output_tokens": workload.output_tokens,
@@ -142,9 +156,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     print(f"{hardware.label} [{hardware.name}], stack {workload.stack_name}, calibration {calibration.name}")
-    if error.transferred:
-        print(f"TRANSFERRED: coefficients fitted on {calibration.hardware}, used with this hardware's datasheet")
-    print(f"latency band +/-{error.relative:.0%}: {error.basis}")
+    if spread.basis == "transfer":
+        print(f"TRANSFERRED: coefficients made on {calibration.hardware}, used with this hardware's datasheet")
+    print(f"latency band: central 95% of {DRAWS} joint draws; basis {spread.describe()}")
     print(f"batch {workload.batch}, {workload.input_tokens} input + {workload.output_tokens} output tokens, "
           f"{workload.dtype}")
     print()
@@ -165,6 +179,10 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         if not row["feasible"]:
             print(f"INFEASIBLE {row['shape']}: {row['infeasible_reason']}")
+    if fastest is not None:
+        print("probability of being the fastest: " + ", ".join(f"{r['shape']} {r['probability_fastest']:.2f}" for r in rows))
+    if sentence:
+        print(sentence)
     return 0
 
 
@@ -208,14 +226,19 @@ def _fixed(pairs: list[str]) -> dict[str, float]:
 
 def run_calibrate(args: argparse.Namespace) -> int:
     frame = load_measurements(args.measurements)
-    names = tuple(n.strip() for n in args.fit.split(",") if n.strip())
+    graph = args.stack == "cuda-graphs"
+    default = GRAPH_FIT if graph else DEFAULT_FIT
+    names = tuple(n.strip() for n in (args.fit or ",".join(default)).split(",") if n.strip())
     fixed = _fixed(args.fix)
-    result = calibrate(frame, args.hardware, fit=names, fixed=fixed,
+    if graph and "c_layer_s" not in names:
+        # A captured graph leaves no per-layer host work: its per-layer cost is device time.
+        fixed.setdefault("c_layer_s", 0.0)
+    result = calibrate(frame, args.hardware, fit=names, fixed=fixed, stack=args.stack,
                        source=f"fitted by `morph latency calibrate {Path(args.measurements).name}` to "
                               f"{len(frame)} timings")
     hardware = result.calibration.hardware
     try:
-        loo = leave_one_out(frame, hardware, fit=names, fixed=fixed)
+        loo = leave_one_out(frame, hardware, fit=names, fixed=fixed, stack=args.stack)
         loo_note = ""
     except LatencyError as exc:
         loo, loo_note = None, str(exc)
@@ -247,6 +270,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
                 "loo_mape": None if loo is None else loo.mape,
                 "loo_max_error": None if loo is None else loo.max_error,
                 "loo_note": loo_note or None,
+                "stack": calibration.stack,
+                "latency_basis": calibration.uncertainty.get("basis"),
+                "uncertainty_reasoning": calibration.uncertainty.get("reasoning"),
                 "below_roofline": result.below_roofline,
                 "metadata": frame.attrs.get("metadata", {}),
                 "rows": table.to_dict(orient="records"),

@@ -15,7 +15,8 @@ Required columns: ``n_layers``, ``d_model``, ``batch``, ``input_tokens``,
 Optional: ``n_heads``, ``n_kv_heads``, ``vocab`` (default 50432), ``dtype``
 (``fp32``, ``bf16``, ``fp16``; default ``fp32``, PyTorch's default),
 ``latency_min_s``, ``latency_max_s``, ``latency_iqr_s``, ``trials``,
-``warmup``, ``device``, ``hardware``, ``framework``.
+``warmup``, ``device``, ``hardware``, ``framework``, ``stack`` (the serving
+stack that was timed: ``hf-eager`` or ``cuda-graphs``).
 
 :func:`calibrate` fits the free coefficients of :mod:`morph.latency` by least
 squares on log latency (so every row counts by its relative error) within
@@ -61,6 +62,7 @@ __all__ = [
     "leave_one_out",
     "priors",
     "additive_host_coefficients",
+    "GRAPH_FIT",
     "published_a100_measurements",
     "calibrate_published_a100",
     "A100_CALIBRATION",
@@ -69,7 +71,7 @@ __all__ = [
 REQUIRED_COLUMNS = ("n_layers", "d_model", "batch", "input_tokens", "output_tokens", "latency_s")
 OPTIONAL_COLUMNS = (
     "n_heads", "n_kv_heads", "vocab", "dtype", "latency_min_s", "latency_max_s", "latency_iqr_s",
-    "trials", "warmup", "device", "hardware", "framework",
+    "trials", "warmup", "device", "hardware", "framework", "stack",
 )
 _INTEGER_COLUMNS = ("n_layers", "d_model", "batch", "input_tokens", "output_tokens")
 _OPTIONAL_NUMBERS = ("latency_min_s", "latency_max_s", "latency_iqr_s", "trials", "warmup")
@@ -77,9 +79,14 @@ _OPTIONAL_NUMBERS = ("latency_min_s", "latency_max_s", "latency_iqr_s", "trials"
 DEFAULT_FIT = ("c_fixed_s", "c_layer_s", "eta_bw", "eta_flops")
 """Coefficients :func:`calibrate` fits unless told otherwise; ``overlap_p`` stays at its prior."""
 
+GRAPH_FIT = ("c_fixed_s", "c_layer_device_s", "eta_bw")
+"""Coefficients fitted for a graph-captured stack: its per-layer cost is device time, not host time."""
+
 PRIORS: Mapping[str, Mapping[str, float]] = {
-    "gpu": {"c_fixed_s": 1e-3, "c_layer_s": 5e-4, "eta_bw": 0.7, "eta_flops": 0.5, "overlap_p": 8.0},
-    "cpu": {"c_fixed_s": 1e-3, "c_layer_s": 5e-4, "eta_bw": 0.7, "eta_flops": 0.5, "overlap_p": 1.0},
+    "gpu": {"c_fixed_s": 1e-3, "c_layer_s": 5e-4, "eta_bw": 0.7, "eta_flops": 0.5, "overlap_p": 8.0,
+            "c_layer_device_s": 0.0},
+    "cpu": {"c_fixed_s": 1e-3, "c_layer_s": 5e-4, "eta_bw": 0.7, "eta_flops": 0.5, "overlap_p": 1.0,
+            "c_layer_device_s": 0.0},
 }
 """Values of coefficients that are not fitted, per hardware kind (also the fit's starting point)."""
 
@@ -97,6 +104,11 @@ PRIOR_NOTES: Mapping[tuple[str, str], str] = {
         "overlap_p = 8: a prior for asynchronous GPU launch; each token costs about max(host, device), with a "
         "9% penalty where the two are equal (each step synchronises to read the sampled token)."
     ),
+    ("gpu", "c_layer_device_s"): (
+        "c_layer_device_s = 0: in eager decoding each layer's host work (c_layer_s) is far longer than the gaps "
+        "between its kernels, which hide behind it."
+    ),
+    ("cpu", "c_layer_device_s"): "c_layer_device_s = 0: on a CPU per-layer work is host time (c_layer_s).",
     ("cpu", "eta_bw"): "eta_bw = 0.7: a prior, not a measurement.",
     ("cpu", "eta_flops"): "eta_flops = 0.5: a prior, not a measurement.",
     ("cpu", "overlap_p"): (
@@ -113,9 +125,10 @@ def _fixed_note(kind: str, name: str, value: float) -> str:
     return f"{name} = {value:g}: fixed by the user."
 
 
-_SCALE = {"c_fixed_s": 1e-3, "c_layer_s": 1e-3, "eta_bw": 1.0, "eta_flops": 1.0, "overlap_p": 1.0}
+_SCALE = {"c_fixed_s": 1e-3, "c_layer_s": 1e-3, "eta_bw": 1.0, "eta_flops": 1.0, "overlap_p": 1.0,
+          "c_layer_device_s": 1e-5}
 _BOUNDS = {"c_fixed_s": (0.0, np.inf), "c_layer_s": (0.0, np.inf), "eta_bw": (1e-4, 1.0),
-           "eta_flops": (1e-4, 1.0), "overlap_p": (1.0, 64.0)}
+           "eta_flops": (1e-4, 1.0), "overlap_p": (1.0, 64.0), "c_layer_device_s": (0.0, np.inf)}
 
 
 # --- measurement tables -----------------------------------------------------------------------
@@ -179,7 +192,7 @@ def load_measurements(source: str | os.PathLike | bytes | pd.DataFrame) -> pd.Da
             out[column] = np.nan
     _check_heads(out, label)
     out["dtype"] = _dtypes(frame, label)
-    for column in ("device", "hardware", "framework"):
+    for column in ("device", "hardware", "framework", "stack"):
         if column in frame.columns:
             out[column] = frame[column].reset_index(drop=True).astype(str).str.strip()
     out.attrs["metadata"] = metadata
@@ -280,6 +293,30 @@ def _hardware_for(frame: pd.DataFrame, hardware: str | Hardware | None) -> Hardw
     )
 
 
+def _stack_of(frame: pd.DataFrame) -> str:
+    stacks = set(frame["stack"]) if "stack" in frame else set()
+    return stacks.pop() if len(stacks) == 1 else ""
+
+
+def _one_stack(frame: pd.DataFrame, stack: str | None) -> pd.DataFrame:
+    """The rows of ``stack``; a table that mixes stacks must say which to fit."""
+    stacks = sorted(set(frame["stack"])) if "stack" in frame else []
+    if stack is None:
+        if len(stacks) > 1:
+            raise LatencyError(f"{frame.attrs.get('source', 'the table')} holds timings of the stacks "
+                               f"{', '.join(stacks)}: say which to fit (--stack NAME)")
+        return frame
+    if not stacks:
+        return frame
+    rows = frame[frame["stack"] == stack]
+    if rows.empty:
+        raise LatencyError(f"{frame.attrs.get('source', 'the table')} has no timings of the {stack} stack "
+                           f"(it has {', '.join(stacks)})")
+    rows = rows.reset_index(drop=True)
+    rows.attrs = dict(frame.attrs)
+    return rows
+
+
 def _generation_work_for(frame: pd.DataFrame, hardware: Hardware) -> GenerationWork:
     heads = frame["n_heads"].to_numpy()
     kv = frame["n_kv_heads"].to_numpy()
@@ -311,7 +348,8 @@ class CalibrationResult:
     Attributes
     ----------
     calibration : Calibration
-        The coefficients (fitted and fixed) and their metadata.
+        The coefficients (fitted and fixed), their metadata and the
+        distribution of its predictions (``uncertainty``).
     table : DataFrame
         Per measurement: shape, workload, ``measured_s``, ``predicted_s``,
         ``error`` (``predicted / measured - 1``) and ``roofline_s``.
@@ -371,7 +409,8 @@ def _validate_fit(fit: Sequence[str], fixed: Mapping[str, float]) -> tuple[str, 
 
 
 _RANGES = {"c_fixed_s": (0.0, False, math.inf), "c_layer_s": (0.0, False, math.inf), "eta_bw": (0.0, True, 1.0),
-           "eta_flops": (0.0, True, 1.0), "overlap_p": (1.0, False, math.inf)}
+           "eta_flops": (0.0, True, 1.0), "overlap_p": (1.0, False, math.inf),
+           "c_layer_device_s": (0.0, False, math.inf)}
 """Physical range of each coefficient: (low, low excluded, high)."""
 
 
@@ -410,7 +449,8 @@ def _starts(names: Sequence[str], work: GenerationWork, measured: np.ndarray, pr
     for k in range(3):
         start = []
         for name in names:
-            value = grids[name][k] if name in grids else base[name] * (1.0, 0.5, 2.0)[k]
+            # A coefficient whose prior is zero starts from a few of its scale units instead.
+            value = grids[name][k] if name in grids else (base[name] or 2 * _SCALE[name]) * (1.0, 0.5, 2.0)[k]
             low, high = _BOUNDS[name]
             start.append(min(max(value, low + 1e-9 if math.isfinite(high) else low), high) / _SCALE[name])
         starts.append(np.array(start))
@@ -418,7 +458,7 @@ def _starts(names: Sequence[str], work: GenerationWork, measured: np.ndarray, pr
 
 
 def _fit(work: GenerationWork, measured: np.ndarray, names: Sequence[str], fixed: Mapping[str, float],
-         prior: Mapping[str, float]):
+         prior: Mapping[str, float], starts: Sequence[np.ndarray] | None = None, max_nfev: int = 2000):
     from scipy.optimize import least_squares  # imported on use: predicting latency never needs it
 
     log_measured = np.log(measured)
@@ -429,26 +469,98 @@ def _fit(work: GenerationWork, measured: np.ndarray, names: Sequence[str], fixed
     lower = np.array([_BOUNDS[n][0] / _SCALE[n] for n in names])
     upper = np.array([_BOUNDS[n][1] / _SCALE[n] for n in names])
     best = None
-    for start in _starts(names, work, measured, prior):
+    for start in starts if starts is not None else _starts(names, work, measured, prior):
         result = least_squares(residuals, np.clip(start, lower, upper), bounds=(lower, upper), method="trf",
-                               x_scale="jac", xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=2000)
+                               x_scale="jac", xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=max_nfev)
         if best is None or result.cost < best.cost - 1e-15:
             best = result
     return best
 
 
-def _stderr(result, names: Sequence[str], n_rows: int) -> dict[str, float]:
+def _covariance(result, names: Sequence[str], n_rows: int) -> np.ndarray | None:
+    """Covariance of the fitted coefficients (their own units), from the Jacobian of the log residuals.
+
+    None without spare degrees of freedom or with a singular Jacobian. A
+    coefficient stopped at a bound has a one-sided uncertainty that this
+    normal approximation overstates; draws are clipped to the bounds.
+    """
     dof = n_rows - len(names)
     if dof <= 0:
-        return {name: math.nan for name in names}
+        return None
     jac = np.asarray(result.jac, dtype=np.float64)
     sigma2 = 2.0 * result.cost / dof
     try:
-        covariance = np.linalg.inv(jac.T @ jac) * sigma2
-        errors = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+        scaled = np.linalg.pinv(jac.T @ jac) * sigma2
     except np.linalg.LinAlgError:
-        errors = np.full(len(names), math.nan)
-    return {name: float(e) * _SCALE[name] for name, e in zip(names, errors)}
+        return None
+    scale = np.array([_SCALE[name] for name in names])
+    return scaled * np.outer(scale, scale)
+
+
+def _stderr(covariance: np.ndarray | None, names: Sequence[str]) -> dict[str, float]:
+    if covariance is None:
+        return {name: math.nan for name in names}
+    errors = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+    return {name: float(e) for name, e in zip(names, errors)}
+
+
+BOOTSTRAP = 100
+"""Refits over resampled rows behind a measured calibration's coefficient draws."""
+
+
+def _bootstrap(frame: pd.DataFrame, device: Hardware, names: Sequence[str], held: Mapping[str, float],
+               prior: Mapping[str, float], optimum: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Coefficients (their own units) of ``n`` refits to rows drawn with replacement, from the optimum.
+
+    A resample whose fit fails is drawn again, so every row of the result is
+    a converged refit; the optimiser's own failures are rare and counted in
+    none of the draws.
+    """
+    rng = np.random.default_rng(seed)
+    measured = frame["latency_s"].to_numpy(dtype=np.float64)
+    scale = np.array([_SCALE[name] for name in names])
+    rows = []
+    while len(rows) < n:
+        pick = rng.integers(0, len(frame), len(frame))
+        if len(np.unique(pick)) < len(names):
+            continue
+        work = _generation_work_for(frame.iloc[pick], device)
+        result = _fit(work, measured[pick], names, held, prior, starts=[optimum], max_nfev=200)
+        if result.success:
+            rows.append(result.x * scale)
+    return np.array(rows)
+
+
+def _measured_uncertainty(names: Sequence[str], samples: np.ndarray | None, log_residuals: np.ndarray) -> dict:
+    """The distribution of a fitted calibration's predictions: coefficients and residual scatter.
+
+    The coefficients are the bootstrap refits' (a linearised covariance is
+    useless here: the efficiencies are weakly identified and strongly
+    correlated with the host times, so normal draws break the correlation
+    that keeps predictions tight); the residual scatter (root mean square of
+    the log residuals over the degrees of freedom) is a log-normal factor,
+    widened by Student's t over the normal quantile for the few degrees of
+    freedom a small table has, so the band covers timings the fit has not
+    seen at its stated level.
+    """
+    dof = len(log_residuals) - len(names)
+    if dof <= 0:
+        return {}
+    from scipy.stats import t as student_t  # imported on use: predictions never need it
+
+    scatter = math.sqrt(float(np.sum(log_residuals**2)) / dof)
+    widening = float(student_t.ppf(0.975, dof)) / 1.959963984540054
+    refits = "" if samples is None else f" the coefficients of {len(samples)} bootstrap refits over the rows, and"
+    return {
+        "basis": "measured",
+        "fitted": list(names),
+        "samples": None if samples is None else [[float(v) for v in row] for row in samples],
+        "log_sigma": scatter * widening,
+        "reasoning": (
+            f"fitted to {len(log_residuals)} timings:{refits} the fit's residual scatter ({scatter:.1%} in log, "
+            f"widened by Student's t with {dof} degrees of freedom to {scatter * widening:.1%})"
+        ),
+    }
 
 
 def _table(frame: pd.DataFrame, predicted: np.ndarray, roofline: np.ndarray) -> pd.DataFrame:
@@ -470,6 +582,9 @@ def calibrate(
     framework: str | None = None,
     protocol: str | None = None,
     source: str | None = None,
+    stack: str | None = None,
+    bootstrap: int = BOOTSTRAP,
+    seed: int = 0,
 ) -> CalibrationResult:
     """Fit the latency model's free coefficients to measured ``generate`` timings.
 
@@ -492,18 +607,26 @@ def calibrate(
     name, framework, protocol, source : str, optional
         Metadata of the calibration; framework and protocol default to the
         table's ``# framework:`` and ``# protocol:`` lines.
+    stack : str, optional
+        Fit only the rows of this serving stack (the table's ``stack``
+        column), and record it; by default the table's one stack, if any.
+    bootstrap : int
+        Refits over resampled rows behind the coefficient draws of its band
+        (0: the residual scatter alone); ``seed`` seeds the resampling.
 
     Returns
     -------
     CalibrationResult
+        With the distribution of its predictions in ``calibration.uncertainty``
+        (basis ``measured``) when there are more timings than coefficients.
 
     Raises
     ------
     LatencyError
-        Bad measurements, unknown coefficient names, or fewer rows than
-        coefficients to fit.
+        Bad measurements, unknown coefficient names, fewer rows than
+        coefficients to fit, or a table of several stacks without ``stack``.
     """
-    frame = _as_measurements(measurements)
+    frame = _one_stack(_as_measurements(measurements), stack)
     device = _hardware_for(frame, hardware)
     fixed = dict(fixed or {})
     names = _validate_fit(tuple(fit), fixed)
@@ -517,6 +640,7 @@ def calibrate(
     result = _fit(work, measured, names, held, prior)
     coefficients = _coefficient_set(names, result.x, held).coefficients
     prediction = predict(work, _coefficient_set(names, result.x, held))
+    covariance = _covariance(result, names, len(frame))
     table = _table(frame, prediction.latency_s, prediction.roofline_s)
     errors = np.abs(table["error"].to_numpy())
     metadata = frame.attrs.get("metadata", {})
@@ -535,11 +659,15 @@ def calibrate(
         n_measurements=len(frame),
         notes=" ".join(notes),
         provenance=metadata,
+        stack=stack or _stack_of(frame),
+        uncertainty=_measured_uncertainty(
+            names, _bootstrap(frame, device, names, held, prior, result.x, bootstrap, seed) if bootstrap and len(frame) > len(names) else None,
+            np.log(prediction.latency_s / measured)),
     )
     return CalibrationResult(
         calibration=calibration,
         table=table,
-        stderr=_stderr(result, names, len(frame)),
+        stderr=_stderr(covariance, names),
         below_roofline=int((measured < prediction.roofline_s).sum()),
         message=str(result.message),
     )
@@ -586,10 +714,11 @@ def leave_one_out(
     *,
     fit: Iterable[str] = DEFAULT_FIT,
     fixed: Mapping[str, float] | None = None,
+    stack: str | None = None,
 ) -> LeaveOneOut:
     """Refit without each row in turn and predict the row left out.
 
-    Same arguments as :func:`calibrate`.
+    Same arguments as :func:`calibrate` (``stack`` picks the rows of one stack).
 
     Returns
     -------
@@ -602,7 +731,7 @@ def leave_one_out(
     LatencyError
         If leaving a row out leaves no more rows than coefficients to fit.
     """
-    frame = _as_measurements(measurements)
+    frame = _one_stack(_as_measurements(measurements), stack)
     device = _hardware_for(frame, hardware)
     names = _validate_fit(tuple(fit), dict(fixed or {}))
     if len(frame) <= len(names):
@@ -615,7 +744,7 @@ def leave_one_out(
     for i in range(len(frame)):
         rest = frame.drop(index=frame.index[i])
         rest.attrs = dict(frame.attrs)
-        result = calibrate(rest, device, fit=names, fixed=fixed)
+        result = calibrate(rest, device, fit=names, fixed=fixed, bootstrap=0)
         held_out = frame.iloc[[i]].copy()
         held_out.attrs = dict(frame.attrs)
         work = _generation_work_for(held_out, device)

@@ -137,6 +137,12 @@ class LatencyPrediction:
     roofline_s : ndarray
         Pure roofline lower bound of the same call: datasheet bandwidth and
         throughput, no host time (seconds).
+    latency_low_s, latency_high_s : ndarray or None
+        The central 95% band of ``latency_s`` over the calibration's joint
+        draws (:mod:`morph.latency.uncertainty`); None when not asked for.
+    latency_basis : str
+        What the band rests on: ``measured``, ``published spread``, ``prior``
+        or ``transfer``.
     """
 
     latency_s: FloatArray
@@ -145,6 +151,9 @@ class LatencyPrediction:
     ms_per_token: FloatArray
     tokens_per_s: FloatArray
     roofline_s: FloatArray
+    latency_low_s: FloatArray | None = None
+    latency_high_s: FloatArray | None = None
+    latency_basis: str = ""
 
     @property
     def ttft_s(self) -> FloatArray:
@@ -155,7 +164,9 @@ class LatencyPrediction:
         """The prediction as a :class:`pandas.DataFrame`, one row per element."""
         import pandas as pd
 
-        return pd.DataFrame({f.name: np.ravel(getattr(self, f.name)) for f in fields(self)})
+        columns = {f.name: getattr(self, f.name) for f in fields(self)}
+        return pd.DataFrame({name: np.ravel(value) for name, value in columns.items()
+                             if value is not None and not isinstance(value, str)})
 
 
 def overlap(host_s: ArrayLike, device_s: ArrayLike, p: float) -> FloatArray:
@@ -316,13 +327,18 @@ def _dtype_figures(dtype: str | ArrayLike, hardware: Hardware, precision: type) 
     return sizes, peaks
 
 
-def decode_lines(work: GenerationWork, eta_bw: float, eta_flops: float) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+def decode_lines(
+    work: GenerationWork, eta_bw: float | NDArray, eta_flops: float | NDArray, layer_device_s: float | NDArray = 0.0
+) -> tuple[NDArray, NDArray, NDArray, NDArray]:
     """Compute and memory time of decode step ``k`` as ``a + b k`` (seconds; context ``input_tokens + k``).
 
     Memory: the streamed weights plus the key/value cache of every sequence,
     ``2 * kv_fraction * n_layers * d_model`` elements per cached token.
     Compute: ``2 P`` FLOPs per token for the products plus ``4 n_layers
     d_model`` per cached token for attention scores and weighted values.
+    The per-layer device time ``layer_device_s`` (seconds per layer per step)
+    adds to both intercepts, so it adds to the step's device time whichever
+    bound holds. Efficiencies may be arrays of draws of shape ``(draws, 1)``.
     """
     byte_time = 1.0 / (eta_bw * work.bandwidth)
     flop_time = 1.0 / (eta_flops * work.peak_flops)
@@ -330,22 +346,28 @@ def decode_lines(work: GenerationWork, eta_bw: float, eta_flops: float) -> tuple
     memory_a = work.params * (work.bytes_per * byte_time) + memory_b * work.input_tokens
     compute_b = work.layer_width * (4.0 * work.batch * flop_time)
     compute_a = work.params * (2.0 * work.batch * flop_time) + compute_b * work.input_tokens
+    if np.any(np.asarray(layer_device_s) != 0):
+        fixed = work.n_layers * layer_device_s
+        memory_a, compute_a = memory_a + fixed, compute_a + fixed
     return compute_a, compute_b, memory_a, memory_b
 
 
-def prefill_device_s(work: GenerationWork, lines: tuple[NDArray, ...], eta_flops: float) -> NDArray:
+def prefill_device_s(
+    work: GenerationWork, lines: tuple[NDArray, ...], eta_flops: float | NDArray, layer_device_s: float | NDArray = 0.0
+) -> NDArray:
     """Device time of the prompt's forward pass (seconds).
 
     Its traffic is the weights plus writing the prompt's cache, which is the
-    memory line's intercept; its FLOPs are the products for every prompt
-    token plus causal attention, where token ``j`` attends to ``j`` tokens.
+    memory line's intercept (which holds the per-layer device time); its FLOPs
+    are the products for every prompt token plus causal attention, where token
+    ``j`` attends to ``j`` tokens, plus the same per-layer device time.
     """
     prompt = work.input_tokens
     flop_time = 1.0 / (eta_flops * work.peak_flops)
     compute = work.params * (2.0 * work.batch * prompt * flop_time) + work.layer_width * (
         2.0 * work.batch * prompt * (prompt + 1.0) * flop_time
     )
-    return np.maximum(compute, lines[2])
+    return np.maximum(compute + work.n_layers * layer_device_s, lines[2])
 
 
 def _affine_sum(intercept: NDArray, slope: NDArray, count: float | NDArray, middle: float | NDArray) -> NDArray:
@@ -432,12 +454,19 @@ def _roofline_s(work: GenerationWork) -> NDArray:
     return prefill + decode
 
 
-def _evaluate(work: GenerationWork, calibration: Calibration) -> tuple:
-    """Latency, prefill, decode, ms per token, tokens per second and roofline of one workload."""
-    eta_bw, eta_flops, p = calibration.eta_bw, calibration.eta_flops, calibration.overlap_p
+def _evaluate(work: GenerationWork, calibration: Calibration | Any) -> tuple:
+    """Latency, prefill, decode, ms per token, tokens per second and roofline of one workload.
+
+    ``calibration`` is a :class:`Calibration` or any object with the same
+    coefficient attributes; they may be arrays of draws of shape ``(draws,
+    1)`` that broadcast against the shapes, except ``overlap_p``, which is
+    one number.
+    """
+    eta_bw, eta_flops, p = calibration.eta_bw, calibration.eta_flops, float(calibration.overlap_p)
+    device_layer = getattr(calibration, "c_layer_device_s", 0.0)
     host = calibration.c_fixed_s + calibration.c_layer_s * work.n_layers
-    lines = decode_lines(work, eta_bw, eta_flops)
-    prefill = overlap(host, prefill_device_s(work, lines, eta_flops), p)
+    lines = decode_lines(work, eta_bw, eta_flops, device_layer)
+    prefill = overlap(host, prefill_device_s(work, lines, eta_flops, device_layer), p)
     # Times that add (p = 1) can be summed over the whole decode at once.
     bounds = segments(work.decode_steps, 1 if p == 1 else DECODE_SEGMENTS)
     decode: NDArray | float = 0.0
@@ -474,7 +503,7 @@ model's uncertainty. Fits use float64, which finite-difference Jacobians need.""
 
 
 def _chunked(
-    arguments: dict[str, Any], evaluate: Callable[..., tuple]
+    arguments: dict[str, Any], evaluate: Callable[..., tuple], chunk: int = CHUNK
 ) -> tuple[FloatArray, ...]:
     """Run ``evaluate(**arguments)`` over the broadcast inputs in runs of :data:`CHUNK`.
 
@@ -486,22 +515,37 @@ def _chunked(
     shape = np.broadcast_shapes(*(np.shape(v) for v in arrays.values()))
     size = math.prod(shape)
     flat = {k: np.broadcast_to(np.asarray(v), shape).reshape(-1) for k, v in arrays.items()}
-    first = evaluate(**{**arguments, **{k: v[:CHUNK] for k, v in flat.items()}})
+    first = evaluate(**{**arguments, **{k: v[:chunk] for k, v in flat.items()}})
     block = np.empty((len(first), size), dtype=np.float64)
     for row, values in zip(block, first):
-        row[: min(CHUNK, size)] = values
-    for start in range(CHUNK, size, CHUNK):
-        results = evaluate(**{**arguments, **{k: v[start : start + CHUNK] for k, v in flat.items()}})
+        row[: min(chunk, size)] = values
+    for start in range(chunk, size, chunk):
+        results = evaluate(**{**arguments, **{k: v[start : start + chunk] for k, v in flat.items()}})
         for row, values in zip(block, results):
-            row[start : start + CHUNK] = values
+            row[start : start + chunk] = values
     return tuple(row.reshape(shape) for row in block)
 
 
 def _per_shape(
-    arguments: dict[str, Any], device: Hardware, evaluate: Callable[[GenerationWork], tuple]
+    arguments: dict[str, Any], device: Hardware, evaluate: Callable[[GenerationWork], tuple], chunk: int = CHUNK
 ) -> tuple[FloatArray, ...]:
     """``evaluate`` on the float32 work of every shape and setting in ``arguments``, a chunk at a time."""
-    return _chunked(arguments, lambda **chunk: evaluate(generation_work(**chunk, hardware=device, precision=PRECISION)))
+    return _chunked(arguments, lambda **part: evaluate(generation_work(**part, hardware=device, precision=PRECISION)),
+                    chunk)
+
+
+BAND_CHUNK = 512
+"""Shapes whose draws are evaluated at a time: 200 draws of 512 shapes keep each temporary near 400 KiB."""
+
+
+def _band(arguments: dict[str, Any], device: Hardware, coefficients: Calibration, draws: int,
+          seed: int) -> tuple[FloatArray, FloatArray]:
+    """The central 95% band of the latency under ``draws`` joint draws of the calibration."""
+    from .uncertainty import coefficient_draws, draw_latency, latency_interval
+
+    drawn = coefficient_draws(coefficients, device, draws, seed)
+    return _per_shape(arguments, device, lambda work: latency_interval(draw_latency(work, drawn)["latency_s"]),
+                      BAND_CHUNK)
 
 
 def predict_latency(
@@ -519,6 +563,9 @@ def predict_latency(
     dtype: str | ArrayLike | None = None,
     stack: str | None = None,
     vocab: ArrayLike = VOCAB_SIZE,
+    band: bool = True,
+    draws: int | None = None,
+    seed: int | None = None,
 ) -> LatencyPrediction:
     """Predict the time of one ``generate`` call for each shape.
 
@@ -539,14 +586,21 @@ def predict_latency(
         may be arrays that broadcast against the shapes (tokens, sequences).
     vocab : int or array of int
         Vocabulary size (tokens), for the output head.
+    band : bool
+        Compute ``latency_low_s`` and ``latency_high_s``, the central 95% of
+        the calibration's joint draws (:mod:`morph.latency.uncertainty`); this
+        costs one evaluation per draw, so a sweep over many shapes may skip it.
+    draws, seed : int, optional
+        Number and seed of those draws (default
+        :data:`morph.latency.uncertainty.DRAWS` and ``SEED``).
 
     Returns
     -------
     LatencyPrediction
         Float64 arrays of the broadcast shape (seconds, milliseconds per token,
-        tokens per second). The arithmetic runs in float32, which keeps
-        100,000 shapes within a few milliseconds; its relative rounding
-        (about 1e-7) is far below the model's own uncertainty.
+        tokens per second), the band and its basis. The arithmetic runs in
+        float32, which keeps 100,000 shapes within a few milliseconds; its
+        relative rounding (about 1e-7) is far below the model's own uncertainty.
 
     Raises
     ------
@@ -572,7 +626,15 @@ def predict_latency(
         else resolve_calibration(calibration, device)
     )
     shapes = dict(n_layers=n_layers, d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads, vocab=vocab)
-    return LatencyPrediction(*_per_shape({**shapes, **settings}, device, lambda work: _evaluate(work, coefficients)))
+    arguments = {**shapes, **settings}
+    point = _per_shape(arguments, device, lambda work: _evaluate(work, coefficients))
+    from .uncertainty import DRAWS, SEED, uncertainty_of
+
+    basis = uncertainty_of(coefficients, device).basis
+    if not band:
+        return LatencyPrediction(*point, latency_basis=basis)
+    low, high = _band(arguments, device, coefficients, DRAWS if draws is None else draws, SEED if seed is None else seed)
+    return LatencyPrediction(*point, latency_low_s=low, latency_high_s=high, latency_basis=basis)
 
 
 def roofline_latency(
@@ -686,6 +748,6 @@ def forward_pass_s(
     flops = work.batch * (2.0 * work.params * new + 4.0 * work.layer_width * attended)
     traffic = work.bytes_per * (work.params + work.batch * (cached + new) * 2.0 * work.kv_fraction * work.layer_width)
     device_s = np.maximum(flops / (coefficients.eta_flops * work.peak_flops),
-                          traffic / (coefficients.eta_bw * work.bandwidth))
+                          traffic / (coefficients.eta_bw * work.bandwidth)) + coefficients.c_layer_device_s * work.n_layers
     host_s = coefficients.c_fixed_s + coefficients.c_layer_s * work.n_layers
     return np.asarray(overlap(host_s, device_s, coefficients.overlap_p), dtype=np.float64)

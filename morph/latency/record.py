@@ -35,7 +35,7 @@ __all__ = [
     "resolve_calibration",
 ]
 
-COEFFICIENTS = ("c_fixed_s", "c_layer_s", "eta_bw", "eta_flops", "overlap_p")
+COEFFICIENTS = ("c_fixed_s", "c_layer_s", "eta_bw", "eta_flops", "overlap_p", "c_layer_device_s")
 """The latency model's coefficients, in the order calibrations list them."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -61,6 +61,12 @@ class Calibration:
         Fraction of the datasheet matrix throughput reached (0 < eta_flops <= 1).
     overlap_p : float
         Exponent of :func:`overlap` (>= 1; 1 = host and device time add).
+    c_layer_device_s : float
+        Device time per layer per forward pass that no bandwidth or throughput
+        explains (seconds, >= 0): the gaps between a layer's kernels and each
+        small kernel's start-up and tail. It adds to the device time, so
+        overlap cannot hide it; it matters where a captured graph has removed
+        the host work (default 0).
     framework, protocol, source : str
         What was timed, how, and where the numbers come from.
     fitted : tuple of str
@@ -84,6 +90,11 @@ class Calibration:
         falls back to the leave-one-out worst error.
     error_basis : str
         Where ``relative_error`` comes from.
+    uncertainty : dict
+        The distribution of the predictions it makes
+        (:class:`morph.latency.uncertainty.LatencyUncertainty` as a dict):
+        its basis (measured, published spread, prior), the spread, and the
+        reasoning; empty for a calibration made before it was recorded.
     """
 
     name: str
@@ -93,6 +104,7 @@ class Calibration:
     eta_bw: float
     eta_flops: float
     overlap_p: float
+    c_layer_device_s: float = 0.0
     framework: str = ""
     protocol: str = ""
     source: str = ""
@@ -107,6 +119,7 @@ class Calibration:
     stack: str = ""
     relative_error: float | None = None
     error_basis: str = ""
+    uncertainty: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -119,8 +132,10 @@ class Calibration:
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not math.isfinite(value):
                 raise LatencyError(f"calibration {self.name!r}: {name} must be a finite number, got {value!r}")
             object.__setattr__(self, name, float(value))
-        if self.c_fixed_s < 0 or self.c_layer_s < 0:
-            raise LatencyError(f"calibration {self.name!r}: host overheads c_fixed_s and c_layer_s must be >= 0")
+        if self.c_fixed_s < 0 or self.c_layer_s < 0 or self.c_layer_device_s < 0:
+            raise LatencyError(
+                f"calibration {self.name!r}: overheads c_fixed_s, c_layer_s and c_layer_device_s must be >= 0"
+            )
         for name in ("eta_bw", "eta_flops"):
             if not 0 < getattr(self, name) <= 1:
                 raise LatencyError(f"calibration {self.name!r}: {name} must lie in (0, 1], got {getattr(self, name)}")
@@ -138,6 +153,9 @@ class Calibration:
                 raise LatencyError(f"calibration {self.name!r}: relative_error must lie in [0, 1), got {error!r}")
             object.__setattr__(self, "relative_error", float(error))
         object.__setattr__(self, "provenance", {str(k): str(v) for k, v in dict(self.provenance).items()})
+        if not isinstance(self.uncertainty, Mapping):
+            raise LatencyError(f"calibration {self.name!r}: uncertainty must be a mapping")
+        object.__setattr__(self, "uncertainty", dict(self.uncertainty))
 
     @property
     def coefficients(self) -> dict[str, float]:
@@ -171,6 +189,7 @@ class Calibration:
             "stack": self.stack,
             "relative_error": self.relative_error,
             "error_basis": self.error_basis,
+            "uncertainty": dict(self.uncertainty),
         }
 
     @classmethod
@@ -188,13 +207,17 @@ class Calibration:
             known = {f.name for f in fields(cls)}
             extra = {
                 k: payload[k]
-                for k in ("framework", "protocol", "source", "notes", "provenance", "stack", "relative_error", "error_basis")
+                for k in ("framework", "protocol", "source", "notes", "provenance", "stack", "relative_error", "error_basis",
+                          "uncertainty")
                 if k in payload
             }
+            # Files written before the per-layer device cost existed have none: it was zero.
+            optional = {"c_layer_device_s": 0.0}
             return cls(
                 name=payload["name"],
                 hardware=payload["hardware"],
-                **{name: coefficients[name] for name in COEFFICIENTS},
+                **{name: coefficients.get(name, optional.get(name)) if name in optional else coefficients[name]
+                   for name in COEFFICIENTS},
                 fitted=tuple(payload.get("fitted", ())),
                 fit_mape=errors.get("mape"),
                 fit_max_error=errors.get("max_error"),

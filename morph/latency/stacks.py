@@ -121,6 +121,11 @@ def get_stack(name: str) -> Stack:
 def stack_calibration(stack: str, hardware: Hardware) -> Calibration:
     """The calibration of ``stack`` for ``hardware``: its own, else the reference device's (a transfer).
 
+    A calibration the user saved as ``<hardware>-<stack>`` (for example
+    ``h100-sxm-cuda-graphs``, from ``morph measure --stack cuda-graphs`` and
+    ``morph latency calibrate --save``) comes first: it was measured on that
+    device, so it replaces a prior or a transfer there.
+
     Raises
     ------
     LatencyError
@@ -128,6 +133,9 @@ def stack_calibration(stack: str, hardware: Hardware) -> Calibration:
         CPU) than every device the stack was calibrated on.
     """
     entry = get_stack(stack)
+    measured = _user_stack_calibration(stack, hardware)
+    if measured is not None:
+        return measured
     if hardware.name in entry.calibrations:
         return load_calibration(entry.calibrations[hardware.name])
     for device, name in entry.calibrations.items():
@@ -137,6 +145,13 @@ def stack_calibration(stack: str, hardware: Hardware) -> Calibration:
         f"the {stack} stack has no calibration for a {hardware.kind} and none to transfer from; "
         f"it is calibrated on {', '.join(entry.calibrations)}"
     )
+
+
+def _user_stack_calibration(stack: str, hardware: Hardware) -> Calibration | None:
+    from ..userdata import user_calibrations_dir
+
+    path = user_calibrations_dir() / f"{hardware.name}-{stack}.json"
+    return load_calibration(path) if path.is_file() else None
 
 
 def _kind_of(device: str) -> str:
