@@ -72,7 +72,10 @@ def _static_attention(
     values.index_copy_(2, position, v)
     group = heads // kv_heads
     if group > 1:
-        keys, values = keys.repeat_interleave(group, dim=1), values.repeat_interleave(group, dim=1)
+        # repeat_interleave on dim 1, written as expand + reshape: fixed shapes, no host sync under capture.
+        full = (batch, heads, keys.shape[2], head_dim)
+        keys = keys[:, :, None].expand(batch, kv_heads, group, *full[2:]).reshape(full)
+        values = values[:, :, None].expand(batch, kv_heads, group, *full[2:]).reshape(full)
     out = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible.view(1, 1, 1, -1))
     return attention.out_proj(out.transpose(1, 2).reshape(batch, 1, d_model))
 
@@ -198,10 +201,6 @@ class GraphDecoder(StaticDecoder):
     def _advance(self) -> torch.Tensor:
         self.graph.replay()
         return self.logits
-
-    def release(self) -> None:
-        """Free the graph and its memory pool, the cache and the static tensors."""
-        del self.graph, self.logits, self.cache
 
 
 def static_greedy_generate(model: Decoder, prompt: torch.Tensor, output_tokens: int) -> torch.Tensor:
