@@ -8,17 +8,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from morph.cli import main
+from morph.cli import build_parser, main
+from morph.cli.measure import _stacks
+from morph.latency.calibration import load_measurements
 from morph.latency.measure import (
     COLUMNS,
     CPU_PROTOCOL,
+    FRAMEWORKS,
     PROVENANCE_KEYS,
+    STACKS,
+    Measurement,
     MeasurementProtocol,
+    measure_shape,
     named_sweep,
+    provenance,
     read_measurements,
     read_shapes_csv,
     summarise_times,
+    write_measurements,
 )
+from morph.latency.stacks import stack_names
 from morph.errors import DataError, LatencyError
 from morph.shapes import Shape, parameter_count
 
@@ -201,6 +210,7 @@ def test_tiny_measurement_round_trip(tmp_path, capsys):
     assert frame["N"].tolist() == [Shape(2, 64).N, Shape(1, 128, 2).N]
     assert (frame["output_tokens"] == 4).all() and (frame["input_tokens"] == 8).all() and (frame["trials"] == 2).all()
     assert (frame["framework"] == "torch-eager").all() and (frame["device"] == "cpu").all()
+    assert (frame["stack"] == "hf-eager").all() and prov["stack"] == "hf-eager"
     assert (frame["latency_min_s"] > 0).all()
     assert (frame["latency_min_s"] <= frame["latency_s"]).all() and (frame["latency_s"] <= frame["latency_max_s"]).all()
     # With two trials the quartiles interpolate to a quarter and three quarters of the range.
@@ -222,6 +232,7 @@ def test_read_measurements_rejects_a_file_without_provenance(tmp_path):
 def test_committed_cpu_sweep():
     frame, prov = read_measurements(COMMITTED)
     assert len(frame) >= 24
+    assert (frame["stack"] == "hf-eager").all()  # written before stacks were recorded: eager
     assert set(PROVENANCE_KEYS) <= set(prov)
     assert prov["device"] == "cpu" and "sweep cpu-default" in prov["command"]
     assert (frame[["latency_s", "latency_min_s", "latency_max_s"]] > 0).all().all()
@@ -259,6 +270,7 @@ def test_committed_cpu_sweep():
         ["--shape", "2x64", "--device", "tpu"],
         ["--sweep", "no-such-sweep"],
         ["--shape", "2x64", "--sweep", "cpu-default"],
+        ["--shape", "2x64", "--stack", "tensorrt"],
         [],
     ],
 )
@@ -292,6 +304,7 @@ def test_cli_without_torch_says_how_to_install(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.skipif(not HAS_TORCH or not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_measurement(tmp_path):
+    torch = pytest.importorskip("torch")
     out = tmp_path / "gpu.csv"
     assert main(["measure", "--shape", "2x128", "--device", "cuda", "--trials", "2", "--output-tokens", "4",
                  "--output", str(out), "--quiet"]) == 0
@@ -299,6 +312,21 @@ def test_cuda_measurement(tmp_path):
     assert (frame["device"] == "cuda").all() and (frame["dtype"] == "bf16").all()
     assert prov["device"].startswith("cuda (")
     assert (frame["latency_min_s"] <= frame["latency_s"]).all()
+    both = tmp_path / "both.csv"
+    assert main(["measure", "--shape", "2x128", "--device", "cuda", "--stack", "both", "--trials", "2",
+                 "--output-tokens", "4", "--output", str(both), "--quiet"]) == 0
+    frame, prov = read_measurements(both)
+    assert frame["stack"].tolist() == ["hf-eager", "cuda-graphs"] and prov["gpu"] and prov["driver"]
+    # Replaying the captured step chooses the tokens of the same step run eagerly, and of eager decoding.
+    from morph.latency.decoder import build_decoder, greedy_generate
+    from morph.latency.graphs import GraphDecoder, static_greedy_generate
+
+    model = build_decoder(Shape(3, 128, 4, 2), device="cuda", seed=1)
+    prompt = torch.randint(0, 50432, (2, 5), generator=torch.Generator().manual_seed(0)).cuda()
+    with torch.inference_mode():
+        replayed = GraphDecoder(model, 2, 5 + 12).generate(prompt, 12)
+        assert torch.equal(replayed, static_greedy_generate(model, prompt, 12))
+        assert torch.equal(replayed, greedy_generate(model, prompt, 12))
 
 
 def _status(argv: list[str]) -> int:
@@ -307,3 +335,118 @@ def _status(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as exc:
         return int(exc.code)
+
+
+# --- the cuda-graphs stack -------------------------------------------------------------------------------------
+
+
+def _paper_parameters(n_layers: int, d_model: int) -> int:
+    """The paper's N(d, L) = L (4 d^2 + 3 d ffn(d) + 2 d) + d + 2 V d, ffn(d) = 256 ceil(int(8d/3) / 256)."""
+    ffn = 256 * -(-int(8 * d_model / 3) // 256)
+    return n_layers * (4 * d_model**2 + 3 * d_model * ffn + 2 * d_model) + d_model + 2 * 50432 * d_model
+
+
+def test_stacks_are_the_serving_stacks_of_the_latency_model():
+    assert set(STACKS) == set(stack_names())
+    assert FRAMEWORKS == {"hf-eager": "torch-eager", "cuda-graphs": "torch-cuda-graphs"}
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ([], ["hf-eager"]),
+        (["--stack", "cuda-graphs"], ["cuda-graphs"]),
+        (["--stack", "both"], ["hf-eager", "cuda-graphs"]),
+        (["--stack", "cuda-graphs", "--stack", "hf-eager", "--stack", "both"], ["cuda-graphs", "hf-eager"]),
+    ],
+)
+def test_stack_argument(given, expected):
+    args = build_parser().parse_args(["measure", "--shape", "2x64", *given])
+    assert _stacks(args) == expected
+
+
+@needs_torch
+@pytest.mark.parametrize("stack", [["--stack", "cuda-graphs"], ["--stack", "both"]])
+def test_cuda_graphs_on_a_cpu_is_refused_in_one_line(stack, tmp_path, capsys):
+    out = tmp_path / "out.csv"
+    assert _status(["measure", "--shape", "2x64", "--device", "cpu", *stack, "--output", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip() == "morph: error: the cuda-graphs stack needs a CUDA device; on a CPU use --stack hf-eager"
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(LatencyError, match="needs a CUDA device"):
+        measure_shape(Shape(1, 64), CPU_PROTOCOL, stack="cuda-graphs")
+
+
+@needs_torch
+def test_graph_decoder_refuses_a_cpu_model():
+    from morph.latency.decoder import build_decoder
+    from morph.latency.graphs import GraphDecoder
+
+    with pytest.raises(LatencyError, match="needs a CUDA device"):
+        GraphDecoder(build_decoder(Shape(1, 64)), 1, 8)
+
+
+def test_gpu_depth_sweep_design():
+    shapes = named_sweep("gpu-depth")
+    assert len(set(shapes)) == len(shapes)
+    assert Shape(24, 2048) in shapes and Shape(12, 3072) in shapes  # the paper's two shapes
+    same = [s for s in shapes if s not in (Shape(24, 2048), Shape(12, 3072))]
+    assert sorted(s.n_layers for s in same) == [4, 8, 12, 16, 24, 32, 40, 48]
+    for s in same:
+        assert s.d_model % 128 == 0 and s.d_model // s.n_heads == 64 and s.n_kv_heads == s.n_heads
+        n = _paper_parameters(s.n_layers, s.d_model)
+        assert s.N == n and 0.9 * 1.3e9 <= n <= 1.1 * 1.3e9, s
+    assert _paper_parameters(24, 2048) == 1_439_795_200 and _paper_parameters(12, 3072) == 1_668_885_504
+
+
+@needs_torch
+@pytest.mark.parametrize(
+    "shape, batch, input_tokens, output_tokens",
+    [(Shape(2, 64), 2, 7, 9), (Shape(3, 128, 4, 2), 1, 5, 12), (Shape(2, 128, 4, 1), 3, 4, 6)],
+    ids=str,
+)
+def test_static_cache_decoding_equals_eager_decoding(shape, batch, input_tokens, output_tokens):
+    torch = pytest.importorskip("torch")
+    from morph.latency.decoder import build_decoder, greedy_generate
+    from morph.latency.graphs import StaticDecoder, static_greedy_generate
+
+    model = build_decoder(shape, seed=1)
+    prompt = torch.randint(0, shape.vocab, (batch, input_tokens), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        eager = greedy_generate(model, prompt, output_tokens)
+        assert torch.equal(static_greedy_generate(model, prompt, output_tokens), eager)
+        # The graph path reuses one static cache for every call: a second call must not see the first.
+        decoder = StaticDecoder(model, batch, input_tokens + output_tokens)
+        first = decoder.generate(prompt, output_tokens)
+        other = torch.randint(0, shape.vocab, (batch, input_tokens), generator=torch.Generator().manual_seed(5))
+        decoder.generate(other, output_tokens)
+        assert torch.equal(first, eager) and torch.equal(decoder.generate(prompt, output_tokens), eager)
+        assert int(decoder.position) == input_tokens + output_tokens - 1
+
+
+@needs_torch
+def test_table_of_both_stacks_round_trips(tmp_path):
+    protocol = MeasurementProtocol(input_tokens=8, output_tokens=4, trials=3, device="cpu")
+    measurements = [
+        Measurement(shape, protocol, times, stack)
+        for shape in (Shape(2, 64), Shape(4, 128))
+        for stack, times in (("hf-eager", (0.30, 0.20, 0.25)), ("cuda-graphs", (0.05, 0.04, 0.06)))
+    ]
+    header = provenance(protocol, command="morph measure", load_before="0 0 0", load_after="0 0 0",
+                        stacks=STACKS)
+    assert header["stack"] == "hf-eager, cuda-graphs" and "stack cuda-graphs: eager prefill" in header["protocol"]
+    out = write_measurements(tmp_path / "both.csv", measurements, header)
+    frame, prov = read_measurements(out)
+    assert list(frame.columns) == list(COLUMNS) and prov["stack"] == header["stack"]
+    assert frame["stack"].tolist() == ["hf-eager", "cuda-graphs"] * 2
+    assert frame["framework"].tolist() == ["torch-eager", "torch-cuda-graphs"] * 2
+    assert frame["latency_s"].tolist() == pytest.approx([0.25, 0.05, 0.25, 0.05])
+    loaded = load_measurements(out)
+    assert len(loaded) == 4 and loaded["latency_s"].tolist() == pytest.approx([0.25, 0.05, 0.25, 0.05])
+    assert loaded["framework"].tolist() == frame["framework"].tolist()
+    if "stack" in loaded.columns:
+        assert loaded["stack"].tolist() == frame["stack"].tolist()
+    out.write_text(out.read_text().replace(",cuda-graphs\n", ",tensorrt\n"))
+    with pytest.raises(DataError, match="unknown stack"):
+        read_measurements(out)

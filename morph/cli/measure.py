@@ -12,8 +12,10 @@ from ..errors import LatencyError
 from ..latency.measure import (
     CPU_PROTOCOL,
     PAPER_PROTOCOL,
+    STACKS,
     Measurement,
     MeasurementProtocol,
+    check_stack,
     check_writable,
     load_average,
     now_iso,
@@ -44,7 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             f"{CPU_PROTOCOL.batch}, {CPU_PROTOCOL.input_tokens} input and {CPU_PROTOCOL.output_tokens} output "
             f"tokens in {CPU_PROTOCOL.dtype}; on CUDA the paper's batch {PAPER_PROTOCOL.batch}, "
             f"{PAPER_PROTOCOL.input_tokens} input and {PAPER_PROTOCOL.output_tokens} output tokens in "
-            f"{PAPER_PROTOCOL.dtype}. Needs PyTorch: pip install -e .[measure]"
+            f"{PAPER_PROTOCOL.dtype}. --stack cuda-graphs replays each decode step from a captured CUDA graph "
+            "(CUDA only). Needs PyTorch: pip install -e .[measure]"
         ),
     )
     source = parser.add_argument_group("shapes (one of)")
@@ -63,6 +66,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     protocol.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto", help="default auto")
     protocol.add_argument("--threads", type=positive_int(), help="CPU threads for PyTorch (default: its own)")
     protocol.add_argument("--seed", type=int, default=0, help="seed of the random weights and prompt")
+    protocol.add_argument(
+        "--stack", action="append", choices=[*STACKS, "both"], metavar="{" + ",".join([*STACKS, "both"]) + "}",
+        help="serving stack: hf-eager (PyTorch eager, default) or cuda-graphs (decode steps replayed from a "
+             "captured CUDA graph; CUDA only); repeatable, 'both' for both",
+    )
     parser.add_argument("--output", metavar="FILE", help="write the measurements CSV with its provenance header")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -93,6 +101,13 @@ def _shapes(args: argparse.Namespace) -> list[Shape]:
     raise LatencyError("give the shapes to measure: --shape 12x3072, --sweep cpu-default or --shapes-csv FILE")
 
 
+def _stacks(args: argparse.Namespace) -> list[str]:
+    """The stacks asked for, in order, each once; hf-eager when none is given."""
+    named = args.stack or [STACKS[0]]
+    expanded = [stack for name in named for stack in (STACKS if name == "both" else (name,))]
+    return list(dict.fromkeys(expanded))
+
+
 def _protocol(args: argparse.Namespace) -> MeasurementProtocol:
     device = resolve_device(args.device)
     base = PAPER_PROTOCOL if device == "cuda" else CPU_PROTOCOL
@@ -116,7 +131,7 @@ def _protocol(args: argparse.Namespace) -> MeasurementProtocol:
 def _progress(i: int, total: int, m: Measurement) -> None:
     stats = m.stats
     print(
-        f"[{i}/{total}] {m.shape} (N={m.shape.N / 1e6:.1f}M): median {stats['median']:.4f} s, "
+        f"[{i}/{total}] {m.shape} (N={m.shape.N / 1e6:.1f}M, {m.stack}): median {stats['median']:.4f} s, "
         f"IQR {stats['iqr'] / stats['median']:.1%}",
         file=sys.stderr,
         flush=True,
@@ -124,13 +139,13 @@ def _progress(i: int, total: int, m: Measurement) -> None:
 
 
 def table(measurements: list[Measurement]) -> str:
-    """A readable table: shape, parameters, aspect ratio, median and spread, time per new token."""
-    head = f"{'shape':>12} {'N (M)':>9} {'d/L':>7} {'median s':>9} {'min s':>8} {'max s':>8} {'IQR %':>6} {'ms/token':>9}"
+    """A readable table: shape, stack, parameters, aspect ratio, median and spread, time per new token."""
+    head = f"{'shape':>12} {'stack':>11} {'N (M)':>9} {'d/L':>7} {'median s':>9} {'min s':>8} {'max s':>8} {'IQR %':>6} {'ms/token':>9}"
     lines = [head, "-" * len(head)]
     for m in measurements:
         s, stats = m.shape, m.stats
         lines.append(
-            f"{f'{s.n_layers}x{s.d_model}x{s.n_heads}':>12} {s.N / 1e6:9.1f} {s.aspect_ratio:7.1f} "
+            f"{f'{s.n_layers}x{s.d_model}x{s.n_heads}':>12} {m.stack:>11} {s.N / 1e6:9.1f} {s.aspect_ratio:7.1f} "
             f"{stats['median']:9.4f} {stats['min']:8.4f} {stats['max']:8.4f} "
             f"{100 * stats['iqr'] / stats['median']:6.1f} {1e3 * stats['median'] / m.protocol.output_tokens:9.2f}"
         )
@@ -140,8 +155,11 @@ def table(measurements: list[Measurement]) -> str:
 def run(args: argparse.Namespace) -> int:
     # Everything that can be refused is checked before the first model is built.
     shapes = _shapes(args)
+    stacks = _stacks(args)
     require_torch()
     protocol = _protocol(args)
+    for stack in stacks:
+        check_stack(stack, protocol.device)
     if args.output:
         check_writable(args.output)
     if args.threads is not None:
@@ -150,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     date, load_before = now_iso(), load_average()
     started = time.perf_counter()
     progress = None if (args.quiet or args.json) else _progress
-    measurements = measure_shapes(shapes, protocol, progress=progress)
+    measurements = measure_shapes(shapes, protocol, progress=progress, stacks=stacks)
     wall_s = time.perf_counter() - started
     header = provenance(
         measurements[0].protocol,
@@ -159,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         load_before=load_before,
         load_after=load_average(),
         extra={"wall_s": f"{wall_s:.1f}"},
+        stacks=stacks,
     )
     if args.output:
         write_measurements(args.output, measurements, header)
@@ -173,6 +192,6 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         print(table(measurements))
-        note = f"{len(measurements)} shape(s) in {wall_s:.1f} s; {header['protocol']}"
+        note = f"{len(shapes)} shape(s) x {len(stacks)} stack(s) in {wall_s:.1f} s; {header['protocol']}"
         print(note if not args.output else f"{note}\nwritten to {args.output}")
     return 0

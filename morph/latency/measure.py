@@ -7,6 +7,13 @@ timed as a whole: prefill of ``input_tokens`` random token ids plus greedy
 decoding of exactly ``output_tokens`` new tokens, batch ``batch``. The median
 is the latency; min, max and interquartile range give the spread.
 
+Two serving stacks (:data:`STACKS`) run the same model: ``hf-eager`` launches
+every kernel from Python, as Hugging Face ``generate`` does; ``cuda-graphs``
+runs the prefill eagerly and replays each decode step from one captured CUDA
+graph over a static KV cache (:mod:`morph.latency.graphs`), so the per-layer
+host work of eager decoding disappears. The capture happens once per shape,
+before the warm-up, and is not timed.
+
 The paper measured on an A100 in bf16 with 128 input and 256 output tokens
 (:data:`PAPER_PROTOCOL`); on a CPU the same protocol is scaled down
 (:data:`CPU_PROTOCOL`) so that a sweep of a few dozen shapes takes minutes.
@@ -25,6 +32,7 @@ import datetime as _dt
 import gc
 import os
 import platform
+import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
@@ -45,6 +53,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "FRAMEWORK",
+    "STACKS",
+    "FRAMEWORKS",
     "COLUMNS",
     "PROVENANCE_KEYS",
     "PAPER_PROTOCOL",
@@ -54,6 +64,7 @@ __all__ = [
     "Measurement",
     "require_torch",
     "resolve_device",
+    "check_stack",
     "summarise_times",
     "time_generation",
     "measure_shape",
@@ -74,6 +85,15 @@ __all__ = [
 FRAMEWORK = "torch-eager"
 """How the model runs: PyTorch eager mode, one kernel call per operation."""
 
+STACKS = ("hf-eager", "cuda-graphs")
+"""Serving stacks ``morph measure`` can time (the names of :mod:`morph.latency.stacks`)."""
+
+FRAMEWORKS = {"hf-eager": FRAMEWORK, "cuda-graphs": "torch-cuda-graphs"}
+"""The ``framework`` column of each stack: eager PyTorch, or decode steps replayed from a CUDA graph."""
+
+DEFAULT_STACK = "hf-eager"
+"""The stack of a measurement file written before stacks were recorded."""
+
 COLUMNS = (
     "n_layers",
     "d_model",
@@ -93,6 +113,7 @@ COLUMNS = (
     "trials",
     "warmup",
     "framework",
+    "stack",
 )
 """Columns of a measurement CSV, in order (see ``data/README.md`` for units)."""
 
@@ -186,14 +207,21 @@ class MeasurementProtocol:
         return Workload(hardware=hardware, batch=self.batch, input_tokens=self.input_tokens,
                         output_tokens=self.output_tokens, dtype=self.dtype)
 
-    def sentence(self) -> str:
-        """The protocol in one sentence, for the provenance header."""
+    def sentence(self, stacks: Sequence[str] = (DEFAULT_STACK,)) -> str:
+        """The protocol in one sentence, for the provenance header.
+
+        Parameters
+        ----------
+        stacks : sequence of str
+            The stacks timed (:data:`STACKS`), each described in the sentence.
+        """
+        how = "; ".join(_STACK_SENTENCES[stack] for stack in stacks)
         text = (
             f"{self.warmup} untimed warm-up call(s), then {self.trials} kept trials per shape; latency_s is the "
             f"median (with min, max and interquartile range) of the wall time (time.perf_counter) of one whole "
             f"generation call: prefill of {self.input_tokens} random token ids and greedy decoding of exactly "
-            f"{self.output_tokens} new tokens with a KV cache, batch {self.batch}, {self.dtype}, PyTorch eager "
-            f"under inference_mode, random weights (seed {self.seed})"
+            f"{self.output_tokens} new tokens with a KV cache, batch {self.batch}, {self.dtype}, under "
+            f"inference_mode, random weights (seed {self.seed}); {how}"
         )
         paper = PAPER_PROTOCOL
         if self.workload("a100-40gb") != paper.workload("a100-40gb"):
@@ -203,6 +231,15 @@ class MeasurementProtocol:
                 + (" to suit a CPU" if self.device == "cpu" else "")
             )
         return text
+
+
+_STACK_SENTENCES = {
+    "hf-eager": "stack hf-eager: PyTorch eager, every kernel launched from Python",
+    "cuda-graphs": (
+        "stack cuda-graphs: eager prefill, then each decode step replayed from one CUDA graph captured over a "
+        "static KV cache of input plus output tokens (capture once per shape, before the warm-up, untimed)"
+    ),
+}
 
 
 PAPER_PROTOCOL = MeasurementProtocol.for_workload(PAPER_WORKLOAD, trials=5, warmup=1, device="cuda")
@@ -226,11 +263,14 @@ class Measurement:
         The protocol, with ``device`` resolved to ``cpu`` or ``cuda``.
     times_s : tuple of float
         Wall time of each kept trial (seconds), in the order run.
+    stack : {"hf-eager", "cuda-graphs"}
+        The serving stack that ran the model (:data:`STACKS`).
     """
 
     shape: Shape
     protocol: MeasurementProtocol
     times_s: tuple[float, ...]
+    stack: str = DEFAULT_STACK
 
     @property
     def stats(self) -> dict[str, float]:
@@ -258,7 +298,8 @@ class Measurement:
             "latency_iqr_s": stats["iqr"],
             "trials": p.trials,
             "warmup": p.warmup,
-            "framework": FRAMEWORK,
+            "framework": FRAMEWORKS[self.stack],
+            "stack": self.stack,
         }
 
 
@@ -310,6 +351,21 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def check_stack(stack: str, device: str) -> str:
+    """``stack`` if it can run on ``device`` (``cpu`` or ``cuda``, resolved).
+
+    Raises
+    ------
+    LatencyError
+        An unknown stack, or ``cuda-graphs`` on a CPU.
+    """
+    if stack not in STACKS:
+        raise LatencyError(f"stack must be one of {', '.join(STACKS)}, got {stack!r}")
+    if stack == "cuda-graphs" and device != "cuda":
+        raise LatencyError("the cuda-graphs stack needs a CUDA device; on a CPU use --stack hf-eager")
+    return stack
+
+
 def time_generation(
     generate: Callable[[], object], *, warmup: int, trials: int, synchronize: Callable[[], None] | None = None
 ) -> tuple[float, ...]:
@@ -344,7 +400,21 @@ def time_generation(
     return tuple(times)
 
 
-def measure_shape(shape: Shape, protocol: MeasurementProtocol = CPU_PROTOCOL) -> Measurement:
+def _generator(model, prompt, output_tokens: int, stack: str) -> Callable[[], object]:
+    """One whole generation call of ``stack``; for ``cuda-graphs`` the step is captured here, once."""
+    if stack == "hf-eager":
+        from .decoder import greedy_generate
+
+        return lambda: greedy_generate(model, prompt, output_tokens)
+    from .graphs import GraphDecoder
+
+    decoder = GraphDecoder(model, prompt.shape[0], prompt.shape[1] + output_tokens)
+    return lambda: decoder.generate(prompt, output_tokens)
+
+
+def measure_shape(
+    shape: Shape, protocol: MeasurementProtocol = CPU_PROTOCOL, stack: str = DEFAULT_STACK
+) -> Measurement:
     """Time generation of one randomly initialised model.
 
     Parameters
@@ -353,50 +423,58 @@ def measure_shape(shape: Shape, protocol: MeasurementProtocol = CPU_PROTOCOL) ->
         The model shape.
     protocol : MeasurementProtocol
         How to time it. ``threads``, when set, is applied process-wide.
+    stack : {"hf-eager", "cuda-graphs"}
+        How the model runs (:data:`STACKS`); ``cuda-graphs`` needs CUDA.
 
     Returns
     -------
     Measurement
     """
     torch = require_torch()
-    from .decoder import build_decoder, greedy_generate
+    from .decoder import build_decoder
 
     device = resolve_device(protocol.device)
+    check_stack(stack, device)
     if protocol.threads is not None:
         torch.set_num_threads(protocol.threads)
     model = build_decoder(shape, dtype=protocol.dtype, device=device, seed=protocol.seed)
     generator = torch.Generator().manual_seed(protocol.seed)
     prompt = torch.randint(0, shape.vocab, (protocol.batch, protocol.input_tokens), generator=generator).to(device)
     synchronize = torch.cuda.synchronize if device == "cuda" else None
+    generate = None
     try:
         with torch.inference_mode():
-            times = time_generation(
-                lambda: greedy_generate(model, prompt, protocol.output_tokens),
-                warmup=protocol.warmup,
-                trials=protocol.trials,
-                synchronize=synchronize,
-            )
+            generate = _generator(model, prompt, protocol.output_tokens, stack)
+            times = time_generation(generate, warmup=protocol.warmup, trials=protocol.trials, synchronize=synchronize)
     finally:
-        # Free this model before the next one is built.
-        del model, prompt
+        # Free this model, its cache and any captured graph before the next one is built.
+        del model, prompt, generate
         gc.collect()
         if device == "cuda":
             torch.cuda.empty_cache()
-    return Measurement(shape, replace(protocol, device=device), times)
+    return Measurement(shape, replace(protocol, device=device), times, stack)
 
 
 def measure_shapes(
     shapes: Iterable[Shape],
     protocol: MeasurementProtocol = CPU_PROTOCOL,
     progress: Callable[[int, int, Measurement], None] | None = None,
+    stacks: Sequence[str] = (DEFAULT_STACK,),
 ) -> list[Measurement]:
-    """Time every shape in turn; ``progress(i, total, measurement)`` after each."""
-    items = list(shapes)
+    """Time every shape under every stack in turn; ``progress(i, total, measurement)`` after each.
+
+    The stacks of one shape run one after the other, each on a freshly built
+    model, so that both see the machine in the same state.
+    """
+    device = resolve_device(protocol.device)
+    for stack in stacks:
+        check_stack(stack, device)
+    runs = [(shape, stack) for shape in shapes for stack in stacks]
     results = []
-    for i, shape in enumerate(items, start=1):
-        results.append(measure_shape(shape, protocol))
+    for i, (shape, stack) in enumerate(runs, start=1):
+        results.append(measure_shape(shape, protocol, stack))
         if progress is not None:
-            progress(i, len(items), results[-1])
+            progress(i, len(runs), results[-1])
     return results
 
 
@@ -416,6 +494,26 @@ def _device_name(device: str) -> str:
         return device
     torch = require_torch()
     return f"cuda ({torch.cuda.get_device_name()}, CUDA {torch.version.cuda})"
+
+
+def _driver_version() -> str:
+    # PyTorch does not report the driver; nvidia-smi does where it is installed.
+    try:
+        done = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unavailable"
+    return done.stdout.strip().splitlines()[0] if done.stdout.strip() else "unavailable"
+
+
+def _gpu_keys(device: str) -> dict[str, str]:
+    """``gpu``, ``cuda`` and ``driver`` header keys on a CUDA device; none on a CPU."""
+    if device != "cuda":
+        return {}
+    torch = require_torch()
+    return {"gpu": torch.cuda.get_device_name(), "cuda": str(torch.version.cuda), "driver": _driver_version()}
 
 
 def now_iso() -> str:
@@ -439,6 +537,7 @@ def provenance(
     load_after: str,
     date: str | None = None,
     extra: dict[str, str] | None = None,
+    stacks: Sequence[str] = (DEFAULT_STACK,),
 ) -> dict[str, str]:
     """Provenance header of a measurement file (:data:`PROVENANCE_KEYS` and ``extra``).
 
@@ -454,6 +553,12 @@ def provenance(
         ISO 8601 time the measurements started; defaults to now (UTC).
     extra : dict, optional
         Further keys, e.g. the sweep's wall time.
+    stacks : sequence of str
+        The stacks timed (:data:`STACKS`), recorded as ``stack`` and in the protocol sentence.
+
+    On a CUDA device the header also names the ``gpu``, the ``cuda`` version
+    PyTorch was built with and the ``driver`` (from ``nvidia-smi``, or
+    ``unavailable``).
     """
     torch = require_torch()
     from .. import __version__
@@ -469,12 +574,14 @@ def provenance(
         "device": _device_name(device),
         "threads": str(torch.get_num_threads()),
         "dtype": protocol.dtype,
-        "protocol": protocol.sentence(),
+        "protocol": protocol.sentence(stacks),
         "date": date or now_iso(),
         "command": command,
         "load_before": load_before,
         "load_after": load_after,
         "seed": str(protocol.seed),
+        "stack": ", ".join(stacks),
+        **_gpu_keys(device),
     }
     header.update(extra or {})
     return header
@@ -546,26 +653,33 @@ def read_measurements(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, 
     Returns
     -------
     frame : DataFrame
-        One row per shape with :data:`COLUMNS` (numbers as numbers).
+        One row per measurement with :data:`COLUMNS` (numbers as numbers); a
+        file written before stacks were recorded reads with ``stack`` hf-eager.
     provenance : dict
         The ``# key: value`` header lines, in order.
 
     Raises
     ------
     DataError
-        Missing file, missing columns or keys, or non-positive latencies.
+        Missing file, missing columns or keys, non-positive latencies or an unknown stack.
     """
     source = Path(path)
     header, frame = read_with_provenance(source, strict=True, required_keys=PROVENANCE_KEYS)
+    if "stack" not in frame.columns:
+        frame["stack"] = DEFAULT_STACK  # every earlier file timed the eager stack
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{source.name} is missing the column(s) {', '.join(missing)}")
     for column in COLUMNS:
-        if column in ("dtype", "device", "framework"):
+        if column in ("dtype", "device", "framework", "stack"):
             continue
         numbers = to_numeric(frame[column], column, source.name, positive=column != "latency_iqr_s")
         integral = column not in ("latency_s", "latency_min_s", "latency_max_s", "latency_iqr_s")
         frame[column] = numbers.astype(np.int64) if integral else numbers
+    frame["stack"] = frame["stack"].astype(str).str.strip()
+    unknown = sorted(set(frame["stack"]) - set(STACKS))
+    if unknown:
+        raise DataError(f"{source.name}: unknown stack(s) {', '.join(unknown)}; known: {', '.join(STACKS)}")
     return frame, header
 
 
