@@ -195,6 +195,16 @@ def test_one_token_pass_is_the_latency_models_decode_step(hardware):
     np.testing.assert_allclose(ours, theirs.ms_per_token / 1e3, rtol=1e-5)
 
 
+def test_one_token_pass_uses_the_stacks_calibration():
+    # A workload's stack picks its calibration for a pass as it does for a generate call.
+    graphs = Workload(stack="cuda-graphs")
+    ours = forward_pass_s([4, 32], [2048, 4096], 1, context=300, workload=graphs)
+    theirs = predict_latency([4, 32], [2048, 4096], input_tokens=300, output_tokens=1, stack="cuda-graphs")
+    np.testing.assert_allclose(ours, theirs.ms_per_token / 1e3, rtol=1e-5)
+    eager = forward_pass_s([4, 32], [2048, 4096], 1, context=300)
+    assert np.all(ours < eager)  # captured graphs launch the layers with less host time
+
+
 def test_speculative_timing_k0_is_the_target_alone_and_a_slow_draft_never_pays():
     timing = speculative_timing("32x4096", [4, 64], [2048, 4096], 0.9, np.arange(0, 9)[:, None])
     np.testing.assert_allclose(timing.speedup[0], 1.0, rtol=EXACT)
