@@ -309,10 +309,16 @@ def test_budgets_and_reasons():
     reasons = dict(zip(by_params.dropped["label"], by_params.dropped["reason"]))
     assert "parameter budget" in reasons["2x4096"] and "parameter budget" in reasons["4x2048"]
     assert "does not pay" in reasons["48x256"]  # 48 layers draft, 32 layers target
-    target_gb = 2 * float(parameter_count(32, 4096)) / 1e9
-    by_memory = select_drafts("32x4096", candidates, acceptance=0.8, memory_budget_gb=target_gb + 2 * N[1] / 1e9)
+    # bf16 weights, and a cache of 2 (keys, values) x layers x width x 384 tokens (128 in + 256 out) x 2 bytes each.
+    target_gb = (2 * float(parameter_count(32, 4096)) + 2 * 32 * 4096 * 384 * 2) / 1e9
+    draft_gb = (2 * float(N[1]) + 2 * 4 * 2048 * 384 * 2) / 1e9  # the 4x2048 draft
+    by_memory = select_drafts("32x4096", candidates, acceptance=0.8, memory_budget_gb=target_gb + draft_gb)
     assert by_memory.eligible.tolist() == [False, True, True, True]
     assert "memory budget" in dict(zip(by_memory.dropped["label"], by_memory.dropped["reason"]))["2x4096"]
+    # The caches count: a budget for the weights alone leaves the 4x2048 draft out.
+    by_weights = select_drafts("32x4096", candidates, acceptance=0.8,
+                               memory_budget_gb=2 * (float(parameter_count(32, 4096)) + N[1]) / 1e9)
+    assert by_weights.eligible.tolist() == [False, False, True, True]
     with pytest.raises(SpeculativeError, match="no draft fits"):
         select_drafts("32x4096", candidates, acceptance=0.8, param_budget=1e6)
     with pytest.raises(SpeculativeError, match="training tokens"):
@@ -425,7 +431,7 @@ def test_a_draft_that_does_not_pay_is_never_selected():
     assert selection.ranking.tolist() == [0]
     with pytest.raises(SpeculativeError, match="no draft within the budgets speeds the target up"):
         select_drafts("32x4096", candidates.take([1, 2]), acceptance=0.75)
-    with pytest.raises(SpeculativeError, match="weights alone"):
+    with pytest.raises(SpeculativeError, match="the target alone needs"):
         select_drafts("32x4096", candidates, acceptance=0.75, memory_budget_gb=10)
 
 
@@ -460,7 +466,7 @@ def test_cli_ranks_a_parameter_range(capsys):
         (["--params-min", "5e8", "--params-max", "1e8", "--acceptance", "0.5"], "below --params-min"),
         (["--params-max", "lots", "--acceptance", "0.5"], "--params-max must be a number"),
         (["--params-max", "5e8", "--acceptance", "0.02"], "speeds the target up"),
-        (["--params-max", "5e8", "--acceptance", "0.5", "--memory-gb", "5"], "weights alone"),
+        (["--params-max", "5e8", "--acceptance", "0.5", "--memory-gb", "5"], "the target alone needs"),
         (["--candidates", "no-such-file.csv", "--acceptance", "0.5"], "no-such-file.csv"),
     ],
 )
