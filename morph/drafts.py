@@ -292,8 +292,8 @@ def select_drafts(
     memory = pair_memory(shape, candidates.n_layers, candidates.d_model, candidates.n_heads, workload=serving,
                          memory_budget_gb=memory_budget_gb)
     if not memory.target_fits:
-        raise SpeculativeError(f"{memory.target_reason()}; raise the budget, shorten the sequences or use a "
-                               "smaller target")
+        raise SpeculativeError(f"{memory.target_reason()}; give more memory, a smaller batch or shorter sequences, or "
+                               "a smaller target")
     eligible = _within_parameter_budget(N, param_budget) & memory.feasible
     within = np.flatnonzero(eligible)
     if within.size == 0:

@@ -494,7 +494,7 @@ class PairMemory:
         """Why the target alone does not fit (empty where it does)."""
         if self.target_fits:
             return ""
-        return (f"the target alone needs {self.target_gb:.3g} GB (weights {self.target_weights_gb:.3g} GB + KV cache "
+        return (f"the target alone needs {self.target_gb:.4g} GB (weights {self.target_weights_gb:.3g} GB + KV cache "
                 f"{self.target_kv_cache_gb:.3g} GB) but {self.capacity}")
 
     def reasons(self, index: ArrayLike | None = None) -> list[str | None]:
@@ -507,7 +507,7 @@ class PairMemory:
                                  (self.memory_gb, self.draft_weights_gb, self.draft_kv_cache_gb))
         return [
             None if t <= self.capacity_gb else
-            (f"target and draft need {t:.3g} GB (target {self.target_gb:.3g} GB, draft weights {w:.3g} GB + KV "
+            (f"target and draft need {t:.4g} GB (target {self.target_gb:.4g} GB, draft weights {w:.3g} GB + KV "
              f"cache {c:.3g} GB) but {self.capacity}")
             for t, w, c in zip(total, weights, cache)
         ]
