@@ -494,8 +494,8 @@ class PairMemory:
         """Why the target alone does not fit (empty where it does)."""
         if self.target_fits:
             return ""
-        return (f"the target alone needs {self.target_gb:.4g} GB (weights {self.target_weights_gb:.3g} GB + KV cache "
-                f"{self.target_kv_cache_gb:.3g} GB) but {self.capacity}")
+        return (f"the target alone needs {self.target_gb:.4g} GB (weights {self.target_weights_gb:.4g} GB + KV cache "
+                f"{self.target_kv_cache_gb:.4g} GB) but {self.capacity}")
 
     def reasons(self, index: ArrayLike | None = None) -> list[str | None]:
         """Why each draft (or each in ``index``) does not fit beside the target: None where it does."""
@@ -507,8 +507,8 @@ class PairMemory:
                                  (self.memory_gb, self.draft_weights_gb, self.draft_kv_cache_gb))
         return [
             None if t <= self.capacity_gb else
-            (f"target and draft need {t:.4g} GB (target {self.target_gb:.4g} GB, draft weights {w:.3g} GB + KV "
-             f"cache {c:.3g} GB) but {self.capacity}")
+            (f"target and draft need {t:.4g} GB (target {self.target_gb:.4g} GB, draft weights {w:.4g} GB + KV "
+             f"cache {c:.4g} GB) but {self.capacity}")
             for t, w, c in zip(total, weights, cache)
         ]
 
