@@ -48,6 +48,15 @@ gave 30% more throughput than existing drafts in the paper's first version
 :func:`morph.drafts.select_drafts` ranks candidate draft shapes by speed-up
 under a parameter or memory budget.
 
+Memory
+------
+Target and draft stay resident together, each with its own key/value cache.
+:func:`pair_memory` counts both models' weights and both caches (each holding
+``batch * (input_tokens + output_tokens)`` tokens, the longest a sequence
+gets) against the device's memory or a budget, with the formulas of
+:func:`morph.latency.memory.serving_memory`; the command line and
+:func:`morph.drafts.select_drafts` both use it.
+
 Acceptance rates
 ----------------
 The acceptance rate of a draft is measured, not predicted: give it per draft
