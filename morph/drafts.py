@@ -8,8 +8,10 @@ about as accurate. :func:`select_drafts` evaluates every candidate shape at
 once: its predicted loss, its acceptance rate (given, or derived from the loss
 gap to the target by :func:`morph.speculative.acceptance_from_loss`), its step
 time under a :class:`~morph.latency.Workload`, its best lookahead and the
-speed-up there; it keeps the top drafts within a parameter and a memory
-budget, and :class:`DraftSelection` says why every other draft lost.
+speed-up there; it keeps the top drafts within a parameter budget that fit
+in memory beside the target (weights and both key/value caches,
+:func:`morph.speculative.pair_memory`), and :class:`DraftSelection` says why
+every other draft lost.
 """
 
 from __future__ import annotations
@@ -25,17 +27,18 @@ from numpy.typing import ArrayLike, NDArray
 
 from .frontier import Candidates, LawLike, pareto_frontier, resolve_law
 from .latency import DEFAULT_CONTEXT, Workload, forward_pass_s
-from .latency.hardware import DTYPE_BYTES, Hardware
 from .shapes import Shape
 from .speculative import (
     DEFAULT_MAX_LOOKAHEAD,
     FloatArray,
     IntArray,
+    PairMemory,
     ShapeLike,
     SpeculativeError,
     acceptance_from_loss,
     as_shape,
     best_lookahead,
+    pair_memory,
     step_workload,
     target_pass_s,
     validate_acceptance,
@@ -64,7 +67,7 @@ class DraftSelection:
     best_speedup : ndarray
         Speed-up at that ``k``.
     eligible : ndarray of bool
-        Within the parameter and memory budgets.
+        Within the parameter budget and fits in memory beside the target.
     selected_index : ndarray of int
         The top drafts, best first, among those within the budgets whose
         best lookahead is above 0 (a draft that does not pay is no choice).
@@ -74,6 +77,9 @@ class DraftSelection:
         One decode step of the target alone (seconds).
     settings : dict
         Budgets, workload and the acceptance assumption.
+    memory : PairMemory, optional
+        Weights and key/value caches of the target and each draft against
+        the memory available.
     """
 
     target: Shape
@@ -88,15 +94,21 @@ class DraftSelection:
     frontier_index: IntArray
     target_step_s: float
     settings: dict[str, Any] = field(default_factory=dict)
+    memory: PairMemory | None = None
 
     def __len__(self) -> int:
         return len(self.candidates)
 
     def to_frame(self, index: ArrayLike | None = None) -> pd.DataFrame:
-        """One row per draft (or per ``index``): shape, parameters, loss, acceptance, timing, best ``k``."""
+        """One row per draft (or per ``index``): shape, parameters, loss, acceptance, timing, best ``k``, memory.
+
+        ``memory_gb`` is target and draft together, weights and both caches
+        (GB); ``feasible`` says whether that fits, ``infeasible_reason`` why
+        not (None where it fits).
+        """
         i = np.arange(len(self)) if index is None else np.asarray(index, dtype=np.int64)
         c = self.candidates.take(i)
-        return pd.DataFrame({
+        frame = pd.DataFrame({
             "label": c.label,
             "n_layers": c.n_layers,
             "d_model": c.d_model,
@@ -108,6 +120,12 @@ class DraftSelection:
             "best_lookahead": self.best_lookahead[i],
             "best_speedup": self.best_speedup[i],
         })
+        if self.memory is not None:
+            frame["memory_gb"] = self.memory.memory_gb[i]
+            frame["feasible"] = self.memory.feasible[i]
+            # An object column: None where the draft fits.
+            frame["infeasible_reason"] = np.array(self.memory.reasons(i), dtype=object)
+        return frame
 
     @functools.cached_property
     def selected(self) -> pd.DataFrame:
@@ -143,8 +161,9 @@ class DraftSelection:
         if budget is not None and self.candidates.N[i] > budget:
             return f"{self.candidates.N[i]:.3g} parameters exceed the {budget:.3g} parameter budget"
         if not self.eligible[i]:
-            memory = self.settings["memory_budget_gb"]
-            return f"target and draft weights need more than the {memory:.3g} GB memory budget"
+            if self.memory is None:
+                return "does not fit in memory beside the target"
+            return str(self.memory.reasons([i])[0])
         if self.best_lookahead[i] == 0:
             return (f"drafting does not pay: a draft step takes {1e3 * self.draft_step_s[i]:.3g} ms against "
                     f"{1e3 * self.target_step_s:.3g} ms for the target, at acceptance {self.acceptance[i]:.2f}")
@@ -224,9 +243,11 @@ def select_drafts(
     param_budget : float, optional
         Largest draft (parameters).
     memory_budget_gb : float, optional
-        Memory for the weights of target and draft together (GB, 1e9
-        bytes); defaults to the hardware's memory. The key/value cache is
-        not counted.
+        Memory for target and draft together (GB, 1e9 bytes): both models'
+        weights and key/value caches, each cache holding ``batch *
+        (input_tokens + output_tokens)`` tokens of the workload (see
+        :func:`morph.speculative.pair_memory`); defaults to the hardware's
+        memory.
     top_n : int
         Drafts to keep.
     workload, context, **overrides
@@ -236,8 +257,9 @@ def select_drafts(
     Raises
     ------
     SpeculativeError
-        No candidates, bad budgets, no draft within them, or none of those
-        that speeds the target up.
+        No candidates, bad budgets, a target that alone does not fit in
+        memory, no draft within the budgets, or none of those that speeds
+        the target up.
     """
     shape = as_shape(target)
     if len(candidates) == 0:
@@ -249,6 +271,7 @@ def select_drafts(
     serving = step_workload(workload, **overrides)
     device = serving.device
     coefficients = serving.resolved_calibration()
+    stack = serving.stack_name
     # The calibration resolved once, not once per pass.
     serving = serving.replace(hardware=device, calibration=coefficients)
     scaling_law, _ = resolve_law(law)
@@ -266,18 +289,18 @@ def select_drafts(
     draft_s = forward_pass_s(candidates.n_layers, candidates.d_model, 1, context=context, workload=serving)
     verify_s = target_pass_s(shape, np.arange(1, max_lookahead + 2), workload=serving, context=context)
     best = best_lookahead(rates, draft_s, verify_s)
-    eligible = _within_budgets(shape, N, param_budget, memory_budget_gb, device, serving.dtype)
-    memory = device.memory_gb if memory_budget_gb is None else float(memory_budget_gb)
+    memory = pair_memory(shape, candidates.n_layers, candidates.d_model, candidates.n_heads, workload=serving,
+                         memory_budget_gb=memory_budget_gb)
+    if not memory.target_fits:
+        raise SpeculativeError(f"{memory.target_reason()}; give more memory, a smaller batch or shorter sequences, or "
+                               "a smaller target")
+    eligible = _within_parameter_budget(N, param_budget) & memory.feasible
     within = np.flatnonzero(eligible)
     if within.size == 0:
-        target_gb = shape.N * DTYPE_BYTES[serving.dtype] / 1e9
-        if target_gb >= memory:
-            raise SpeculativeError(f"the target's weights alone take {target_gb:.3g} GB, more than the {memory:.3g} GB "
-                                   "memory budget; raise the budget or use a smaller target")
         budget = "no parameter budget" if param_budget is None else f"a parameter budget of {param_budget:.3g}"
         raise SpeculativeError(
             f"no draft fits the budgets: the smallest candidate has {N.min():.3g} parameters ({budget}, "
-            f"{memory - target_gb:.3g} GB left beside the target's weights)"
+            f"{memory.capacity_gb - memory.target_gb:.3g} GB left beside the target's weights and KV cache)"
         )
     # A draft whose best lookahead is 0 is not worth running: it is not a choice.
     paying = within[best.lookahead[within] > 0]
@@ -295,31 +318,24 @@ def select_drafts(
     top = within[np.argpartition(-score, n - 1)[:n]] if within.size > n else within
     top = top[np.lexsort((top, -best.speedup[top]))]
     settings = {
-        "hardware": device.name, "calibration": coefficients.name, "batch": serving.batch, "context": context,
-        "dtype": serving.dtype, "max_lookahead": int(max_lookahead), "param_budget": param_budget,
-        "memory_budget_gb": memory, "acceptance": assumption, "law": law if isinstance(law, str) else scaling_law.family,
+        "hardware": device.name, "calibration": coefficients.name, "stack": stack,
+        "batch": serving.batch, "input_tokens": serving.input_tokens, "output_tokens": serving.output_tokens,
+        "context": context, "dtype": serving.dtype, "max_lookahead": int(max_lookahead), "param_budget": param_budget,
+        "memory_budget_gb": memory.capacity_gb, "acceptance": assumption,
+        "law": law if isinstance(law, str) else scaling_law.family,
     }
     return DraftSelection(
         target=shape, candidates=candidates, loss=loss, acceptance=np.asarray(rates, dtype=np.float64),
         draft_step_s=draft_s, best_lookahead=best.lookahead, best_speedup=best.speedup, eligible=eligible,
         selected_index=top.astype(np.int64), frontier_index=pareto_frontier(draft_s, loss),
-        target_step_s=float(verify_s[0]), settings=settings,
+        target_step_s=float(verify_s[0]), settings=settings, memory=memory,
     )
 
 
-def _within_budgets(
-    target: Shape, N: FloatArray, param_budget: float | None, memory_budget_gb: float | None, device: Hardware,
-    dtype: str,
-) -> NDArray[np.bool_]:
-    """Drafts within the parameter budget whose weights fit in memory beside the target's (``dtype``: canonical)."""
-    ok = np.ones(N.shape, dtype=bool)
-    if param_budget is not None:
-        if not math.isfinite(param_budget) or param_budget <= 0:
-            raise SpeculativeError(f"the parameter budget must be a positive number, got {param_budget!r}")
-        ok &= N <= param_budget
-    memory = device.memory_gb if memory_budget_gb is None else memory_budget_gb
-    if not math.isfinite(memory) or memory <= 0:
-        raise SpeculativeError(f"the memory budget must be a positive number of GB, got {memory!r}")
-    bytes_per = float(DTYPE_BYTES[dtype])
-    ok &= (float(target.N) + N) * bytes_per <= memory * 1e9
-    return ok
+def _within_parameter_budget(N: FloatArray, param_budget: float | None) -> NDArray[np.bool_]:
+    """Drafts of at most ``param_budget`` parameters (all of them without a budget)."""
+    if param_budget is None:
+        return np.ones(N.shape, dtype=bool)
+    if not math.isfinite(param_budget) or param_budget <= 0:
+        raise SpeculativeError(f"the parameter budget must be a positive number, got {param_budget!r}")
+    return N <= param_budget

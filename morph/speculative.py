@@ -48,6 +48,15 @@ gave 30% more throughput than existing drafts in the paper's first version
 :func:`morph.drafts.select_drafts` ranks candidate draft shapes by speed-up
 under a parameter or memory budget.
 
+Memory
+------
+Target and draft stay resident together, each with its own key/value cache.
+:func:`pair_memory` counts both models' weights and both caches (each holding
+``batch * (input_tokens + output_tokens)`` tokens, the longest a sequence
+gets) against the device's memory or a budget, with the formulas of
+:func:`morph.latency.memory.serving_memory`; the command line and
+:func:`morph.drafts.select_drafts` both use it.
+
 Acceptance rates
 ----------------
 The acceptance rate of a draft is measured, not predicted: give it per draft
@@ -76,6 +85,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .errors import MorphError
 from .latency import DEFAULT_CONTEXT, Workload, forward_pass_s
+from .latency.memory import serving_memory
 from .latency.workload import as_workload
 from .shapes import Shape, parse_shape
 
@@ -94,6 +104,8 @@ __all__ = [
     "speculative_timing",
     "BestLookahead",
     "best_lookahead",
+    "PairMemory",
+    "pair_memory",
     "acceptance_from_loss",
     "acceptance_rate",
     "speculative_output_distribution",
@@ -248,13 +260,14 @@ def step_workload(workload: Workload | None = None, **overrides: Any) -> Workloa
     Parameters
     ----------
     workload : Workload, optional
-        Hardware, calibration, batch and dtype (default
-        :class:`~morph.latency.Workload`). Its token counts are not used: a
-        step is timed at a given ``context``, the tokens in the key/value
-        cache (see :func:`morph.latency.forward_pass_s`).
+        Hardware, calibration or stack, batch and dtype (default
+        :class:`~morph.latency.Workload`). Its token counts do not time a
+        step, which is timed at a given ``context``, the tokens in the
+        key/value cache (see :func:`morph.latency.forward_pass_s`); they size
+        the caches that :func:`pair_memory` counts.
     **overrides
-        ``hardware``, ``calibration``, ``batch`` or ``dtype``: change one
-        setting of ``workload``.
+        ``hardware``, ``calibration``, ``stack``, ``batch`` or ``dtype``:
+        change one setting of ``workload``.
 
     Raises
     ------
@@ -433,6 +446,132 @@ def best_lookahead(acceptance: ArrayLike, draft_step_s: ArrayLike, verify_s: Arr
         np.copyto(best, speedup, where=better)
         np.copyto(best_k, k, where=better)
     return BestLookahead(lookahead=best_k, speedup=best)
+
+
+# --- memory ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PairMemory:
+    """Memory a target and each of its drafts hold together while decoding speculatively.
+
+    Both models stay resident with their own key/value caches, each sized by
+    its own layers, width and key/value heads (see
+    :func:`morph.latency.memory.serving_memory`).
+
+    Attributes
+    ----------
+    target_weights_gb, target_kv_cache_gb : float
+        The target's weights and key/value cache (GB, 1 GB = 1e9 bytes).
+    draft_weights_gb, draft_kv_cache_gb : ndarray
+        Each draft's weights and key/value cache (GB).
+    capacity_gb : float
+        Memory available (GB): the budget given, else the device's.
+    capacity : str
+        Where that memory comes from, in words, for the reasons
+        (``"the a100-40gb has 40 GB"``).
+    """
+
+    target_weights_gb: float
+    target_kv_cache_gb: float
+    draft_weights_gb: FloatArray
+    draft_kv_cache_gb: FloatArray
+    capacity_gb: float
+    capacity: str
+
+    @property
+    def target_gb(self) -> float:
+        """The target alone: weights plus key/value cache (GB)."""
+        return self.target_weights_gb + self.target_kv_cache_gb
+
+    @property
+    def memory_gb(self) -> FloatArray:
+        """Target and draft together, weights and both caches, per draft (GB)."""
+        return self.target_gb + self.draft_weights_gb + self.draft_kv_cache_gb
+
+    @property
+    def target_fits(self) -> bool:
+        """Whether the target alone fits."""
+        return self.target_gb <= self.capacity_gb
+
+    @property
+    def feasible(self) -> NDArray[np.bool_]:
+        """Whether target and draft fit together, per draft."""
+        return self.memory_gb <= self.capacity_gb
+
+    def target_reason(self) -> str:
+        """Why the target alone does not fit (empty where it does)."""
+        if self.target_fits:
+            return ""
+        return (f"the target alone needs {self.target_gb:.4g} GB (weights {self.target_weights_gb:.4g} GB + KV cache "
+                f"{self.target_kv_cache_gb:.4g} GB) but {self.capacity}")
+
+    def reasons(self, index: ArrayLike | None = None) -> list[str | None]:
+        """Why each draft (or each in ``index``) does not fit beside the target: None where it does."""
+        i = np.arange(self.draft_weights_gb.size) if index is None else np.asarray(index, dtype=np.int64)
+        if not self.target_fits:
+            # Nothing fits beside a target that does not fit alone: say so, not the sum.
+            return [self.target_reason()] * i.size
+        total, weights, cache = (np.ravel(a)[i].tolist() for a in
+                                 (self.memory_gb, self.draft_weights_gb, self.draft_kv_cache_gb))
+        return [
+            None if t <= self.capacity_gb else
+            (f"target and draft need {t:.4g} GB (target {self.target_gb:.4g} GB, draft weights {w:.4g} GB + KV "
+             f"cache {c:.4g} GB) but {self.capacity}")
+            for t, w, c in zip(total, weights, cache)
+        ]
+
+
+def pair_memory(
+    target: ShapeLike,
+    draft_layers: ArrayLike,
+    draft_d_model: ArrayLike,
+    draft_heads: ArrayLike | None = None,
+    draft_kv_heads: ArrayLike | None = None,
+    *,
+    workload: Workload | None = None,
+    memory_budget_gb: float | None = None,
+) -> PairMemory:
+    """Weights and key/value caches of ``target`` and each draft, against the memory available.
+
+    Parameters
+    ----------
+    target : Shape or str
+        The target model, with its own heads.
+    draft_layers, draft_d_model : int or array of int
+        Draft shapes (blocks, features).
+    draft_heads, draft_kv_heads : int or array of int, optional
+        Draft heads; their ratio shrinks a grouped-query draft's cache.
+    workload : Workload, optional
+        Hardware, batch, dtype and the token counts: each cache holds
+        ``batch * (input_tokens + output_tokens)`` tokens, the most a
+        sequence reaches (default :class:`~morph.latency.Workload`).
+    memory_budget_gb : float, optional
+        Memory available (GB, 1e9 bytes); defaults to the hardware's.
+
+    Raises
+    ------
+    SpeculativeError
+        For a budget that is not a positive, finite number.
+    """
+    shape = as_shape(target)
+    serving = workload if workload is not None else Workload()
+    if memory_budget_gb is None:
+        capacity_gb = float(serving.device.memory_gb)
+        capacity = f"the {serving.hardware_name} has {capacity_gb:g} GB"
+    else:
+        capacity_gb = float(memory_budget_gb)
+        if not math.isfinite(capacity_gb) or capacity_gb <= 0:
+            raise SpeculativeError(f"the memory budget must be a positive number of GB, got {memory_budget_gb!r}")
+        capacity = f"the memory budget is {capacity_gb:g} GB"
+    own = serving_memory(shape.n_layers, shape.d_model, shape.n_heads, shape.n_kv_heads, workload=serving,
+                         vocab=shape.vocab)
+    drafts = serving_memory(draft_layers, draft_d_model, draft_heads, draft_kv_heads, workload=serving)
+    return PairMemory(
+        target_weights_gb=float(own.weights_gb), target_kv_cache_gb=float(own.kv_cache_gb),
+        draft_weights_gb=np.ravel(drafts.weights_gb), draft_kv_cache_gb=np.ravel(drafts.kv_cache_gb),
+        capacity_gb=capacity_gb, capacity=capacity,
+    )
 
 
 # --- acceptance ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -195,6 +196,16 @@ def test_one_token_pass_is_the_latency_models_decode_step(hardware):
     np.testing.assert_allclose(ours, theirs.ms_per_token / 1e3, rtol=1e-5)
 
 
+def test_one_token_pass_uses_the_stacks_calibration():
+    # A workload's stack picks its calibration for a pass as it does for a generate call.
+    graphs = Workload(stack="cuda-graphs")
+    ours = forward_pass_s([4, 32], [2048, 4096], 1, context=300, workload=graphs)
+    theirs = predict_latency([4, 32], [2048, 4096], input_tokens=300, output_tokens=1, stack="cuda-graphs")
+    np.testing.assert_allclose(ours, theirs.ms_per_token / 1e3, rtol=1e-5)
+    eager = forward_pass_s([4, 32], [2048, 4096], 1, context=300)
+    assert np.all(ours < eager)  # captured graphs launch the layers with less host time
+
+
 def test_speculative_timing_k0_is_the_target_alone_and_a_slow_draft_never_pays():
     timing = speculative_timing("32x4096", [4, 64], [2048, 4096], 0.9, np.arange(0, 9)[:, None])
     np.testing.assert_allclose(timing.speedup[0], 1.0, rtol=EXACT)
@@ -299,10 +310,16 @@ def test_budgets_and_reasons():
     reasons = dict(zip(by_params.dropped["label"], by_params.dropped["reason"]))
     assert "parameter budget" in reasons["2x4096"] and "parameter budget" in reasons["4x2048"]
     assert "does not pay" in reasons["48x256"]  # 48 layers draft, 32 layers target
-    target_gb = 2 * float(parameter_count(32, 4096)) / 1e9
-    by_memory = select_drafts("32x4096", candidates, acceptance=0.8, memory_budget_gb=target_gb + 2 * N[1] / 1e9)
+    # bf16 weights, and a cache of 2 (keys, values) x layers x width x 384 tokens (128 in + 256 out) x 2 bytes each.
+    target_gb = (2 * float(parameter_count(32, 4096)) + 2 * 32 * 4096 * 384 * 2) / 1e9
+    draft_gb = (2 * float(N[1]) + 2 * 4 * 2048 * 384 * 2) / 1e9  # the 4x2048 draft
+    by_memory = select_drafts("32x4096", candidates, acceptance=0.8, memory_budget_gb=target_gb + draft_gb)
     assert by_memory.eligible.tolist() == [False, True, True, True]
     assert "memory budget" in dict(zip(by_memory.dropped["label"], by_memory.dropped["reason"]))["2x4096"]
+    # The caches count: a budget for the weights alone leaves the 4x2048 draft out.
+    by_weights = select_drafts("32x4096", candidates, acceptance=0.8,
+                               memory_budget_gb=2 * (float(parameter_count(32, 4096)) + N[1]) / 1e9)
+    assert by_weights.eligible.tolist() == [False, False, True, True]
     with pytest.raises(SpeculativeError, match="no draft fits"):
         select_drafts("32x4096", candidates, acceptance=0.8, param_budget=1e6)
     with pytest.raises(SpeculativeError, match="training tokens"):
@@ -415,7 +432,7 @@ def test_a_draft_that_does_not_pay_is_never_selected():
     assert selection.ranking.tolist() == [0]
     with pytest.raises(SpeculativeError, match="no draft within the budgets speeds the target up"):
         select_drafts("32x4096", candidates.take([1, 2]), acceptance=0.75)
-    with pytest.raises(SpeculativeError, match="weights alone"):
+    with pytest.raises(SpeculativeError, match="the target alone needs"):
         select_drafts("32x4096", candidates, acceptance=0.75, memory_budget_gb=10)
 
 
@@ -450,7 +467,7 @@ def test_cli_ranks_a_parameter_range(capsys):
         (["--params-min", "5e8", "--params-max", "1e8", "--acceptance", "0.5"], "below --params-min"),
         (["--params-max", "lots", "--acceptance", "0.5"], "--params-max must be a number"),
         (["--params-max", "5e8", "--acceptance", "0.02"], "speeds the target up"),
-        (["--params-max", "5e8", "--acceptance", "0.5", "--memory-gb", "5"], "weights alone"),
+        (["--params-max", "5e8", "--acceptance", "0.5", "--memory-gb", "5"], "the target alone needs"),
         (["--candidates", "no-such-file.csv", "--acceptance", "0.5"], "no-such-file.csv"),
     ],
 )
@@ -478,3 +495,139 @@ def test_cli_ranks_a_table_with_its_own_acceptance_rates(tmp_path, capsys):
     table.write_text("name,n_layers,d_model,acceptance\nwide,2,2048,1.6\n")
     assert main(["speculative", "--target", "32x4096", "--candidates", str(table), "--tokens", "2e10"]) == 2
     assert "between 0 and 1" in capsys.readouterr().err
+
+
+# --- workload options and memory on the command line -------------------------------------------
+
+
+def _params_by_hand(L: int, d: int) -> int:
+    """N(d, L) = L (4 d^2 + 3 d ffn(d) + 2 d) + d + 2 * 50432 d, ffn(d) = 256 ceil(int(8 d / 3) / 256)."""
+    ffn = 256 * -(-int(8 * d / 3) // 256)
+    return L * (4 * d * d + 3 * d * ffn + 2 * d) + d + 2 * 50432 * d
+
+
+def _gb_in(reason: str) -> list[float]:
+    """The numbers of GB a reason names, in order."""
+    return [float(x) for x in re.findall(r"([0-9.]+) GB", reason)]
+
+
+def _speculative_json(capsys, *args: str) -> dict:
+    assert main(["speculative", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_cli_stack_picks_the_graph_captured_calibration(capsys):
+    pair = ["--target", "32x4096", "--draft", "4x2048", "--acceptance", "0.75", "--lookahead", "3"]
+    eager = _speculative_json(capsys, *pair)
+    graphs = _speculative_json(capsys, *pair, "--stack", "cuda-graphs")
+    assert main(["latency", "--shape", "4x2048", "--stack", "cuda-graphs", "--json"]) == 0
+    latency = json.loads(capsys.readouterr().out)
+    assert (graphs["stack"], graphs["calibration"]) == ("cuda-graphs", latency["calibration"])
+    assert graphs["calibration"] != eager["calibration"]
+    # A one-token step at 256 cached tokens is predict_latency's decode of one token after a 256-token prompt.
+    step = predict_latency([4, 32], [2048, 4096], input_tokens=256, output_tokens=1, stack="cuda-graphs")
+    draft_s, target_s = step.ms_per_token / 1e3
+    (row,) = graphs["drafts"]
+    assert row["draft_step_s"] == pytest.approx(draft_s, rel=1e-5)  # predict_latency is float32
+    assert graphs["target"]["step_time_s"] == pytest.approx(target_s, rel=1e-5)
+    assert row["draft_step_s"] < eager["drafts"][0]["draft_step_s"]
+    assert graphs["target"]["step_time_s"] < eager["target"]["step_time_s"]
+    # Ranking mode times its drafts under the same stack.
+    ranked = _speculative_json(capsys, "--target", "32x4096", "--params-max", "5e8", "--acceptance", "0.75",
+                               "--stack", "cuda-graphs")
+    assert (ranked["settings"]["stack"], ranked["settings"]["calibration"]) == ("cuda-graphs", latency["calibration"])
+    first = ranked["selected"][0]
+    expected = predict_latency(first["n_layers"], first["d_model"], input_tokens=256, output_tokens=1,
+                               stack="cuda-graphs").ms_per_token / 1e3
+    assert first["draft_step_s"] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_cli_takes_every_workload_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["speculative", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--hardware", "--calibration", "--batch", "--input-tokens", "--output-tokens", "--dtype",
+                   "--stack", "--memory-gb"):
+        assert option in text
+    payload = _speculative_json(capsys, "--target", "32x4096", "--draft", "4x2048", "--acceptance", "0.75",
+                                "--lookahead", "3", "--hardware", "h100-sxm", "--calibration", "a100-40gb-hf-generate",
+                                "--batch", "2", "--input-tokens", "1000", "--output-tokens", "500", "--dtype", "fp16")
+    assert {k: payload[k] for k in ("hardware", "calibration", "batch", "input_tokens", "output_tokens", "dtype")} == {
+        "hardware": "h100-sxm", "calibration": "a100-40gb-hf-generate", "batch": 2, "input_tokens": 1000,
+        "output_tokens": 500, "dtype": "fp16"}
+    assert payload["context"] == 1000 + 250  # the middle of generation
+    h100 = Workload(hardware="h100-sxm", calibration="a100-40gb-hf-generate", batch=2, dtype="fp16")
+    step = 3 * float(forward_pass_s(4, 2048, context=1250, workload=h100)) + float(
+        forward_pass_s(32, 4096, 4, context=1250, workload=h100))
+    assert payload["drafts"][0]["step_time_s"] == pytest.approx(step, rel=EXACT)
+    # Without token options a step is timed at 256 cached tokens, as before: 128 + 256 / 2.
+    pair = ["--target", "32x4096", "--draft", "4x2048", "--acceptance", "0.75"]
+    assert _speculative_json(capsys, *pair)["context"] == 256
+    # --context still wins.
+    assert _speculative_json(capsys, *pair, "--input-tokens", "1000", "--context", "64")["context"] == 64
+
+
+# N(8192, 80) = 80 (4 8192^2 + 3 8192 22016 + 2 8192) + 8192 + 2 50432 8192 = 65,587,650,560 parameters;
+# in bf16 131.18 GB, plus a cache of 2 x 80 x 8192 x (128 + 256) tokens x 2 bytes = 1.007 GB: 132.18 GB > 40 GB.
+BIG_TARGET_GB = (2 * 65_587_650_560 + 2 * 80 * 8192 * 384 * 2) / 1e9
+
+
+def test_an_80x8192_target_does_not_fit_an_a100_40gb(capsys):
+    assert _params_by_hand(80, 8192) == 65_587_650_560
+    payload = _speculative_json(capsys, "--target", "80x8192", "--draft", "4x2048", "--draft", "2x1024",
+                                "--acceptance", "0.75", "--hardware", "a100-40gb", "--batch", "1")
+    assert payload["target"]["feasible"] is False
+    assert payload["target"]["memory_gb"] == pytest.approx(BIG_TARGET_GB, rel=1e-12)
+    for row in payload["drafts"]:
+        assert row["feasible"] is False and "target alone" in row["infeasible_reason"]
+        needed, weights, cache, available = _gb_in(row["infeasible_reason"])
+        assert needed == pytest.approx(BIG_TARGET_GB, rel=1e-3) and available == 40
+        assert weights == pytest.approx(131.18, rel=1e-3) and cache == pytest.approx(1.007, rel=1e-2)
+        assert row["speedup"] > 0  # still timed: the timing is reported, marked infeasible
+    assert main(["speculative", "--target", "80x8192", "--draft", "4x2048", "--acceptance", "0.75"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("INFEASIBLE") == 1 and "NO" in out
+    # Ranking mode: nothing can fit, so a one-line error as `morph frontier` gives when no candidate fits.
+    assert main(["speculative", "--target", "80x8192", "--params-max", "5e8", "--acceptance", "0.75"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("morph: error: the target alone needs") and err.count("\n") == 1
+    assert _gb_in(err)[0] == pytest.approx(BIG_TARGET_GB, rel=1e-3) and _gb_in(err)[-1] == 40
+
+
+def test_a_small_target_and_draft_fit_an_80gb_card(capsys):
+    payload = _speculative_json(capsys, "--target", "12x3072", "--draft", "2x1024", "--acceptance", "0.75",
+                                "--hardware", "h100-sxm")
+    (row,) = payload["drafts"]
+    assert row["feasible"] is True and row["infeasible_reason"] is None and payload["memory_budget_gb"] == 80
+    by_hand = (2 * (_params_by_hand(12, 3072) + _params_by_hand(2, 1024))
+               + 2 * 384 * 2 * (12 * 3072 + 2 * 1024)) / 1e9  # weights, then both caches (bf16, 384 tokens)
+    assert row["memory_gb"] == pytest.approx(by_hand, rel=1e-12)
+
+
+def test_both_modes_check_memory_alike(tmp_path, capsys):
+    # Target 32x4096 with the 2x2048 or the 4x2048 draft, at batch 2 with 1000 + 1000 tokens per sequence:
+    # weights in bf16 and caches of 2 x layers x width x 2000 tokens x 2 sequences x 2 bytes.
+    def need_gb(L: int, d: int) -> float:
+        return (2 * _params_by_hand(L, d) + 2 * L * d * 2000 * 2 * 2) / 1e9
+
+    small, large = (need_gb(32, 4096) + need_gb(L, 2048) for L in (2, 4))
+    budget = f"{(small + large) / 2:.6f}"  # between the two: only the 2x2048 draft fits
+    workload = ["--batch", "2", "--input-tokens", "1000", "--output-tokens", "1000", "--memory-gb", budget]
+    explicit = _speculative_json(capsys, "--target", "32x4096", "--draft", "2x2048", "--draft", "4x2048",
+                                 "--acceptance", "0.7", *workload)
+    fits, over = explicit["drafts"]
+    assert (fits["feasible"], over["feasible"]) == (True, False)
+    assert fits["memory_gb"] == pytest.approx(small, rel=1e-12) and over["memory_gb"] == pytest.approx(large, rel=1e-12)
+    needed, *_, available = _gb_in(over["infeasible_reason"])
+    assert needed == pytest.approx(large, rel=1e-3) and available == pytest.approx(float(budget), rel=1e-5)
+    table = tmp_path / "drafts.csv"
+    table.write_text("n_layers,d_model,acceptance\n2,2048,0.7\n4,2048,0.7\n")
+    ranked = _speculative_json(capsys, "--target", "32x4096", "--candidates", str(table), "--tokens", "2e10",
+                               *workload)
+    (chosen,) = ranked["selected"]
+    (dropped,) = ranked["dropped"]
+    assert (chosen["n_layers"], chosen["feasible"], chosen["infeasible_reason"]) == (2, True, None)
+    assert (dropped["n_layers"], dropped["feasible"]) == (4, False)
+    # One check behind both modes: the same numbers and the same sentence.
+    assert (chosen["memory_gb"], dropped["memory_gb"]) == (fits["memory_gb"], over["memory_gb"])
+    assert dropped["infeasible_reason"] == over["infeasible_reason"] == dropped["reason"]

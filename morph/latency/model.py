@@ -619,12 +619,7 @@ def predict_latency(
     settings = workload_arguments(workload, hardware=hardware, calibration=calibration, batch=batch,
                                   input_tokens=input_tokens, output_tokens=output_tokens, dtype=dtype, stack=stack)
     device = get_hardware(settings.pop("hardware"))
-    stack = settings.pop("stack")
-    calibration = settings.pop("calibration")
-    coefficients = (
-        stack_calibration(stack, device) if calibration is None and stack is not None
-        else resolve_calibration(calibration, device)
-    )
+    coefficients = _coefficients(settings.pop("calibration"), settings.pop("stack"), device)
     shapes = dict(n_layers=n_layers, d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads, vocab=vocab)
     arguments = {**shapes, **settings}
     point = _per_shape(arguments, device, lambda work: _evaluate(work, coefficients))
@@ -635,6 +630,13 @@ def predict_latency(
         return LatencyPrediction(*point, latency_basis=basis)
     low, high = _band(arguments, device, coefficients, DRAWS if draws is None else draws, SEED if seed is None else seed)
     return LatencyPrediction(*point, latency_low_s=low, latency_high_s=high, latency_basis=basis)
+
+
+def _coefficients(calibration: Any, stack: str | None, device: Hardware) -> Calibration:
+    """The calibration a prediction uses: the one named, else the stack's, else the hardware's default."""
+    if calibration is None and stack is not None:
+        return stack_calibration(stack, device)
+    return resolve_calibration(calibration, device)
 
 
 def roofline_latency(
@@ -716,7 +718,8 @@ def forward_pass_s(
     n_heads, n_kv_heads : int or array of int, optional
         Query and key/value heads; only their ratio matters (cache size).
     workload : Workload, optional
-        Hardware, calibration, batch and dtype (default
+        Hardware, calibration (or the stack whose calibration is used when
+        none is named), batch and dtype (default
         :class:`~morph.latency.workload.Workload`); its token counts are not
         used, ``tokens`` and ``context`` say where the pass stands.
     hardware, calibration, batch, dtype : optional
@@ -738,7 +741,7 @@ def forward_pass_s(
     """
     settings = workload_arguments(workload, hardware=hardware, calibration=calibration, batch=batch, dtype=dtype)
     device = get_hardware(settings["hardware"])
-    coefficients = resolve_calibration(settings["calibration"], device)
+    coefficients = _coefficients(settings["calibration"], settings["stack"], device)
     # The pass's new tokens stand where a prefill's prompt would (a prefill is such a pass with nothing cached).
     new = _whole_numbers("tokens", tokens, LatencyError).astype(np.float64)
     work = generation_work(n_layers, d_model, n_heads, n_kv_heads, device, settings["batch"], new, 1,
