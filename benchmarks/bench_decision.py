@@ -1,11 +1,11 @@
 """Speed of the decision layer over 100,000+ candidate shapes (target: under 50 ms).
 
 What a dashboard update adds after the selection (``morph.decision.assess``):
-latency bands and the probability of meeting the budget for every candidate,
-memory feasibility, fit-range checks, and the loss draws (200 bootstrap
-refits) for the 200 best within the budget plus the frontier, giving loss
-bands, ties and the probability of being best. The bootstrap itself is fitted
-once per process and not timed here.
+memory feasibility, fit-range checks, and one set of 200 joint draws (the
+law's 200 bootstrap refits paired with the latency calibration's draws) over
+every shape that can meet the budget in some draw plus the frontier, giving
+latency and loss bands, the probability of meeting the budget and of being
+best. The bootstrap itself is fitted once per process and not timed here.
 
 Run: ``python benchmarks/bench_decision.py [--json]``; exits 1 when a target is missed.
 """
@@ -42,8 +42,12 @@ def main() -> int:
         assess(selection, runs, fit_result=fit_b)
         ms = median_ms(lambda: assess(selection, runs, fit_result=fit_b), repeat=20)
         report.target(f"assess_{len(candidates)}_shapes_ms", ms, TARGET_MS, "ms")
+        draws = assess(selection, runs, fit_result=fit_b).draws
+        report.figure(f"draws_{len(candidates)}_shapes", draws["n"], "draws")
+        report.figure(f"drawn_shapes_{len(candidates)}_shapes", draws["pool"], "shapes")
         report.say(f"  {len(candidates):,} shapes (1e+08 to {params_max:.0e} parameters): assess {ms:.1f} ms, median "
-                   f"of 20 (target < {TARGET_MS:g} ms); frontier {selection.frontier_index.size}, "
+                   f"of 20 (target < {TARGET_MS:g} ms); {draws['n']} joint draws over {draws['pool']:,} shapes that "
+                   f"can meet the budget; frontier {selection.frontier_index.size}, "
                    f"{int((~selection.evaluation.feasible).sum()):,} infeasible")
     return report.finish()
 

@@ -55,7 +55,7 @@ from .latency.uncertainty import (
 __all__ = [
     "FitRange",
     "Assessment",
-    "POOL",
+    "POOL_MAX",
     "fit_range",
     "preset_fit",
     "prepare_preset_fits",
@@ -70,16 +70,18 @@ __all__ = [
 BOOTSTRAP = 200
 """Bootstrap refits behind a preset's loss band (the dashboard's default)."""
 
-POOL = 200
-"""Shapes that may meet the budget, best predicted loss first, whose draws are computed (at first).
+POOL_MAX = 20_000
+"""Most shapes whose draws are computed.
 
-Only a shape that meets the budget in some draw can be best in it. The pool
-is the ``POOL`` best by predicted loss among the shapes that meet the budget
-under the fastest corner of the latency draws (every coefficient at its
-fastest drawn value, the shared factor at its lowest: no draw is faster),
-plus the shown ones. When a draw's best lies in the pool's second half, the
-pool doubles and the draws are computed again, so the best of every draw lies
-well inside it; ``Assessment.draws`` reports the deepest winner's rank."""
+Only a shape that meets the budget in some draw can be best in it, so the
+draws are computed for the shapes that meet the budget under the fastest
+corner of the latency draws (every coefficient at its fastest drawn value,
+the shared factor at its lowest: no draw is faster), which loses no
+probability. The law's draws reorder shapes of very different aspect ratios,
+so a draw's best can lie far from the point frontier: no cheaper rule was
+found that provably keeps every draw's best. Beyond ``POOL_MAX`` such shapes
+the nearest to the point frontier are kept and ``Assessment.draws`` says the
+pool was capped."""
 
 PLAUSIBLE = 0.05
 """Probability of being best at or above which a shape is *plausibly best*."""
@@ -210,8 +212,12 @@ def loss_draws(fit_result: FitResult, N: NDArray, D: NDArray, ratio: NDArray, n:
         samples = samples[np.arange(n) % len(samples)]
     names = fit_result.law.parameter_names()
     cls = type(fit_result.law)
+    # One array expression for all draws: each parameter a column (draws, 1) that broadcasts against the shapes.
+    law = object.__new__(cls)
+    for j, name in enumerate(names):
+        object.__setattr__(law, name, samples[:, j : j + 1])
     with np.errstate(all="ignore"):
-        return np.stack([cls.from_values(dict(zip(names, row)), check=False).predict(N, D, ratio) for row in samples])
+        return np.asarray(law.predict(N, D, ratio), dtype=np.float64).reshape(len(samples), -1)
 
 
 @dataclass
@@ -400,7 +406,10 @@ def _fastest_corner(drawn: CoefficientDraws) -> Any:
 
 
 def _possible(selection: Selection, drawn: CoefficientDraws) -> NDArray[np.int64]:
-    """Feasible shapes that meet the budget under the fastest corner (only they can meet it in a draw), best loss first."""
+    """Feasible shapes that meet the budget under the fastest corner (only they can meet it in a draw).
+
+    Nearest the point frontier first (see :data:`POOL_MAX`).
+    """
     evaluation = selection.evaluation
     corner = _fastest_corner(drawn)
     feasible = np.flatnonzero(evaluation.feasible)
@@ -410,12 +419,29 @@ def _possible(selection: Selection, drawn: CoefficientDraws) -> NDArray[np.int64
     scaled = values[0] / corner.factor if metric.higher_is_better else values[0] * corner.factor
     meets = metric_meets(selection.budget_metric, scaled, selection.latency_budget_s)
     possible = feasible[meets]
-    return possible[np.argsort(evaluation.loss[possible], kind="stable")]
+    # A draw's best lies on that draw's frontier, which is the point frontier moved a little: order the shapes by
+    # how far their loss lies above the best loss of any shape at least as fast (zero on the frontier).
+    gap = evaluation.loss[possible] - _frontier_loss(evaluation.latency_s[possible], evaluation.loss[possible])
+    return possible[np.lexsort((evaluation.loss[possible], gap))]
+
+
+def _frontier_loss(latency: NDArray, loss: NDArray) -> NDArray:
+    """For each shape, the least loss among the shapes at least as fast as it (itself included)."""
+    order = np.argsort(latency, kind="stable")
+    best = np.empty_like(loss)
+    best[order] = np.minimum.accumulate(loss[order])
+    return best
 
 
 def _joint_columns(selection: Selection, fit_result: FitResult | None, drawn: CoefficientDraws, level: float,
                    columns: dict) -> dict[str, Any]:
-    """Fill the band and probability columns over the shown shapes from the joint draws; return their summary."""
+    """Fill the band and probability columns from the joint draws; return their summary.
+
+    Draws are computed for every shape that can meet the budget in some draw
+    (up to :data:`POOL_MAX`, nearest the point frontier first) and for the
+    shown ones; bands are read for the shown shapes and every shape with a
+    chance of being best.
+    """
     evaluation = selection.evaluation
     n = len(evaluation)
     for name in ("latency_low_s", "latency_high_s", "probability_within_budget", "loss_low", "loss_high",
@@ -423,17 +449,17 @@ def _joint_columns(selection: Selection, fit_result: FitResult | None, drawn: Co
         columns[name] = np.full(n, np.nan)
     columns["plausibly_best"] = np.full(n, None, dtype=object)
     possible = _possible(selection, drawn)
-    shown_base = np.union1d(selection.selected_index, selection.frontier_index)
-    size = POOL
-    while True:
-        pool = possible[:size]
-        shown = np.union1d(shown_base, pool)
-        values, latency = _budget_draws(selection, shown, drawn)
-        meets = metric_meets(selection.budget_metric, values, selection.latency_budget_s) & evaluation.feasible[shown]
-        result = {"any_within": float(meets.any(axis=1).mean()), "invalid_loss_draws": 0,
-                  "draws": {"n": len(drawn), "seed": None, "pool": int(pool.size), "possible": int(possible.size)}}
-        if fit_result is None:
-            break
+    pool = possible[:POOL_MAX]
+    shown = np.union1d(np.union1d(selection.selected_index, selection.frontier_index), pool)
+    values, latency = _budget_draws(selection, shown, drawn)
+    meets = metric_meets(selection.budget_metric, values, selection.latency_budget_s) & evaluation.feasible[shown]
+    summary = {"n": len(drawn), "pool": int(pool.size), "possible": int(possible.size),
+               "pool_rule": ("every shape that meets the budget under the fastest corner of the draws (no draw is "
+                             f"faster), up to {POOL_MAX} nearest the point frontier, plus the shapes shown")}
+    result = {"any_within": float(meets.any(axis=1).mean()), "invalid_loss_draws": 0, "draws": summary}
+    columns["probability_within_budget"][shown] = meets.mean(axis=0)
+    read = np.isin(shown, np.union1d(selection.selected_index, selection.frontier_index))
+    if fit_result is not None:
         c = evaluation.candidates.take(shown)
         losses = loss_draws(fit_result, c.N.astype(np.float64), c.D, c.aspect_ratio, n=len(drawn))
         valid = np.isfinite(losses) & (losses > 0)
@@ -441,28 +467,21 @@ def _joint_columns(selection: Selection, fit_result: FitResult | None, drawn: Co
         eligible = meets & valid
         has = eligible.any(axis=1)
         winners = np.argmin(np.where(eligible, losses, np.inf), axis=1)[has]
-        rank = _ranks(possible, shown[winners])
-        deepest = int(rank.max()) + 1 if rank.size else 0
-        result["draws"]["deepest_winner_rank"] = deepest
-        if deepest <= size // 2 or size >= possible.size:
-            break
-        size *= 2
-    low, high = latency_interval(latency, level)
-    columns["latency_low_s"][shown], columns["latency_high_s"][shown] = low, high
-    columns["probability_within_budget"][shown] = meets.mean(axis=0)
-    if fit_result is not None:
         probability = np.bincount(winners, minlength=shown.size) / len(drawn)
-        tail = (1.0 - level) / 2.0 * 100.0
-        with np.errstate(all="ignore"):
-            loss_low, loss_high = np.nanpercentile(np.where(np.isfinite(losses), losses, np.nan), [tail, 100 - tail],
-                                                   axis=0)
-        columns["loss_low"][shown], columns["loss_high"][shown] = loss_low, loss_high
         columns["probability_best"][shown] = probability
         columns["plausibly_best"][shown] = probability >= PLAUSIBLE
-    result["draws"]["pool_rule"] = (
-        "the shapes shown plus the best by predicted loss among those that meet the budget under the fastest "
-        "corner of the draws; doubled until every draw's best lies in its first half"
-    )
+        rank = _ranks(possible, shown[winners])
+        summary["deepest_winner_rank"] = int(rank.max()) + 1 if rank.size else 0
+        summary["capped"] = bool(possible.size > POOL_MAX)
+        read |= probability > 0
+        # A non-finite draw is a law outside its domain: it counts (as infeasible) but has no place in a band.
+        band = np.where(np.isfinite(losses[:, read]), losses[:, read], np.nan)
+        tail = (1.0 - level) / 2.0 * 100.0
+        low, high = (np.percentile(band, [tail, 100 - tail], axis=0) if np.isfinite(band).all()
+                     else np.nanpercentile(band, [tail, 100 - tail], axis=0))
+        columns["loss_low"][shown[read]], columns["loss_high"][shown[read]] = low, high
+    low, high = latency_interval(latency[:, read], level)
+    columns["latency_low_s"][shown[read]], columns["latency_high_s"][shown[read]] = low, high
     return result
 
 
