@@ -45,7 +45,7 @@ from .frontier import Selection
 from .laws import PRESETS, ScalingLaw
 from .shapes import VOCAB_SIZE
 from .latency.memory import serving_memory
-from .latency.model import _evaluate, generation_work
+from .latency.model import evaluate, generation_work
 from .latency.serving import SERVING_METRICS, metric_meets, serving_metric
 from .latency.uncertainty import (
     DRAWS, LEVEL, SEED, CoefficientDraws, coefficient_draws, draw_latency, latency_interval, prior_ends,
@@ -384,7 +384,7 @@ def _budget_draws(selection: Selection, index: NDArray, drawn: CoefficientDraws 
     if isinstance(drawn, CoefficientDraws):
         timing = draw_latency(work, drawn)
     else:
-        latency, prefill, _, per_token, _, _ = _evaluate(work, drawn)
+        latency, prefill, _, per_token, _, _ = evaluate(work, drawn)
         timing = {"latency_s": np.atleast_2d(latency), "prefill_s": np.atleast_2d(prefill),
                   "ms_per_token": np.atleast_2d(per_token)}
     values = serving_metric(selection.budget_metric, latency_s=timing["latency_s"], prefill_s=timing["prefill_s"],

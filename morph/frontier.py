@@ -299,7 +299,7 @@ class Evaluation:
 
     @property
     def loss_valid(self) -> NDArray[np.bool_]:
-        """Whether the law predicts a finite, positive loss (a law fitted far outside its data may not)."""
+        """Whether the law predicts a finite, positive loss (one used far outside its data may not)."""
         return np.isfinite(self.loss) & (self.loss > 0)
 
     @property
@@ -485,11 +485,6 @@ class Selection:
         return f"{name} {value:.3g}{unit} {verb} the {self.latency_budget_s:.3g}{unit} budget"
 
     @property
-    def budget(self) -> float:
-        """The budget in the unit of :attr:`budget_metric` (seconds only for ``latency_s``)."""
-        return self.latency_budget_s
-
-    @property
     def latency_target(self) -> float:
         """Former name of :attr:`latency_budget_s` (seconds); kept so existing code keeps working."""
         return self.latency_budget_s
@@ -540,8 +535,7 @@ class Selection:
             ]
 
         return {
-            # Seconds only: a budget on another metric is `budget`, in that metric's unit.
-            "latency_budget_s": self.latency_budget_s if self.budget_metric == "latency_s" else None,
+            "latency_budget_s": self.latency_budget_s if self.budget_metric == "latency_s" else None,  # seconds only
             "budget": self.latency_budget_s,
             "budget_metric": self.budget_metric,
             "budget_unit": SERVING_METRICS[self.budget_metric].unit,
@@ -632,8 +626,7 @@ def select(
     k = min(top_k, within.size)
     best = within[np.argpartition(loss[within], k - 1)[:k]] if within.size > k else within
     chosen = best[np.lexsort((best, loss[best]))]
-    # A shape whose predicted loss is not positive cannot be on the frontier: it is infeasible.
-    frontier = pareto_frontier(latency, np.where(evaluation.loss_valid, loss, np.inf))
+    frontier = pareto_frontier(latency, np.where(evaluation.loss_valid, loss, np.inf))  # a non-positive loss: off it
     reference = speedup_reference(evaluation, int(chosen[0]))
     selected = evaluation.to_frame(chosen)
     selected.insert(0, "rank", np.arange(1, len(chosen) + 1))

@@ -14,7 +14,8 @@ from morph.decision import PLAUSIBLE, assess, fit_range, preset_fit
 from morph.errors import LatencyError
 from morph.frontier import candidates_from_range, candidates_from_table, evaluate_candidates, select
 from morph.latency import Workload, load_calibration, predict_latency
-from morph.latency.calibration import _generation_work_for, calibrate, load_measurements
+from morph.latency.calibration import calibrate, load_measurements
+from morph.latency.measurements import generation_work_for
 from morph.latency.hardware import get_hardware
 from morph.latency.published import graph_layer_cost_bound, load_published_timings
 from morph.latency.uncertainty import (
@@ -75,7 +76,7 @@ def test_a_calibration_fitted_to_timings_covers_held_out_timings_at_its_level():
         test = sweep.iloc[held].reset_index(drop=True)
         calibration = calibrate(train, "cpu", bootstrap=40).calibration
         assert calibration.uncertainty["basis"] == "measured"
-        low, high = latency_interval(draw_latency(_generation_work_for(test, cpu),
+        low, high = latency_interval(draw_latency(generation_work_for(test, cpu),
                                                   coefficient_draws(calibration, cpu))["latency_s"])
         measured = test["latency_s"].to_numpy()
         inside += int(np.sum((measured >= low) & (measured <= high)))

@@ -367,7 +367,8 @@ def test_cli_json_fields_and_numbers(capsys):
     assert first["step_time_s"] == pytest.approx(3 * draft + verify, rel=EXACT)
     assert first["speedup"] == pytest.approx(2.734375 * target / (3 * draft + verify), rel=EXACT)
     assert first["tokens_per_s"] == pytest.approx(2.734375 / (3 * draft + verify), rel=EXACT)
-    assert first["best_speedup"] >= first["speedup"] > 1
+    # The best lookahead's speed-up comes from a separate vectorised sum: equal values may differ in the last bit.
+    assert first["best_speedup"] >= first["speedup"] * (1 - 1e-12) and first["speedup"] > 1
     # A draft deeper than its target slows it down at any k > 0: the best is not to draft.
     assert slow["speedup"] < 1 and slow["best_lookahead"] == 0 and slow["best_speedup"] == 1.0
 

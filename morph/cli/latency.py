@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"{hardware.label} [{hardware.name}], stack {workload.stack_name}, calibration {calibration.name}")
     if spread.basis == "transfer":
-        print(f"TRANSFERRED: coefficients made on {calibration.hardware}, used with this hardware's datasheet")
+        print(f"TRANSFERRED: coefficients made on {calibration.hardware}, transferred to this hardware's datasheet")
     print(f"latency band: central 95% of {DRAWS} joint draws; basis {spread.describe()}")
     print(f"batch {workload.batch}, {workload.input_tokens} input + {workload.output_tokens} output tokens, "
           f"{workload.dtype}")

@@ -79,7 +79,7 @@ class RMSNorm(nn.Module):
         return normed.to(x.dtype) * self.weight
 
 
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     # Rotate-half form: the two halves of each head are the real and imaginary
     # parts of head_dim / 2 complex numbers, each turned by its own angle.
     half = x.shape[-1] // 2
@@ -106,7 +106,7 @@ class Attention(nn.Module):
         k = k.view(batch, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = v.view(batch, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         cos, sin = cache.cos[start : start + t], cache.sin[start : start + t]
-        q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
         keys, values = cache.append(layer, k, v, start)
         group = self.n_heads // self.n_kv_heads
         if group > 1:

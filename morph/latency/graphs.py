@@ -33,7 +33,7 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import LatencyError
-from .decoder import Attention, Decoder, KVCache, _rotate
+from .decoder import Attention, Decoder, KVCache, rotate
 
 __all__ = ["GRAPH_WARMUP_STEPS", "StaticDecoder", "GraphDecoder", "static_greedy_generate"]
 
@@ -65,8 +65,8 @@ def _static_attention(
     batch, _, d_model = x.shape
     heads, kv_heads, head_dim = attention.n_heads, attention.n_kv_heads, attention.head_dim
     q, k, v = attention.in_proj(x).split([d_model, attention.kv_dim, attention.kv_dim], dim=-1)
-    q = _rotate(q.view(batch, 1, heads, head_dim).transpose(1, 2), cos, sin)
-    k = _rotate(k.view(batch, 1, kv_heads, head_dim).transpose(1, 2), cos, sin)
+    q = rotate(q.view(batch, 1, heads, head_dim).transpose(1, 2), cos, sin)
+    k = rotate(k.view(batch, 1, kv_heads, head_dim).transpose(1, 2), cos, sin)
     v = v.view(batch, 1, kv_heads, head_dim).transpose(1, 2)
     keys.index_copy_(2, position, k)
     values.index_copy_(2, position, v)

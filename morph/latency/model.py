@@ -104,6 +104,7 @@ __all__ = [
     "segment_device_s",
     "segments",
     "predict",
+    "evaluate",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -454,7 +455,7 @@ def _roofline_s(work: GenerationWork) -> NDArray:
     return prefill + decode
 
 
-def _evaluate(work: GenerationWork, calibration: Calibration | Any) -> tuple:
+def evaluate(work: GenerationWork, calibration: Calibration | Any) -> tuple:
     """Latency, prefill, decode, ms per token, tokens per second and roofline of one workload.
 
     ``calibration`` is a :class:`Calibration` or any object with the same
@@ -486,7 +487,7 @@ def _evaluate(work: GenerationWork, calibration: Calibration | Any) -> tuple:
 
 
 def predict(work: GenerationWork, calibration: Calibration) -> LatencyPrediction:
-    results = _evaluate(work, calibration)
+    results = evaluate(work, calibration)
     shape = np.broadcast_shapes(*(np.shape(r) for r in results))
     return LatencyPrediction(*(np.broadcast_to(np.asarray(r, dtype=np.float64), shape).copy() for r in results))
 
@@ -622,7 +623,7 @@ def predict_latency(
     coefficients = _coefficients(settings.pop("calibration"), settings.pop("stack"), device)
     shapes = dict(n_layers=n_layers, d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads, vocab=vocab)
     arguments = {**shapes, **settings}
-    point = _per_shape(arguments, device, lambda work: _evaluate(work, coefficients))
+    point = _per_shape(arguments, device, lambda work: evaluate(work, coefficients))
     from .uncertainty import DRAWS, SEED, uncertainty_of
 
     basis = uncertainty_of(coefficients, device).basis

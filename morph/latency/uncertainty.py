@@ -263,16 +263,16 @@ def draw_latency(work: Any, draws: CoefficientDraws) -> dict[str, FloatArray]:
     ``prefill_s``, ``ms_per_token``); no draw's latency goes below the
     roofline, a hard floor.
     """
-    from .model import _evaluate
+    from .model import evaluate
 
     coefficients = [getattr(draws, name) for name in COEFFICIENTS if name != "overlap_p"]
     if all(np.ptp(values) == 0 for values in coefficients):
         # Only the shared factor varies: one evaluation, scaled per draw.
         draws_at = CoefficientDraws(*(values[:1] for values in coefficients[:4]), overlap_p=draws.overlap_p,
                                     c_layer_device_s=coefficients[4][:1], log_factor=draws.log_factor)
-        latency, prefill, _, per_token, _, roofline = _evaluate(work, draws_at)
+        latency, prefill, _, per_token, _, roofline = evaluate(work, draws_at)
     else:
-        latency, prefill, _, per_token, _, roofline = _evaluate(work, draws)
+        latency, prefill, _, per_token, _, roofline = evaluate(work, draws)
     factor = np.exp(draws.log_factor)
     shape = np.broadcast_shapes(np.shape(latency), (len(draws), 1))
     return {
