@@ -210,14 +210,20 @@ def loss_draws(fit_result: FitResult, N: NDArray, D: NDArray, ratio: NDArray, n:
     samples = fit_result.parameter_samples()
     if n is not None:
         samples = samples[np.arange(n) % len(samples)]
-    names = fit_result.law.parameter_names()
-    cls = type(fit_result.law)
-    # One array expression for all draws: each parameter a column (draws, 1) that broadcasts against the shapes.
-    law = object.__new__(cls)
-    for j, name in enumerate(names):
-        object.__setattr__(law, name, samples[:, j : j + 1])
+    law = _drawn_law(fit_result, samples)
+    D = np.asarray(D, dtype=np.float64)
+    if D.size > 1 and np.all(D == D.flat[0]):
+        D = D.flat[0]  # one token budget for all: one power per draw instead of one per shape
     with np.errstate(all="ignore"):
         return np.asarray(law.predict(N, D, ratio), dtype=np.float64).reshape(len(samples), -1)
+
+
+def _drawn_law(fit_result: FitResult, samples: NDArray) -> ScalingLaw:
+    """The fit's law with each parameter a column of draws ``(draws, 1)``: one array expression for all draws."""
+    law = object.__new__(type(fit_result.law))
+    for j, name in enumerate(fit_result.law.parameter_names()):
+        object.__setattr__(law, name, samples[:, j : j + 1])
+    return law
 
 
 @dataclass
@@ -376,6 +382,16 @@ def _budget_draws(selection: Selection, index: NDArray, drawn: CoefficientDraws 
     """
     evaluation = selection.evaluation
     workload = evaluation.workload
+    if getattr(drawn, "shared_only", False):
+        # Only the shared factor varies: the point predictions, scaled per draw (a corner applies its own factor).
+        factor = np.exp(drawn.log_factor) if isinstance(drawn, CoefficientDraws) else np.ones((1, 1))
+        latency = np.maximum(evaluation.latency_s[index] * factor, evaluation.roofline_s[index])
+        timing = {"latency_s": latency, "prefill_s": evaluation.prefill_s[index] * factor,
+                  "ms_per_token": evaluation.ms_per_token[index] * factor}
+        values = serving_metric(selection.budget_metric, latency_s=timing["latency_s"], prefill_s=timing["prefill_s"],
+                                ms_per_token=timing["ms_per_token"], batch=workload.batch,
+                                output_tokens=workload.output_tokens, price_per_gpu_hour=selection.price_per_gpu_hour)
+        return np.asarray(values, dtype=np.float64), latency
     c = evaluation.candidates.take(index)
     # The same work the evaluation's point predictions were made from (float32, as predict_latency).
     work = generation_work(c.n_layers, c.d_model, c.n_heads, None, workload.device, workload.batch,
@@ -393,16 +409,26 @@ def _budget_draws(selection: Selection, index: NDArray, drawn: CoefficientDraws 
     return np.asarray(values, dtype=np.float64), np.asarray(timing["latency_s"], dtype=np.float64)
 
 
-def _fastest_corner(drawn: CoefficientDraws) -> Any:
-    """Coefficients no draw is faster than: host and per-layer costs at their least, efficiencies at their most."""
+def _corner(drawn: CoefficientDraws, fastest: bool = True) -> Any:
+    """Coefficients no draw is faster (or, ``fastest=False``, slower) than: costs at one end, efficiencies at the other."""
     from types import SimpleNamespace
 
+    low, high = (np.min, np.max) if fastest else (np.max, np.min)
     return SimpleNamespace(
-        c_fixed_s=float(np.min(drawn.c_fixed_s)), c_layer_s=float(np.min(drawn.c_layer_s)),
-        c_layer_device_s=float(np.min(drawn.c_layer_device_s)), eta_bw=float(np.max(drawn.eta_bw)),
-        eta_flops=float(np.max(drawn.eta_flops)), overlap_p=drawn.overlap_p,
-        factor=float(np.exp(np.min(drawn.log_factor))),
+        c_fixed_s=float(low(drawn.c_fixed_s)), c_layer_s=float(low(drawn.c_layer_s)),
+        c_layer_device_s=float(low(drawn.c_layer_device_s)), eta_bw=float(high(drawn.eta_bw)),
+        eta_flops=float(high(drawn.eta_flops)), overlap_p=drawn.overlap_p,
+        factor=float(np.exp(low(drawn.log_factor))), shared_only=drawn.shared_only,
     )
+
+
+def _meets_at(selection: Selection, index: NDArray[np.int64], corner: Any) -> NDArray[np.bool_]:
+    """Whether each shape of ``index`` meets the budget under one corner of the draws."""
+    values, _ = _budget_draws(selection, index, corner)
+    # The shared factor scales every metric; throughput inversely.
+    metric = SERVING_METRICS[selection.budget_metric]
+    scaled = values[0] / corner.factor if metric.higher_is_better else values[0] * corner.factor
+    return metric_meets(selection.budget_metric, scaled, selection.latency_budget_s)
 
 
 def _possible(selection: Selection, drawn: CoefficientDraws) -> NDArray[np.int64]:
@@ -411,14 +437,8 @@ def _possible(selection: Selection, drawn: CoefficientDraws) -> NDArray[np.int64
     Nearest the point frontier first (see :data:`POOL_MAX`).
     """
     evaluation = selection.evaluation
-    corner = _fastest_corner(drawn)
     feasible = np.flatnonzero(evaluation.feasible)
-    values, _ = _budget_draws(selection, feasible, corner)
-    # The shared factor scales every metric; throughput inversely.
-    metric = SERVING_METRICS[selection.budget_metric]
-    scaled = values[0] / corner.factor if metric.higher_is_better else values[0] * corner.factor
-    meets = metric_meets(selection.budget_metric, scaled, selection.latency_budget_s)
-    possible = feasible[meets]
+    possible = feasible[_meets_at(selection, feasible, _corner(drawn))]
     # A draw's best lies on that draw's frontier, which is the point frontier moved a little: order the shapes by
     # how far their loss lies above the best loss of any shape at least as fast (zero on the frontier).
     gap = evaluation.loss[possible] - _frontier_loss(evaluation.latency_s[possible], evaluation.loss[possible])
@@ -450,12 +470,15 @@ def _joint_columns(selection: Selection, fit_result: FitResult | None, drawn: Co
     columns["plausibly_best"] = np.full(n, None, dtype=object)
     possible = _possible(selection, drawn)
     pool = possible[:POOL_MAX]
+    if fit_result is not None and pool.size > 2 * FIRST_POOL:
+        pool = _contenders(selection, fit_result, drawn, pool)
     shown = np.union1d(np.union1d(selection.selected_index, selection.frontier_index), pool)
     values, latency = _budget_draws(selection, shown, drawn)
     meets = metric_meets(selection.budget_metric, values, selection.latency_budget_s) & evaluation.feasible[shown]
     summary = {"n": len(drawn), "pool": int(pool.size), "possible": int(possible.size),
-               "pool_rule": ("every shape that meets the budget under the fastest corner of the draws (no draw is "
-                             f"faster), up to {POOL_MAX} nearest the point frontier, plus the shapes shown")}
+               "pool_rule": ("the shapes that meet the budget under the fastest corner of the draws (no draw is "
+                             "faster) less those whose loss, bounded below over a cell of (N, D, aspect ratio) in "
+                             "every draw, cannot beat that draw's best of a first pool; plus the shapes shown")}
     result = {"any_within": float(meets.any(axis=1).mean()), "invalid_loss_draws": 0, "draws": summary}
     columns["probability_within_budget"][shown] = meets.mean(axis=0)
     read = np.isin(shown, np.union1d(selection.selected_index, selection.frontier_index))
@@ -483,6 +506,77 @@ def _joint_columns(selection: Selection, fit_result: FitResult | None, drawn: Co
     low, high = latency_interval(latency[:, read], level)
     columns["latency_low_s"][shown[read]], columns["latency_high_s"][shown[read]] = low, high
     return result
+
+
+FIRST_POOL = 256
+"""Shapes (best predicted loss first) whose draws give each draw's first best loss, the bar the others must beat."""
+
+CELLS = 24
+"""Bins per axis (log N, log D, log aspect ratio) of the cells whose loss is bounded below per draw."""
+
+
+def _contenders(selection: Selection, fit_result: FitResult, drawn: CoefficientDraws,
+                possible: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The shapes of ``possible`` that can be best in some draw: an exact pruning.
+
+    A first pool (the :data:`FIRST_POOL` best by predicted loss, and the best
+    of those that meet the budget even under the slowest corner of the draws)
+    gives each draw's best loss among its shapes within the budget, ``c_d``; no shape
+    whose loss is at least ``c_d`` in draw ``d`` can be best there. The
+    others are grouped in cells of (log N, log D, log R); in each draw the
+    loss ``f(N, D) g(R)`` is bounded below over a cell from the corners (``f``
+    is monotone in N and in D, ``g`` monotone in R or, for the U-shaped law,
+    smallest at ``r_opt``), and a cell whose bound is at least ``c_d`` in every
+    draw is dropped whole. Nothing that could be best in any draw is dropped.
+    """
+    evaluation = selection.evaluation
+    by_loss = possible[np.argsort(evaluation.loss[possible], kind="stable")]
+    # The best of the shapes that meet the budget even in the slowest draw give every draw a bar to beat.
+    sure = by_loss[_meets_at(selection, by_loss, _corner(drawn, fastest=False))]
+    first = np.union1d(by_loss[:FIRST_POOL], sure[:FIRST_POOL // 4])
+    samples = fit_result.parameter_samples()
+    samples = samples[np.arange(len(drawn)) % len(samples)]
+    c = evaluation.candidates.take(first)
+    losses = loss_draws(fit_result, c.N.astype(np.float64), c.D, c.aspect_ratio, n=len(drawn))
+    values, _ = _budget_draws(selection, first, drawn)
+    meets = metric_meets(selection.budget_metric, values, selection.latency_budget_s) & np.isfinite(losses) & (
+        losses > 0)
+    bar = np.min(np.where(meets, losses, np.inf), axis=1, keepdims=True)
+    rest = np.setdiff1d(possible, first)
+    if rest.size == 0:
+        return first
+    lower, cell = _cell_bounds(fit_result, samples, evaluation.candidates.take(rest))
+    keep = np.any(lower < bar, axis=0)
+    return np.union1d(first, rest[keep[cell]])
+
+
+def _cell_bounds(fit_result: FitResult, samples: NDArray, c: Any) -> tuple[NDArray, NDArray[np.int64]]:
+    """Per draw, a lower bound of the loss over each cell of shapes, and each shape's cell."""
+    axes = [np.log(c.N.astype(np.float64)), np.log(np.asarray(c.D, dtype=np.float64)), np.log(c.aspect_ratio)]
+    index = np.zeros(len(axes[0]), dtype=np.int64)
+    for values in axes:
+        span = np.ptp(values)
+        bins = np.zeros(values.size, dtype=np.int64) if span == 0 else np.minimum(
+            ((values - values.min()) / span * CELLS).astype(np.int64), CELLS - 1)
+        index = index * CELLS + bins
+    cells, cell = np.unique(index, return_inverse=True)
+    low = [np.full(cells.size, np.inf) for _ in axes]
+    high = [np.full(cells.size, -np.inf) for _ in axes]
+    for k, values in enumerate(axes):
+        np.minimum.at(low[k], cell, values)
+        np.maximum.at(high[k], cell, values)
+    law = _drawn_law(fit_result, samples)
+    with np.errstate(all="ignore"):
+        f = [law.chinchilla_loss(np.exp(n), np.exp(d)) for n in (low[0], high[0]) for d in (low[1], high[1])]
+        ratios = [np.exp(low[2]), np.exp(high[2])]
+        if hasattr(law, "r_opt"):
+            ratios.append(np.clip(law.r_opt, ratios[0], ratios[1]))
+        g = [law.shape_factor(r) for r in ratios]
+        f_low, f_high = np.minimum.reduce(f), np.maximum.reduce(f)
+        g_low, g_high = np.minimum.reduce(g), np.maximum.reduce(g)
+        lower = np.minimum.reduce([f_low * g_low, f_low * g_high, f_high * g_low, f_high * g_high])
+    # A bound that is not a number (a draw outside the law's domain) cannot rule a cell out.
+    return np.where(np.isnan(lower), -np.inf, lower), cell
 
 
 def _ranks(possible: NDArray, index: NDArray) -> NDArray[np.int64]:

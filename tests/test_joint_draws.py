@@ -168,6 +168,7 @@ def test_restricting_the_draws_to_the_pool_loses_no_probability(fit_b, monkeypat
 
     every = np.flatnonzero(selection.evaluation.feasible)
     monkeypatch.setattr(decision, "_possible", lambda selection, drawn: every)
+    monkeypatch.setattr(decision, "FIRST_POOL", every.size)  # no pruning either: every shape drawn
     everything = assess(selection, fit_range("bian2025"))
     assert pooled.draws["pool"] < everything.draws["pool"] == every.size
     a, b = pooled.columns["probability_best"], everything.columns["probability_best"]
@@ -230,3 +231,13 @@ def test_a_transfer_is_wider_than_what_it_transfers():
     own = uncertainty_of(calibration, get_hardware("a100-40gb"))
     moved = uncertainty_of(calibration, get_hardware("h100-sxm"))
     assert moved.basis == "transfer" and moved.log_sigma > own.log_sigma
+
+
+def test_every_command_names_the_basis_of_its_latency(capsys):
+    spec = _json(capsys, "speculative", "--target", "32x4096", "--draft", "4x2048", "--acceptance", "0.75",
+                 "--stack", "cuda-graphs", "--hardware", "a100-80gb")
+    assert spec["latency_basis"] == "prior"  # the graph stack's own device: its per-layer cost is a prior
+    ranking = _json(capsys, "speculative", "--target", "32x4096", "--params-max", "3e8", "--acceptance", "0.7")
+    assert ranking["latency_basis"] == "published spread"
+    cpu = _json(capsys, "latency", "--shape", "6x512", "--hardware", "cpu", "--dtype", "fp32")
+    assert cpu["latency_basis"] == "measured"

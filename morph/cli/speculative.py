@@ -35,6 +35,7 @@ from ..data import read_table, to_numeric
 from ..drafts import select_drafts
 from ..frontier import Candidates, candidates_from_range, candidates_from_table
 from ..latency import DEFAULT_CONTEXT, Workload
+from ..latency.uncertainty import uncertainty_of
 from ..shapes import Shape, parse_shape
 from ..speculative import (
     DEFAULT_MAX_LOOKAHEAD,
@@ -203,11 +204,16 @@ def run(args: argparse.Namespace) -> int:
                        "step_time_s": timing.target_step_s, "tokens_per_s": timing.target_tokens_per_s,
                        "memory_gb": memory.target_gb, "feasible": memory.target_fits},
             **workload, "lookahead": lookahead, "max_lookahead": max_lookahead,
-            "drafts": rows,
+            "latency_basis": _basis(serving), "drafts": rows,
         })
         return 0
     _print_table(target, timing.target_step_s, rows, workload, lookahead, max_lookahead)
     return 0
+
+
+def _basis(serving: Workload) -> str:
+    """What the step times' latency rests on (see :mod:`morph.latency.uncertainty`)."""
+    return uncertainty_of(serving.resolved_calibration(), serving.device).basis
 
 
 def _print_table(target: Any, target_step_s: float, rows: list[dict[str, Any]], workload: dict[str, Any],
@@ -282,7 +288,7 @@ def run_ranking(args: argparse.Namespace) -> int:
         context=_context(args, serving),
     )
     if args.json:
-        print_json(selection.to_dict())
+        print_json({**selection.to_dict(), "latency_basis": _basis(serving)})
         return 0
     settings = selection.settings
     print(f"{len(selection)} draft shapes for target {selection.target} on {settings['hardware']}, {settings['stack']} "

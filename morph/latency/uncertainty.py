@@ -201,6 +201,11 @@ class CoefficientDraws:
     def __len__(self) -> int:
         return int(np.shape(self.log_factor)[0])
 
+    @property
+    def shared_only(self) -> bool:
+        """Whether only the shared factor varies (the coefficients are the same in every draw)."""
+        return all(np.ptp(getattr(self, name)) == 0 for name in COEFFICIENTS if name != "overlap_p")
+
     def at(self, i: int) -> Calibration:
         """Draw ``i`` as a :class:`Calibration` (for a check by hand or a plot)."""
         values = {name: float(np.ravel(getattr(self, name))[i]) for name in COEFFICIENTS if name != "overlap_p"}
@@ -266,7 +271,7 @@ def draw_latency(work: Any, draws: CoefficientDraws) -> dict[str, FloatArray]:
     from .model import evaluate
 
     coefficients = [getattr(draws, name) for name in COEFFICIENTS if name != "overlap_p"]
-    if all(np.ptp(values) == 0 for values in coefficients):
+    if draws.shared_only:
         # Only the shared factor varies: one evaluation, scaled per draw.
         draws_at = CoefficientDraws(*(values[:1] for values in coefficients[:4]), overlap_p=draws.overlap_p,
                                     c_layer_device_s=coefficients[4][:1], log_factor=draws.log_factor)
