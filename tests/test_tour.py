@@ -62,10 +62,11 @@ def test_a_graph_captured_stack_shrinks_the_speed_up(boards):
         at = {(int(L), int(d)): float(t) for L, d, t in zip(c.n_layers, c.d_model, board.evaluation.latency_s)}
         return at[shape]
 
-    # Under eager generate 12x3072 is the paper's 1.84x faster than 24x2048; with the per-layer
-    # host time gone it is not faster at all (it streams 16% more weights).
+    # Under eager generate 12x3072 is the paper's 1.84x faster than 24x2048. With the host time gone, 12x3072
+    # streams 16% more weights while 24x2048 pays 12 more layers of the per-layer device cost, 0-54 us
+    # a step: at the prior's median the two about cancel, far from 1.84x.
     assert latency(eager, (24, 2048)) / latency(eager, (12, 3072)) == pytest.approx(1.84, abs=0.01)
-    assert latency(graphs, (24, 2048)) / latency(graphs, (12, 3072)) < 1.0
+    assert 0.9 < latency(graphs, (24, 2048)) / latency(graphs, (12, 3072)) < 1.15
     assert (graphs.evaluation.latency_s < 2.0).all()  # the 2 s budget no longer binds
 
 
