@@ -218,11 +218,15 @@ def loss_draws(fit_result: FitResult, N: NDArray, D: NDArray, ratio: NDArray, n:
         return np.asarray(law.predict(N, D, ratio), dtype=np.float64).reshape(len(samples), -1)
 
 
-def _drawn_law(fit_result: FitResult, samples: NDArray) -> ScalingLaw:
-    """The fit's law with each parameter a column of draws ``(draws, 1)``: one array expression for all draws."""
+def _drawn_law(fit_result: FitResult, samples: NDArray, column: bool = True) -> ScalingLaw:
+    """The fit's law with each parameter an array of draws: one array expression for all of them.
+
+    ``column``: each parameter of shape ``(draws, 1)``, to broadcast against
+    the shapes; else ``(draws,)``, paired one to one with as many shapes.
+    """
     law = object.__new__(type(fit_result.law))
     for j, name in enumerate(fit_result.law.parameter_names()):
-        object.__setattr__(law, name, samples[:, j : j + 1])
+        object.__setattr__(law, name, samples[:, j : j + 1] if column else samples[:, j])
     return law
 
 
@@ -476,9 +480,11 @@ def _joint_columns(selection: Selection, fit_result: FitResult | None, drawn: Co
     values, latency = _budget_draws(selection, shown, drawn)
     meets = metric_meets(selection.budget_metric, values, selection.latency_budget_s) & evaluation.feasible[shown]
     summary = {"n": len(drawn), "pool": int(pool.size), "possible": int(possible.size),
-               "pool_rule": ("the shapes that meet the budget under the fastest corner of the draws (no draw is "
-                             "faster) less those whose loss, bounded below over a cell of (N, D, aspect ratio) in "
-                             "every draw, cannot beat that draw's best of a first pool; plus the shapes shown")}
+               "pool_rule": ("among the shapes that meet the budget under the fastest corner of the draws (no draw "
+                             "is faster): a first pool (the best by predicted loss, and those that meet the budget "
+                             "in every draw), plus every shape that beats a draw's best of that pool in that draw "
+                             "(loss bounded below over cells of (N, D, aspect ratio) rules out the rest); plus the "
+                             "shapes shown")}
     result = {"any_within": float(meets.any(axis=1).mean()), "invalid_loss_draws": 0, "draws": summary}
     columns["probability_within_budget"][shown] = meets.mean(axis=0)
     read = np.isin(shown, np.union1d(selection.selected_index, selection.frontier_index))
@@ -527,7 +533,10 @@ def _contenders(selection: Selection, fit_result: FitResult, drawn: CoefficientD
     loss ``f(N, D) g(R)`` is bounded below over a cell from the corners (``f``
     is monotone in N and in D, ``g`` monotone in R or, for the U-shaped law,
     smallest at ``r_opt``), and a cell whose bound is at least ``c_d`` in every
-    draw is dropped whole. Nothing that could be best in any draw is dropped.
+    draw is ruled out for that draw. The pairs of a draw and a shape that are
+    not ruled out are evaluated one element each, and the shapes that beat the
+    draw's bar are the contenders added to the first pool. Nothing that could
+    be best in any draw is left out.
     """
     evaluation = selection.evaluation
     by_loss = possible[np.argsort(evaluation.loss[possible], kind="stable")]
@@ -541,13 +550,71 @@ def _contenders(selection: Selection, fit_result: FitResult, drawn: CoefficientD
     values, _ = _budget_draws(selection, first, drawn)
     meets = metric_meets(selection.budget_metric, values, selection.latency_budget_s) & np.isfinite(losses) & (
         losses > 0)
-    bar = np.min(np.where(meets, losses, np.inf), axis=1, keepdims=True)
+    bar = np.min(np.where(meets, losses, np.inf), axis=1)
     rest = np.setdiff1d(possible, first)
     if rest.size == 0:
         return first
     lower, cell = _cell_bounds(fit_result, samples, evaluation.candidates.take(rest))
-    keep = np.any(lower < bar, axis=0)
-    return np.union1d(first, rest[keep[cell]])
+    promising = (lower < bar[:, None]) & _cell_may_meet(selection, rest, cell, lower.shape[1], drawn)
+    # Only the (draw, shape) pairs whose cell can beat the draw's bar are evaluated, one element each.
+    draw, shape = np.nonzero(promising[:, cell])
+    c = evaluation.candidates.take(rest[shape])
+    with np.errstate(all="ignore"):
+        loss = np.asarray(_drawn_law(fit_result, samples[draw], column=False).predict(
+            c.N.astype(np.float64), np.asarray(c.D, dtype=np.float64), c.aspect_ratio), dtype=np.float64)
+    values = _pair_budget(selection, rest[shape], draw, drawn)
+    better = np.flatnonzero(metric_meets(selection.budget_metric, values, selection.latency_budget_s)
+                            & np.isfinite(loss) & (loss > 0) & (loss < bar[draw]))
+    # Each draw's best: the first of its pairs in order of loss (ties to the lower index, as argmin).
+    order = better[np.lexsort((rest[shape[better]], loss[better], draw[better]))]
+    first_of_draw = order[np.r_[True, draw[order][1:] != draw[order][:-1]]] if order.size else order
+    return np.union1d(first, rest[shape[first_of_draw]])
+
+
+def _cell_may_meet(selection: Selection, index: NDArray[np.int64], cell: NDArray[np.int64], cells: int,
+                   drawn: CoefficientDraws) -> NDArray[np.bool_]:
+    """Per draw and cell, whether the cell's fastest shape may meet the budget (``(draws, cells)``).
+
+    Only where the draws share their coefficients: a draw scales every point
+    prediction by its factor (the roofline only raises latency), so the
+    cell's best point value scaled by the factor is a bound. Elsewhere every
+    cell may.
+    """
+    if not drawn.shared_only:
+        return np.ones((len(drawn), cells), dtype=bool)
+    metric = SERVING_METRICS[selection.budget_metric]
+    values = selection.budget_values[index]
+    best = np.full(cells, -np.inf if metric.higher_is_better else np.inf)
+    (np.maximum if metric.higher_is_better else np.minimum).at(best, cell, values)
+    factor = np.exp(drawn.log_factor)
+    scaled = best / factor if metric.higher_is_better else best * factor
+    return metric_meets(selection.budget_metric, scaled, selection.latency_budget_s)
+
+
+def _pair_budget(selection: Selection, index: NDArray[np.int64], draw: NDArray[np.int64],
+                 drawn: CoefficientDraws) -> NDArray[np.float64]:
+    """The budget metric of shape ``index[k]`` under draw ``draw[k]``, for each ``k`` (one element each)."""
+    evaluation = selection.evaluation
+    workload = evaluation.workload
+    factor = np.exp(drawn.log_factor[draw, 0])
+    if drawn.shared_only:
+        latency, prefill, per_token = (evaluation.latency_s[index], evaluation.prefill_s[index],
+                                       evaluation.ms_per_token[index])
+    else:
+        from types import SimpleNamespace
+
+        coefficients = SimpleNamespace(overlap_p=drawn.overlap_p, **{
+            name: getattr(drawn, name)[draw, 0] for name in ("c_fixed_s", "c_layer_s", "eta_bw", "eta_flops",
+                                                              "c_layer_device_s")})
+        c = evaluation.candidates.take(index)
+        work = generation_work(c.n_layers, c.d_model, c.n_heads, None, workload.device, workload.batch,
+                               workload.input_tokens, workload.output_tokens, workload.dtype, VOCAB_SIZE,
+                               precision=np.float32)
+        latency, prefill, _, per_token, _, _ = evaluate(work, coefficients)
+    return np.asarray(serving_metric(
+        selection.budget_metric, latency_s=np.maximum(latency * factor, evaluation.roofline_s[index]),
+        prefill_s=prefill * factor, ms_per_token=per_token * factor, batch=workload.batch,
+        output_tokens=workload.output_tokens, price_per_gpu_hour=selection.price_per_gpu_hour), dtype=np.float64)
 
 
 def _cell_bounds(fit_result: FitResult, samples: NDArray, c: Any) -> tuple[NDArray, NDArray[np.int64]]:
