@@ -24,8 +24,8 @@ one way: each layer below uses only the layers above it in this list.
   in :mod:`~morph.latency.measure` (with :mod:`~morph.latency.decoder`, needs PyTorch);
 - :mod:`morph.frontier`: candidates, the accuracy-latency Pareto frontier, selection under a
   latency budget, the price of speed at a fixed compute budget;
-- :mod:`morph.decision`: how sure a selection is: loss bands, ties and probability of being
-  best, latency bands, memory feasibility, fit-range warnings, compute-mode optima;
+- :mod:`morph.decision`: how sure a selection is: loss and latency bands, probability of being
+  best and of meeting the budget from one set of joint draws, memory feasibility, fit-range warnings, compute-mode optima;
 - :mod:`morph.lifetime`: training plus serving cost (FLOPs and GPU-hours);
 - :mod:`morph.speculative`: speculative decoding: speed-up and best lookahead of draft models
   under a :class:`Workload`, acceptance rates, a Monte Carlo check of the closed form;

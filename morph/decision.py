@@ -670,11 +670,15 @@ def _prior_dependence(selection: Selection, calibration: Any, columns: dict) -> 
     phrase = prior_phrase(calibration, device)
     labels = evaluation.candidates.labels
     if best[0] != best[1]:
-        named = [("no shape" if b is None else str(labels(b))) for b in best]
-        p = columns["probability_best"][best[0]] if best[0] is not None else float("nan")
-        chance = f" (probability of being best {p:.2f})" if np.isfinite(p) else ""
-        return (f"Under {stack}, the best shape within the budget is {named[0]}{chance} at the prior's low end and "
-                f"{named[1]} at its high end: the answer depends on {phrase}.")
+        ends = []
+        for b, end in zip(best, ("low", "high")):
+            if b is None:
+                ends.append(f"no shape meets the budget at the prior's {end} end")
+            else:
+                p = columns["probability_best"][b]
+                chance = f" (probability of being best {p:.2f})" if np.isfinite(p) else ""
+                ends.append(f"{labels(b)} is best at the prior's {end} end{chance}")
+        return f"Under {stack}, {ends[0]} and {ends[1]}: the answer depends on {phrase}."
     top = int(selection.selected_index[0])
     at = np.flatnonzero(shown == top)
     if at.size and verdicts[0][at[0]] != verdicts[1][at[0]]:

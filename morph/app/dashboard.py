@@ -66,7 +66,7 @@ from ..frontier import (
     select,
 )
 from .dashboard_parts import run_traces, supported_precision, thin_points
-from .dashboard_text import figure_notes_html, price_of_speed_html, selection_table_html
+from .dashboard_text import price_of_speed_html, reading_notes_html, selection_table_html, validity_notes_html
 from .decision_view import (
     ACCENT,
     budget_line,
@@ -213,6 +213,7 @@ class Dashboard:
         self.table = widgets.HTML()
         self.price = widgets.HTML()
         self.notes_html = widgets.HTML()
+        self._reading_notes = ""  # the notes that follow only the evaluation (set in _commit)
         self.share = ShareBar(query=settings.to_query(), sync_url=sync_url)
         self.table.add_class("morph-table")
         self.price.add_class("morph-price")
@@ -523,7 +524,10 @@ class Dashboard:
         self.table.value = selection_table_html(result)
         if evaluation_changed:
             self.price.value = price_of_speed_html(result)
-            self.notes_html.value = figure_notes_html(result, self.max_cloud_points)
+            self._reading_notes = reading_notes_html(result, self.max_cloud_points)
+        # The assessment's sentences follow the budget too (the best shape, whether it hangs on a prior);
+        # the reading notes follow only the evaluation and are kept from its last change.
+        self.notes_html.value = validity_notes_html(result) + self._reading_notes
         # Both downloads name the settings that produced them, the budget included.
         self.share.frontier_csv = self.frontier_csv()
         self.share.selection_csv = self.selection_csv()

@@ -19,7 +19,7 @@ from .dashboard_parts import shape_name, thin_points
 from .decision_view import budget_phrase, decision_columns, decision_notes, published_visible
 from .plotting import si_format
 
-__all__ = ["figure_notes_html", "price_of_speed_html", "selection_table_html"]
+__all__ = ["price_of_speed_html", "reading_notes_html", "selection_table_html", "validity_notes_html"]
 
 _TABLE_STYLE = (
     "<style>.morph-selected{border-collapse:collapse;font-size:13px}"
@@ -93,8 +93,26 @@ def price_of_speed_html(result: Any) -> str:
     return f'<div class="morph-price-text">{html.escape(text)}</div>'
 
 
-def figure_notes_html(result: Any, max_cloud_points: int) -> str:
-    """Notes under the figure: validity warnings first, then how to read what is drawn."""
+def validity_notes_html(result: Any) -> str:
+    """The assessment's sentences (:func:`decision_notes`), escaped; a prior the answer depends on first, in bold.
+
+    They follow the budget as well as the evaluation (which shape is best,
+    and whether that hangs on a prior, changes with the budget), so the
+    dashboard redraws them with the selection.
+    """
+    assessment = result.assessment
+    parts = []
+    for note in decision_notes(assessment, result.settings.workload):
+        prior = note == assessment.prior_dependence
+        parts.append(
+            f'<div class="morph-validity{" morph-prior-dependence" if prior else ""}" '
+            f'style="font-size:12px;color:#8a5a00{";font-weight:bold" if prior else ""}">{html.escape(note)}</div>'
+        )
+    return "".join(parts)
+
+
+def reading_notes_html(result: Any, max_cloud_points: int) -> str:
+    """How to read what is drawn: thinning of the cloud, the published models, the right-hand view."""
     ev, s = result.evaluation, result.settings
     notes = []
     drawn = min(len(ev), thin_points(ev.latency_s, ev.loss, max_cloud_points).size)
@@ -110,8 +128,5 @@ def figure_notes_html(result: Any, max_cloud_points: int) -> str:
                      "is published for them, so they are not placed on the loss axis.")
     notes.append("Right: the law's shape factor is monotone in R, while the runs rise again for very deep, "
                  "narrow shapes (small R): the law does not see that side of the U.")
-    validity = "".join(
-        f'<div class="morph-validity" style="font-size:12px;color:#8a5a00">{html.escape(n)}</div>'
-        for n in decision_notes(result.assessment, s.workload)
-    )
-    return validity + "".join(f'<div style="font-size:12px;color:#555">{html.escape(n)}</div>' for n in notes)
+    return "".join(f'<div style="font-size:12px;color:#555">{html.escape(n)}</div>' for n in notes)
+

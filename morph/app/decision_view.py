@@ -1,4 +1,4 @@
-"""The dashboard's honest-decision layer: bands, ties, feasibility, fit range, evidence, optima.
+"""The dashboard's honest-decision layer: bands, plausibly best shapes, feasibility, fit range, evidence, optima.
 
 Pure functions from :mod:`morph.decision`'s :class:`~morph.decision.Assessment`
 to what the dashboard draws: error bars and hover text for the kept
@@ -20,11 +20,12 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..data import load_models_1b
-from ..decision import Assessment, FitRange, assess, fit_range, preset_fit
+from ..decision import PLAUSIBLE, Assessment, FitRange, assess, fit_range, preset_fit
 from ..fitting import FitResult
 from ..frontier import Selection
 from ..latency import PAPER_WORKLOAD, Workload
 from ..latency.serving import SERVING_METRICS, latency_at_budget
+from ..latency.uncertainty import LEVEL, uncertainty_of
 
 __all__ = [
     "GREY",
@@ -73,7 +74,7 @@ def frontier_trace() -> go.Scatter:
 
 
 def selected_trace() -> go.Scatter:
-    """The (empty) trace of the kept shapes; :func:`selected_bars` adds their bands and ties."""
+    """The (empty) trace of the kept shapes; :func:`selected_bars` adds their bands and plausibly best marks."""
     return go.Scatter(name="selected (top k)", mode="markers",
                       marker=dict(size=11, color=ACCENT, line=dict(color="white", width=1)),
                       hovertemplate="%{text}<br>%{hovertext}<extra></extra>")
@@ -128,24 +129,47 @@ def _column(assessment: Assessment, name: str, index: np.ndarray) -> np.ndarray:
     return np.asarray(assessment.columns[name], dtype=object)[index]
 
 
+def _floats(assessment: Assessment, name: str, index: np.ndarray) -> np.ndarray:
+    return np.asarray(assessment.columns[name], dtype=np.float64)[index]
+
+
+def _number(value: float, spec: str) -> str:
+    # The assessment leaves NaN where it computed nothing: say so, never print "nan".
+    return format(value, spec) if np.isfinite(value) else "n/a"
+
+
+def _plausibly(assessment: Assessment, index: np.ndarray) -> list[bool | None]:
+    """Per shape: plausibly best (True/False), or None where the law has no draws (a published preset)."""
+    return [None if v is None else bool(v) for v in _column(assessment, "plausibly_best", index)]
+
+
+def _loss_hover(loss: float, low: float, high: float, probability: float, plausibly: bool | None) -> str:
+    if plausibly is None or not np.isfinite(low):
+        return f"predicted loss {loss:.4f} (no band: preset law)"
+    verdict = (f"plausibly best: P(best) {probability:.2f} >= {PLAUSIBLE:g}" if plausibly
+               else f"not plausibly best: P(best) {probability:.2f} < {PLAUSIBLE:g}")
+    return f"predicted loss {loss:.4f} [{low:.4f}, {high:.4f}]<br>{verdict}"
+
+
 def selected_bars(selection: Selection, assessment: Assessment) -> dict[str, Any]:
-    """``update`` arguments for the kept candidates: latency and loss error bars, ties, probability of being best."""
+    """``update`` arguments for the kept candidates: latency and loss error bars, plausibly best, P(best).
+
+    Every number comes from the assessment's joint draws; a star marks a shape
+    whose probability of being best is at least :data:`morph.decision.PLAUSIBLE`.
+    """
     ev = selection.evaluation
     i = np.asarray(selection.selected_index)
     x, y = ev.latency_s[i], ev.loss[i]
-    low_x = np.asarray(assessment.columns["latency_low_s"])[i]
-    high_x = np.asarray(assessment.columns["latency_high_s"])[i]
-    low_y = np.asarray(assessment.columns["loss_low"], dtype=np.float64)[i]
-    high_y = np.asarray(assessment.columns["loss_high"], dtype=np.float64)[i]
+    low_x, high_x = _floats(assessment, "latency_low_s", i), _floats(assessment, "latency_high_s", i)
+    low_y, high_y = _floats(assessment, "loss_low", i), _floats(assessment, "loss_high", i)
     has_loss = bool(np.all(np.isfinite(low_y)))
-    probability = np.asarray(assessment.columns["probability_best"], dtype=np.float64)[i]
-    tied = [bool(t) for t in _column(assessment, "tied_with_best", i)]
-    within = np.asarray(assessment.columns["probability_within_budget"])[i]
+    probability = _floats(assessment, "probability_best", i)
+    plausibly = _plausibly(assessment, i)
+    within = _floats(assessment, "probability_within_budget", i)
     hover = [
-        f"latency {xv:.3f} s [{lo:.3f}, {hi:.3f}]; meets the budget with probability {w:.2f}<br>"
-        + (f"predicted loss {yv:.4f} [{ly:.4f}, {hy:.4f}]<br>probability of being best {p:.2f}"
-           + ("; tied with the best" if t else "") if has_loss else f"predicted loss {yv:.4f} (no band: preset law)")
-        for xv, lo, hi, w, yv, ly, hy, p, t in zip(x, low_x, high_x, within, y, low_y, high_y, probability, tied)
+        f"latency {xv:.3f} s [{_number(lo, '.3f')}, {_number(hi, '.3f')}]; meets the budget with probability "
+        f"{_number(w, '.2f')}<br>" + _loss_hover(yv, ly, hy, p, t)
+        for xv, lo, hi, w, yv, ly, hy, p, t in zip(x, low_x, high_x, within, y, low_y, high_y, probability, plausibly)
     ]
     return {
         "error_x": dict(type="data", symmetric=False, array=(high_x - x).tolist(), arrayminus=(x - low_x).tolist(),
@@ -154,8 +178,8 @@ def selected_bars(selection: Selection, assessment: Assessment) -> dict[str, Any
                         arrayminus=(y - low_y).tolist() if has_loss else [], color="rgba(214,39,40,0.6)",
                         thickness=1.5, width=4, visible=has_loss),
         "hovertext": hover,
-        "marker_symbol": ["star" if t else "circle" for t in tied],
-        "customdata": [[float(p) if np.isfinite(p) else None, t] for p, t in zip(probability, tied)],
+        "marker_symbol": ["star" if t else "circle" for t in plausibly],
+        "customdata": [[float(p) if np.isfinite(p) else None, t] for p, t in zip(probability, plausibly)],
     }
 
 
@@ -237,30 +261,37 @@ def optima_points(selection: Selection, optima: dict[str, Any] | None) -> dict[s
 
 
 def decision_columns(selection: Selection, assessment: Assessment) -> dict[str, list[str]]:
-    """Extra columns of the ranked table: loss and latency bands, probability of being best, tie, memory."""
+    """Extra columns of the ranked table: loss and latency bands, P(best), plausibly best, P(meets budget), memory."""
     i = np.asarray(selection.selected_index)
-    low = np.asarray(assessment.columns["latency_low_s"])[i]
-    high = np.asarray(assessment.columns["latency_high_s"])[i]
-    probability = np.asarray(assessment.columns["probability_best"], dtype=np.float64)[i]
-    tied = _column(assessment, "tied_with_best", i)
-    memory = np.asarray(assessment.columns["memory_gb"])[i]
-    meets = np.asarray(assessment.columns["probability_within_budget"])[i]
-    loss_low = np.asarray(assessment.columns["loss_low"], dtype=np.float64)[i]
-    loss_high = np.asarray(assessment.columns["loss_high"], dtype=np.float64)[i]
+    low, high = _floats(assessment, "latency_low_s", i), _floats(assessment, "latency_high_s", i)
+    loss_low, loss_high = _floats(assessment, "loss_low", i), _floats(assessment, "loss_high", i)
+    memory = _floats(assessment, "memory_gb", i)
     return {
-        "loss 95% band": [f"{a:.4f}-{b:.4f}" if np.isfinite(a) else "n/a" for a, b in zip(loss_low, loss_high)],
-        "latency band (s)": [f"{a:.3f}-{b:.3f}" for a, b in zip(low, high)],
-        "P(best)": [f"{p:.2f}" if np.isfinite(p) else "n/a" for p in probability],
-        "tied with best": ["yes" if t else ("no" if t is not None else "n/a") for t in tied],
-        "P(meets budget)": [f"{p:.2f}" for p in meets],
-        "memory (GB)": [f"{m:.3g}" for m in memory],
+        "loss 95% band": [f"{a:.4f}-{b:.4f}" if np.isfinite(a) and np.isfinite(b) else "n/a"
+                          for a, b in zip(loss_low, loss_high)],
+        "latency band (s)": [f"{a:.3f}-{b:.3f}" if np.isfinite(a) and np.isfinite(b) else "n/a"
+                             for a, b in zip(low, high)],
+        "P(best)": [_number(p, ".2f") for p in _floats(assessment, "probability_best", i)],
+        f"plausibly best (P(best) >= {PLAUSIBLE:g})": [
+            "n/a" if t is None else ("yes" if t else "no") for t in _plausibly(assessment, i)],
+        "P(meets budget)": [_number(p, ".2f") for p in _floats(assessment, "probability_within_budget", i)],
+        "memory (GB)": [_number(m, ".3g") for m in memory],
     }
 
 
 def decision_notes(assessment: Assessment, workload: Workload) -> list[str]:
-    """Sentences for the page: the stack, whether latency is transferred, and every validity warning."""
-    error = workload.latency_error()
-    stack = f"Serving stack {assessment.stack}: latency band +/-{error.relative:.0%} ({error.basis})."
-    badge = ["TRANSFERRED: " + assessment.warnings[0]] if error.transferred else []
-    rest = assessment.warnings[1:] if error.transferred else assessment.warnings
-    return [stack, *badge, *rest]
+    """Sentences for the page: what depends on a prior (first), the bands' basis, a transfer, every warning.
+
+    The assessment puts its prior-dependence sentence first among its
+    warnings and the transfer sentence next; both are taken out of the
+    warnings by that order so that each is said once, where it belongs.
+    """
+    spread = uncertainty_of(workload.resolved_calibration(), workload.device)
+    basis = (f"Serving stack {assessment.stack}: latency bands are the central {LEVEL:.0%} of "
+             f"{assessment.draws.get('n', assessment.n_draws)} joint draws; basis {assessment.latency_basis}"
+             + (f": {spread.reasoning}." if spread.reasoning else "."))
+    rest, prior = list(assessment.warnings), assessment.prior_dependence
+    if prior and rest[:1] == [prior]:
+        rest.pop(0)
+    badge = ["TRANSFERRED: " + rest.pop(0)] if assessment.latency_basis == "transfer" and rest else []
+    return [*([prior] if prior else []), basis, *badge, *rest]

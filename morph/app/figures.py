@@ -629,7 +629,8 @@ def selection_figure(
     Drawn with the dashboard's own traces (:mod:`morph.app.decision_view`): the
     candidates as a faint cloud, the (latency, loss) frontier as a line, the kept
     shapes in red with their rank, their latency band and, for a fitted law,
-    their loss band (stars: tied with the best), the shapes that do not fit in
+    their loss band (stars: plausibly best, a probability of being best of at
+    least :data:`morph.decision.PLAUSIBLE`), the shapes that do not fit in
     memory as grey crosses, and the budget as a dashed rule where it is one on
     the latency axis (a throughput or cost budget at the latency it amounts to).
 
@@ -637,7 +638,7 @@ def selection_figure(
     ----------
     selection : Selection
     assessment : Assessment, optional
-        Bands and ties (:func:`morph.decision.assess`); when not given, assessed
+        Bands and probabilities (:func:`morph.decision.assess`); when not given, assessed
         as the dashboard does (a ``bian2025`` preset re-derived with a bootstrap,
         stored once per machine).
     into : FigureWidget, optional

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(payload)
         return 0
     columns = ["rank", "label", "n_layers", "d_model", "N", "loss", "loss_low", "loss_high", "probability_best",
-               "tied_with_best", "latency_s", "latency_low_s", "latency_high_s", "probability_within_budget",
+               "plausibly_best", "latency_s", "latency_low_s", "latency_high_s", "probability_within_budget",
                "feasible", "speedup"]
     metric = SERVING_METRICS[args.budget_metric]
     print(f"{len(evaluation)} candidates, {metric.label} {metric.bound} {args.latency_budget_s:g} {metric.unit} on "
