@@ -22,13 +22,11 @@ from morph.latency.published import (
     hf_eager_spread,
     load_published_timings,
 )
+from morph.latency.model import generation_work
+from morph.latency.uncertainty import coefficient_draws, draw_latency, uncertainty_of
 from morph.latency.stacks import (
-    BAND_Z,
     STACKS,
     TRANSFER_ERROR,
-    calibration_error,
-    latency_band,
-    probability_within,
     stack_calibration,
 )
 from morph.shapes import parameter_count
@@ -91,14 +89,15 @@ def test_graph_stack_differs_by_device_and_shrinks_the_paper_speedup():
     assert h100[0] / h100[1] < eager[0] / eager[1]
 
 
-def test_a_device_without_timings_borrows_with_a_wider_flagged_error():
+def test_a_device_without_timings_borrows_with_a_wider_flagged_distribution():
     graph = load_calibration("a100-80gb-cuda-graphs")
-    own = calibration_error(graph, get_hardware("a100-80gb"))
-    borrowed = calibration_error(stack_calibration("cuda-graphs", get_hardware("h100-sxm")), get_hardware("h100-sxm"))
-    assert not own.transferred and own.relative == pytest.approx(graph.relative_error)
-    assert borrowed.transferred and borrowed.relative == pytest.approx(graph.relative_error + TRANSFER_ERROR)
-    assert "transferred" in borrowed.basis
-    assert Workload(hardware="h100-sxm", stack="cuda-graphs").latency_error().transferred
+    own = uncertainty_of(graph, get_hardware("a100-80gb"))
+    borrowed = Workload(hardware="h100-sxm", stack="cuda-graphs").latency_uncertainty()
+    assert own.basis == "prior" and borrowed.basis == "transfer"
+    # The transfer's factor (x/1.25 at 95%) adds in quadrature to the calibration's own.
+    expected = math.hypot(own.log_sigma, math.log(1 + TRANSFER_ERROR) / 1.959963984540054)
+    assert borrowed.log_sigma == pytest.approx(expected, rel=1e-12)
+    assert "a100-80gb" in borrowed.reasoning and "25%" in borrowed.reasoning
 
 
 def test_gpu_stack_on_the_cpu_and_unknown_stacks_are_refused():
@@ -116,24 +115,24 @@ def test_calibration_relative_error_is_validated():
 
 
 def test_band_brackets_the_prediction_and_respects_the_roofline():
-    latency = np.array([0.5, 1.0, 2.0])
-    roofline = np.array([0.45, 0.2, 0.1])
-    low, high = latency_band(latency, 0.3, roofline)
-    assert np.all(low <= latency) and np.all(latency <= high) and np.all(low >= roofline)
-    # Hand: 1.0 / 1.3 and 1.0 * 1.3; the first is held at its roofline 0.45 > 0.5 / 1.3.
-    assert low[1] == pytest.approx(1 / 1.3, rel=1e-12) and high[1] == pytest.approx(1.3, rel=1e-12)
-    assert low[0] == pytest.approx(0.45, rel=1e-12)
+    for settings in (dict(hardware="a100-40gb"), dict(hardware="l4"), dict(stack="cuda-graphs", hardware="a100-80gb")):
+        p = predict_latency([24, 12, 64], [2048, 3072, 8192], **settings)
+        assert np.all(p.latency_low_s <= p.latency_s) and np.all(p.latency_s <= p.latency_high_s)
+        assert np.all(p.latency_low_s >= p.roofline_s * (1 - 1e-6))
 
 
-def test_probability_of_meeting_the_budget():
-    # The band is the central 95% interval: at the prediction 1/2, at the upper edge 0.975.
-    assert probability_within(2.0, 0.3, 2.0) == pytest.approx(0.5, abs=1e-12)
-    assert probability_within(2.0, 0.3, 2.0 * 1.3) == pytest.approx(0.975, abs=1e-9)
-    assert probability_within(2.0, 0.3, 2.0 / 1.3) == pytest.approx(0.025, abs=1e-9)
-    budgets = np.linspace(0.5, 5.0, 50)
-    assert np.all(np.diff(probability_within(2.0, 0.3, budgets)) >= 0)
-    assert probability_within(2.0, 0.0, [1.9, 2.1]).tolist() == [0.0, 1.0]
-    assert BAND_Z == pytest.approx(1.959964, abs=1e-6)
+def test_a_shared_factor_moves_every_shape_together():
+    # Eager on the A100 40GB: only the shared factor varies, so in every draw 12x3072 stays faster.
+    calibration = load_calibration("a100-40gb-hf-generate")
+    hardware = get_hardware("a100-40gb")
+    drawn = coefficient_draws(calibration, hardware)
+    assert drawn.shared_only
+    work = generation_work(np.array([24, 12]), np.array([2048, 3072]), None, None, hardware, 1, 128, 256, "bf16",
+                           50432)
+    latency = draw_latency(work, drawn)["latency_s"]
+    assert np.all(latency[:, 1] < latency[:, 0])
+    # And the ratio is the point prediction's in every draw (the factor cancels): 3.61 / 1.96.
+    np.testing.assert_allclose(latency[:, 0] / latency[:, 1], 3.61 / 1.96, rtol=2e-3)
 
 
 def test_kv_cache_of_the_long_context_case_by_hand():

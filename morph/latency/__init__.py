@@ -6,9 +6,11 @@
 - :mod:`morph.latency.hardware`: hardware presets and the CPU probe;
 - :mod:`morph.latency.record`: the calibration record, its JSON file and the shipped ones;
 - :mod:`morph.latency.calibration`: fitting a calibration to timings;
-- :mod:`morph.latency.stacks`: serving stacks, calibration errors, latency bands, the
-  probability of meeting a budget; :mod:`morph.latency.published`: the stacks'
-  calibrations from public timings;
+- :mod:`morph.latency.stacks`: serving stacks and their calibrations per device;
+  :mod:`morph.latency.published`: the stacks' calibrations from public timings;
+- :mod:`morph.latency.uncertainty`: each calibration's distribution (measured, published
+  spread, prior, transfer) as seeded joint draws, bands and probabilities;
+- :mod:`morph.latency.measurements`: reading and checking measurement tables;
 - :mod:`morph.latency.memory`: weights plus key/value cache against device memory;
 - :mod:`morph.latency.serving`: time to first token, time per token, throughput and cost
   per million tokens, each usable as a budget;
@@ -31,7 +33,8 @@ from .model import (
 from .record import COEFFICIENTS, Calibration, calibrations, calibrations_dir, load_calibration, resolve_calibration
 from .memory import MemoryCheck, serving_memory
 from .serving import SERVING_METRICS, serving_metric
-from .stacks import STACKS, TRANSFER_ERROR, latency_band, probability_within
+from .stacks import STACKS, TRANSFER_ERROR
+from .uncertainty import LatencyUncertainty, uncertainty_of
 from .workload import PAPER_WORKLOAD, Workload
 
 __all__ = [
@@ -46,13 +49,13 @@ __all__ = [
     "STACKS",
     "TRANSFER_ERROR",
     "Workload",
+    "LatencyUncertainty",
+    "uncertainty_of",
     "calibrations",
     "calibrations_dir",
     "forward_pass_s",
-    "latency_band",
     "load_calibration",
     "overlap",
-    "probability_within",
     "predict_latency",
     "resolve_calibration",
     "roofline_latency",

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import LatencyError
 from .hardware import DTYPES, Hardware, canonical_dtype, get_hardware
 from .record import Calibration, resolve_calibration
-from .stacks import CalibrationError, calibration_error, get_stack, stack_calibration
+from .stacks import get_stack, stack_calibration
 
 __all__ = ["PAPER_WORKLOAD", "WORKLOAD_FIELDS", "Workload"]
 
@@ -122,9 +122,11 @@ class Workload:
             return self.stack
         return self.resolved_calibration().stack or "custom"
 
-    def latency_error(self) -> CalibrationError:
-        """Relative error of this workload's latency predictions, and whether it is transferred."""
-        return calibration_error(self.resolved_calibration(), self.device)
+    def latency_uncertainty(self) -> Any:
+        """The distribution of this workload's latency predictions (:class:`~morph.latency.uncertainty.LatencyUncertainty`)."""
+        from .uncertainty import uncertainty_of
+
+        return uncertainty_of(self.resolved_calibration(), self.device)
 
     def timed_like(self, other: "Workload") -> bool:
         """Whether timings of one stand for the other: same hardware, batch, tokens and dtype.
