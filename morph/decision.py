@@ -355,6 +355,11 @@ def assess(
     if joint.get("invalid_loss_draws"):
         warnings.append(f"In {joint['invalid_loss_draws']} of {draws} draws the law predicts a non-positive loss for "
                         "some shown shape; there those shapes count as infeasible (the draws are kept, not dropped).")
+    odd = _non_physical_draws(fit_result, draws)
+    if odd:
+        warnings.append(f"{odd} of {draws} draws of the law have a non-physical parameter (A, B, alpha or beta not "
+                        "positive: loss not falling with size or data); they are kept, so the bands and "
+                        "probabilities include the shapes they favour.")
     if fit_result is None:
         warnings.append("The law is a published parameter set without its fit's uncertainty: no loss bands or "
                         "probabilities of being best (fit the law, or use a bian2025 preset's re-derived fit).")
@@ -363,6 +368,17 @@ def assess(
                         "unreliable; bootstrap refits give better ones.")
     return Assessment(columns, warnings, workload.stack_name, draws, runs, spread.basis, joint["draws"],
                       joint["any_within"], dependence)
+
+
+def _non_physical_draws(fit_result: FitResult | None, draws: int) -> int:
+    """How many of the law's draws have ``A``, ``B``, ``alpha`` or ``beta`` not positive."""
+    if fit_result is None:
+        return 0
+    samples = fit_result.parameter_samples()
+    samples = samples[np.arange(draws) % len(samples)]
+    names = list(fit_result.law.parameter_names())
+    columns = [names.index(name) for name in ("A", "B", "alpha", "beta")]
+    return int(np.sum(np.any(samples[:, columns] <= 0, axis=1)))
 
 
 def _reasons(selection: Selection, memory: Any) -> NDArray:

@@ -6,7 +6,7 @@ import argparse
 
 from typing import Any
 
-from ..decision import FitRange, assess, compute_optima, fit_range, preset_fit
+from ..decision import PLAUSIBLE, FitRange, assess, compute_optima, fit_range, preset_fit
 from ..errors import SelectionError
 from ..fitting import METHODS, fit
 from ..frontier import (
@@ -115,6 +115,11 @@ def run(args: argparse.Namespace) -> int:
           f"{evaluation.workload.hardware_name} ({assessment.stack} stack); top {args.top} by predicted loss:")
     shown = assessment.annotate(selection.selected, selection.selected_index)
     print(shown[[c for c in columns if c in shown]].to_string(index=False))
+    draws = assessment.draws
+    if assessment.probability_any_within_budget is not None:
+        print(f"Bands and probabilities: {draws['n']} joint draws of the law and the latency (seed {draws['seed']}), "
+              f"latency basis {assessment.latency_basis}; some shape meets the budget in "
+              f"{assessment.probability_any_within_budget:.1%} of them; plausibly best: P(best) >= {PLAUSIBLE:g}")
     if optima is not None:
         best, chosen = optima["best_shape"], optima["latency_constrained"]
         print(f"\nAt {args.flops:.3g} training FLOPs: the law's compute-optimal N = {optima['compute_optimal']['N']:.3g} "
