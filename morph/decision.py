@@ -42,7 +42,7 @@ from .data import load_runs
 from .fitcache import cached_fit
 from .fitting import FitResult
 from .frontier import Selection
-from .laws import PRESETS, ScalingLaw
+from .laws import PRESETS, REFERENCE_ASPECT_RATIO, ScalingLaw
 from .shapes import VOCAB_SIZE
 from .latency.memory import serving_memory
 from .latency.model import evaluate, generation_work
@@ -714,7 +714,7 @@ def compute_optima(selection: Selection, flops: float, law: ScalingLaw) -> dict[
     it gives up against ``best_shape``.
     """
     evaluation = selection.evaluation
-    ratio = 64.0 if law.needs_aspect_ratio else None
+    ratio = REFERENCE_ASPECT_RATIO if law.needs_aspect_ratio else None
     optimum = law.compute_optimal(flops, ratio)
     chinchilla = PRESETS["hoffmann2022"].law.compute_optimal(flops)
     feasible = np.flatnonzero(evaluation.feasible)

@@ -30,7 +30,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .data import read_table, to_numeric
 from .errors import SelectionError, ShapeError
-from .laws import ScalingLaw, preset
+from .laws import COMPUTE_SPAN, REFERENCE_ASPECT_RATIO, ScalingLaw, preset
 from .latency import Workload, predict_latency
 from .latency.memory import serving_memory
 from .latency.serving import SERVING_METRICS, metric_meets, serving_metric
@@ -199,15 +199,15 @@ def candidates_from_flops(
 ) -> Candidates:
     """Shapes for a training budget of ``flops``: each trained on ``D = flops / (6 N)`` tokens.
 
-    Without a parameter range, the range spans a factor of 8 either side of
-    the law's compute-optimal ``N``.
+    Without a parameter range, the range spans :data:`COMPUTE_SPAN` either
+    side of the law's compute-optimal ``N``.
     """
     if not np.isfinite(flops) or flops <= 0:
         raise SelectionError("the compute budget must be a positive, finite number of FLOPs")
     if params_min is None or params_max is None:
-        optimum = resolve_law(law)[0].compute_optimal(flops, 64.0)
-        params_min = float(optimum.N) / 8 if params_min is None else params_min
-        params_max = float(optimum.N) * 8 if params_max is None else params_max
+        optimum = resolve_law(law)[0].compute_optimal(flops, REFERENCE_ASPECT_RATIO)
+        params_min = float(optimum.N) / COMPUTE_SPAN if params_min is None else params_min
+        params_max = float(optimum.N) * COMPUTE_SPAN if params_max is None else params_max
     grid = enumerate_shapes(params_min, params_max, **enumerate_options)
     if len(grid) == 0:
         raise SelectionError(f"no shape fits between {params_min:.3g} and {params_max:.3g} parameters")

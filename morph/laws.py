@@ -40,6 +40,8 @@ from .errors import MorphError
 
 __all__ = [
     "ScalingLaw",
+    "REFERENCE_ASPECT_RATIO",
+    "COMPUTE_SPAN",
     "ChinchillaLaw",
     "InferenceEfficientLaw",
     "UShapedLaw",
@@ -55,6 +57,15 @@ __all__ = [
 ]
 
 FloatArray = NDArray[np.float64]
+
+
+REFERENCE_ASPECT_RATIO = 64.0
+"""Aspect ratio at which a shape-aware law's compute-optimal loss is reported: the bottom of the runs' U
+(PAPER.md section 2: the losses are U-shaped below R of about 64). The allocation N, D does not depend on it."""
+
+COMPUTE_SPAN = 8.0
+"""Factor either side of the compute-optimal N that a FLOP budget's candidates span: the paper's token
+budgets run from 20N to 160N, a factor of 8 (PAPER.md section 3)."""
 
 
 @dataclass(frozen=True)
