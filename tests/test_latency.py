@@ -784,3 +784,12 @@ def test_shipped_cpu_calibration_meets_its_leave_one_out_target():
                                 input_tokens=64, output_tokens=32, dtype="fp32").latency_s
     assert predicted.max() / predicted.min() == pytest.approx(
         same_size["latency_s"].max() / same_size["latency_s"].min(), rel=0.15)
+
+
+def test_the_optimisers_bounds_lie_inside_the_physical_ranges():
+    from morph.latency.calibration import _BOUNDS, _RANGES
+
+    assert set(_BOUNDS) == set(_RANGES) == set(COEFFICIENTS)
+    for name, (low, open_low, high) in _RANGES.items():
+        lower, upper = _BOUNDS[name]
+        assert (lower > low if open_low else lower >= low) and upper <= high and lower < upper, name

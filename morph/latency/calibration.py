@@ -121,8 +121,18 @@ def _fixed_note(kind: str, name: str, value: float) -> str:
 
 _SCALE = {"c_fixed_s": 1e-3, "c_layer_s": 1e-3, "eta_bw": 1.0, "eta_flops": 1.0, "overlap_p": 1.0,
           "c_layer_device_s": 1e-5}
-_BOUNDS = {"c_fixed_s": (0.0, np.inf), "c_layer_s": (0.0, np.inf), "eta_bw": (1e-4, 1.0),
-           "eta_flops": (1e-4, 1.0), "overlap_p": (1.0, 64.0), "c_layer_device_s": (0.0, np.inf)}
+_RANGES = {"c_fixed_s": (0.0, False, math.inf), "c_layer_s": (0.0, False, math.inf), "eta_bw": (0.0, True, 1.0),
+           "eta_flops": (0.0, True, 1.0), "overlap_p": (1.0, False, math.inf),
+           "c_layer_device_s": (0.0, False, math.inf)}
+"""Physical range of each coefficient: (low, low excluded, high)."""
+
+# The optimiser searches inside the physical ranges: a step above an excluded zero (an efficiency of 1e-4
+# is already absurd), and p up to 64, where the overlap is max(host, device) to 1.1% (2 ** (1 / 64)).
+_SEARCH_FLOOR = {"eta_bw": 1e-4, "eta_flops": 1e-4}
+_SEARCH_CEILING = {"overlap_p": 64.0}
+_BOUNDS = {name: (_SEARCH_FLOOR.get(name, low), min(high, _SEARCH_CEILING.get(name, high)))
+           for name, (low, _, high) in _RANGES.items()}
+"""Bounds of the optimiser's search for each coefficient, inside :data:`_RANGES`."""
 
 
 # --- fitting ----------------------------------------------------------------------------------
@@ -200,10 +210,6 @@ def _validate_fit(fit: Sequence[str], fixed: Mapping[str, float]) -> tuple[str, 
     return names
 
 
-_RANGES = {"c_fixed_s": (0.0, False, math.inf), "c_layer_s": (0.0, False, math.inf), "eta_bw": (0.0, True, 1.0),
-           "eta_flops": (0.0, True, 1.0), "overlap_p": (1.0, False, math.inf),
-           "c_layer_device_s": (0.0, False, math.inf)}
-"""Physical range of each coefficient: (low, low excluded, high)."""
 
 
 def _check_fixed(values: Mapping[str, float]) -> None:
