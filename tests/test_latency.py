@@ -787,6 +787,7 @@ def test_shipped_cpu_calibration_meets_its_leave_one_out_target():
 
 
 def test_the_optimisers_bounds_lie_inside_the_physical_ranges():
+    from morph.latency import COEFFICIENTS
     from morph.latency.calibration import _BOUNDS, _RANGES
 
     assert set(_BOUNDS) == set(_RANGES) == set(COEFFICIENTS)

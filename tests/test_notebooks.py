@@ -130,8 +130,9 @@ def test_speculative_notebook_shows_exactness_the_simulation_and_the_deep_draft_
     deviation = re.search(r"largest deviation ([\d.]+) standard errors", everything)
     assert deviation is not None and float(deviation.group(1)) < 5
     # The command's table: the wide draft speeds the target up, the deep one of equal size does not pay.
-    wide = re.search(r"^4x2048 .* ([\d.]+)x\s+\d+\s+([\d.]+)x$", everything, re.MULTILINE)
-    deep = re.search(r"^24x1024 .* ([\d.]+)x\s+0\s+1\.00x$", everything, re.MULTILINE)
+    # Each row ends with the speed-up, the best k and its speed-up, then the memory the pair needs and whether it fits.
+    wide = re.search(r"^4x2048 .* ([\d.]+)x\s+\d+\s+([\d.]+)x\s+[\d.]+\s+yes$", everything, re.MULTILINE)
+    deep = re.search(r"^24x1024 .* ([\d.]+)x\s+0\s+1\.00x\s+[\d.]+\s+yes$", everything, re.MULTILINE)
     assert wide is not None and float(wide.group(2)) > 1.2
     assert deep is not None and float(deep.group(1)) < 1
     widget_views = [o for o in outputs(notebook) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
