@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from morph.errors import SelectionError
+
 from morph import load_candidates
 from morph.cli import main
 from morph.frontier import candidates_from_table, evaluate_candidates, select
@@ -29,7 +31,7 @@ def test_former_keyword_gives_the_same_selection(one_b):
 
 
 def test_budget_given_twice_is_refused(one_b):
-    with pytest.raises(Exception, match="once"):
+    with pytest.raises(SelectionError, match="once"):
         select(one_b, 2.0, latency_target=3.0)
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import morph
-from morph import PAPER_WORKLOAD, Workload, predict_latency
+from morph import PAPER_WORKLOAD, Workload, load_candidates, predict_latency
 from morph.cli import build_parser
 from morph.cli.common import workload_from_args
 from morph.errors import LatencyError
@@ -20,13 +19,8 @@ def test_paper_workload_is_the_papers_timing_setting():
     assert (PAPER_WORKLOAD.hardware_name, PAPER_WORKLOAD.dtype, PAPER_WORKLOAD.batch) == ("a100-40gb", "bf16", 1)
     assert (PAPER_WORKLOAD.input_tokens, PAPER_WORKLOAD.output_tokens) == (128, 256)
     assert PAPER_WORKLOAD.resolved_calibration().name == "a100-40gb-hf-generate"
-    assert morph.PAPER_WORKLOAD is PAPER_WORKLOAD and morph.Workload is Workload
 
 
-def test_paper_workload_reproduces_the_published_timings():
-    # Open-LM-1B (24 x 2048) 3.61 s and Morph-1B (12 x 3072) 1.96 s, to the 2 decimals published.
-    timing = predict_latency([24, 12], [2048, 3072], workload=PAPER_WORKLOAD)
-    assert np.round(timing.latency_s, 2).tolist() == [3.61, 1.96]
 
 
 @pytest.mark.parametrize(
@@ -74,7 +68,7 @@ def test_timed_like_ignores_the_calibration_only():
 
 
 def test_an_evaluation_keeps_its_workload():
-    candidates = candidates_from_table(morph.load_candidates())
+    candidates = candidates_from_table(load_candidates())
     evaluation = evaluate_candidates(candidates, "bian2025", workload=PAPER_WORKLOAD.replace(batch=4))
     assert evaluation.workload.batch == 4 and evaluation.law == "bian2025"
     assert evaluation.settings == {"law": "bian2025", **PAPER_WORKLOAD.replace(batch=4).to_dict()}
