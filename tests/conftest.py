@@ -8,6 +8,8 @@ Screenshots go to ``$MORPH_ARTIFACTS`` (default ``build/artifacts``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import os
 import re
 import shutil
@@ -56,6 +58,32 @@ def user_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def user_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The cache folder (``MORPH_CACHE_HOME``, stored fits) is a temporary one, empty at the start of a run."""
     yield from _temporary_folder(tmp_path_factory, "MORPH_CACHE_HOME")
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What one in-process ``morph`` command gave: its exit status and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture) -> Callable[..., CliResult]:
+    """Run ``morph ARGS`` in this process (argparse's own errors included), as the command line would."""
+    from morph.cli import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse rejects bad options with exit status 2
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return run
 
 
 def free_port() -> int:

@@ -20,6 +20,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_fit_json_has_the_documented_keys():
+    """The one test that runs ``python -m morph`` as a separate process: the entry point itself."""
     out = _run("fit", RUNS, "--fit-set", "in_fit_B", "--json")
     assert out.returncode == 0, out.stderr
     payload = json.loads(out.stdout)
@@ -70,19 +71,19 @@ def test_aliases_and_bootstrap(tmp_path, capsys):
         ("N,D,loss\n-1,2e9,3\n", "greater than zero"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(tmp_path, content, message):
+def test_bad_input_is_one_line_and_exit_2(tmp_path, content, message, cli):
     table = tmp_path / "bad.csv"
     table.write_text(content)
     before = sorted(p.name for p in tmp_path.iterdir())
-    out = _run("fit", str(table), "--law", "chinchilla", "--json")
+    out = cli("fit", str(table), "--law", "chinchilla", "--json")
     assert out.returncode == 2
     assert out.stdout == ""
     assert out.stderr.count("\n") == 1 and message in out.stderr and "Traceback" not in out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
 
 
-def test_bad_arguments_exit_2():
-    assert _run("fit", RUNS, "--bootstrap", "-3").returncode == 2
-    assert _run("fit", RUNS, "--law", "kaplan").returncode == 2
-    assert _run("fit", RUNS, "--fit-set", "nope").returncode == 2
-    assert _run().returncode == 2
+def test_bad_arguments_exit_2(cli):
+    assert cli("fit", RUNS, "--bootstrap", "-3").returncode == 2
+    assert cli("fit", RUNS, "--law", "kaplan").returncode == 2
+    assert cli("fit", RUNS, "--fit-set", "nope").returncode == 2
+    assert cli().returncode == 2

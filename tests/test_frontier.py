@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -203,12 +201,9 @@ def test_lifetime_cost_favours_fast_shapes_when_serving_dominates(one_b):
     assert (cost["total_gpu_hours"] == cost["training_gpu_hours"] + cost["serving_gpu_hours"]).all()
 
 
-def test_cli_frontier_json():
-    out = subprocess.run(
-        [sys.executable, "-m", "morph", "frontier", "--candidates", str(CANDIDATES_CSV),
-         "--latency-budget", "2.0", "--hardware", "a100-40gb", "--top", "3", "--json"],
-        capture_output=True, text=True, timeout=120,
-    )
+def test_cli_frontier_json(cli):
+    out = cli("frontier", "--candidates", str(CANDIDATES_CSV), "--latency-budget", "2.0", "--hardware", "a100-40gb",
+              "--top", "3", "--json")
     assert out.returncode == 0, out.stderr
     payload = json.loads(out.stdout)
     first = payload["selected"][0]
@@ -231,8 +226,8 @@ def test_cli_frontier_json():
         (["--candidates", str(CANDIDATES_CSV), "--latency-budget", "2", "--hardware", "abacus"], "abacus"),
     ],
 )
-def test_cli_frontier_bad_input(args, message):
-    out = subprocess.run([sys.executable, "-m", "morph", "frontier", *args], capture_output=True, text=True, timeout=120)
+def test_cli_frontier_bad_input(args, message, cli):
+    out = cli("frontier", *args)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
     assert out.stdout == ""
 

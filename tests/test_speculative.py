@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -419,9 +417,8 @@ def test_cli_table(capsys):
         (["--target", "32x4096", "--draft", "4x2048", "--acceptance", "0.5", "--hardware", "abacus"], "hardware"),
     ],
 )
-def test_cli_bad_input_is_one_line_exit_2(args, message):
-    out = subprocess.run([sys.executable, "-m", "morph", "speculative", *args], capture_output=True, text=True,
-                         timeout=60)
+def test_cli_bad_input_is_one_line_exit_2(args, message, cli):
+    out = cli("speculative", *args)
     assert out.returncode == 2
     assert out.stderr.startswith("morph: error: ") and out.stderr.count("\n") == 1 and message in out.stderr
 
@@ -472,9 +469,8 @@ def test_cli_ranks_a_parameter_range(capsys):
         (["--candidates", "no-such-file.csv", "--acceptance", "0.5"], "no-such-file.csv"),
     ],
 )
-def test_cli_ranking_bad_input_is_one_line_exit_2(args, message):
-    out = subprocess.run([sys.executable, "-m", "morph", "speculative", "--target", "32x4096", *args],
-                         capture_output=True, text=True, timeout=60)
+def test_cli_ranking_bad_input_is_one_line_exit_2(args, message, cli):
+    out = cli("speculative", "--target", "32x4096", *args)
     assert out.returncode == 2
     assert out.stderr.startswith("morph: error: ") and out.stderr.count("\n") == 1 and message in out.stderr
 
