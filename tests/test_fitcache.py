@@ -86,7 +86,6 @@ def test_the_cache_folder_follows_the_environment(tmp_path, monkeypatch):
 
 
 def test_a_dashboard_with_prepared_fits_never_loads_scipy(cache):
-    pytest.importorskip("plotly")
     from morph.decision import prepare_preset_fits
 
     prepare_preset_fits()

@@ -33,12 +33,8 @@ from morph.shapes import Shape, parameter_count
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "data" / "measurements" / "cpu-torch-eager.csv"
-HAS_TORCH = True
-try:
-    import torch  # noqa: F401
-except ImportError:
-    HAS_TORCH = False
-needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is not installed (pip install -e .[measure])")
+# PyTorch is in the measure extra, which the test install includes: a missing torch is a broken install.
+import torch  # noqa: E402
 
 
 # --- the model -------------------------------------------------------------------------------------------------
@@ -58,7 +54,6 @@ needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is not installed
     ids=str,
 )
 def test_torch_parameter_count_equals_formula(shape):
-    torch = pytest.importorskip("torch")
     from morph.latency.decoder import Decoder
 
     with torch.device("meta"):
@@ -77,7 +72,6 @@ def test_torch_parameter_count_equals_formula(shape):
 
 
 def test_built_model_keeps_tied_head_and_unit_gains():
-    torch = pytest.importorskip("torch")
     from morph.latency.decoder import build_decoder
 
     tied = build_decoder(Shape(2, 64, tied_embeddings=True))
@@ -93,7 +87,6 @@ def test_built_model_keeps_tied_head_and_unit_gains():
 
 @pytest.mark.parametrize("shape", [Shape(2, 64), Shape(3, 128, 4, 2)], ids=str)
 def test_kv_cache_decode_matches_full_recomputation(shape):
-    torch = pytest.importorskip("torch")
     from morph.latency.decoder import build_decoder, greedy_generate
 
     model = build_decoder(shape, seed=1)
@@ -111,7 +104,6 @@ def test_kv_cache_decode_matches_full_recomputation(shape):
 
 
 def test_chunked_prefill_after_cache_matches_one_pass():
-    torch = pytest.importorskip("torch")
     from morph.latency.decoder import KVCache, build_decoder
 
     model = build_decoder(Shape(2, 128, 2), seed=2)
@@ -125,7 +117,6 @@ def test_chunked_prefill_after_cache_matches_one_pass():
 
 
 def test_generate_rejects_zero_output_tokens():
-    torch = pytest.importorskip("torch")
     from morph.latency.decoder import build_decoder, greedy_generate
 
     with pytest.raises(ValueError):
@@ -189,7 +180,6 @@ def test_read_shapes_csv_filters_and_defaults_heads(tmp_path):
 # --- a real tiny measurement and the file format --------------------------------------------------------------
 
 
-@needs_torch
 def test_tiny_measurement_round_trip(tmp_path, capsys):
     out = tmp_path / "m.csv"
     argv = ["measure", "--shape", "2x64", "--shape", "1x128x2", "--trials", "2", "--output-tokens", "4",
@@ -283,7 +273,6 @@ def test_cli_errors_are_one_line_and_write_nothing(args, tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
-@needs_torch
 def test_cli_refuses_unwritable_output_before_measuring(tmp_path, capsys):
     missing = tmp_path / "no-such-folder" / "out.csv"
     assert main(["measure", "--shape", "2x64", "--output", str(missing)]) == 2
@@ -302,9 +291,8 @@ def test_cli_without_torch_says_how_to_install(tmp_path, capsys, monkeypatch):
     assert not out.exists()
 
 
-@pytest.mark.skipif(not HAS_TORCH or not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_measurement(tmp_path):
-    torch = pytest.importorskip("torch")
     out = tmp_path / "gpu.csv"
     assert main(["measure", "--shape", "2x128", "--device", "cuda", "--trials", "2", "--output-tokens", "4",
                  "--output", str(out), "--quiet"]) == 0
@@ -365,7 +353,6 @@ def test_stack_argument(given, expected):
     assert _stacks(args) == expected
 
 
-@needs_torch
 @pytest.mark.parametrize("stack", [["--stack", "cuda-graphs"], ["--stack", "both"]])
 def test_cuda_graphs_on_a_cpu_is_refused_in_one_line(stack, tmp_path, capsys):
     out = tmp_path / "out.csv"
@@ -378,7 +365,6 @@ def test_cuda_graphs_on_a_cpu_is_refused_in_one_line(stack, tmp_path, capsys):
         measure_shape(Shape(1, 64), CPU_PROTOCOL, stack="cuda-graphs")
 
 
-@needs_torch
 def test_graph_decoder_refuses_a_cpu_model():
     from morph.latency.decoder import build_decoder
     from morph.latency.graphs import GraphDecoder
@@ -400,14 +386,12 @@ def test_gpu_depth_sweep_design():
     assert _paper_parameters(24, 2048) == 1_439_795_200 and _paper_parameters(12, 3072) == 1_668_885_504
 
 
-@needs_torch
 @pytest.mark.parametrize(
     "shape, batch, input_tokens, output_tokens",
     [(Shape(2, 64), 2, 7, 9), (Shape(3, 128, 4, 2), 1, 5, 12), (Shape(2, 128, 4, 1), 3, 4, 6)],
     ids=str,
 )
 def test_static_cache_decoding_equals_eager_decoding(shape, batch, input_tokens, output_tokens):
-    torch = pytest.importorskip("torch")
     from morph.latency.decoder import build_decoder, greedy_generate
     from morph.latency.graphs import StaticDecoder, static_greedy_generate
 
@@ -425,7 +409,6 @@ def test_static_cache_decoding_equals_eager_decoding(shape, batch, input_tokens,
         assert int(decoder.position) == input_tokens + output_tokens - 1
 
 
-@needs_torch
 def test_table_of_both_stacks_round_trips(tmp_path):
     protocol = MeasurementProtocol(input_tokens=8, output_tokens=4, trials=3, device="cpu")
     measurements = [
