@@ -85,7 +85,7 @@ from .decision_view import (
     selected_bars,
 )
 from .figures import si_format
-from .labels import label_size, place_labels
+from .labels import label_size, place_caption, place_labels
 from .layout import DASHBOARD_CSS, HOW_TO_READ, FigureGeometry, WidthProbe, figure_geometry, linear_range, log_range
 from .readouts import readout_box, round_outward, round_significant
 from .settings import (
@@ -664,18 +664,20 @@ class Dashboard:
 
         annotations: list[dict[str, Any]] = []
         obstacles = []
+        px = np.array([to_px(x, y, axis) for x, y, _, axis in points]).reshape(-1, 2)
         if rule is not None:
-            (budget, caption), (cw, ch) = rule, label_size(rule[1])
-            bx = to_px(budget, y_range[1])[0]
-            right_side = bx + cw <= width
-            obstacles.append((bx, 0.0, bx + cw, ch) if right_side else (bx - cw, 0.0, bx, ch))
+            # Beside the line, clear of every marker (the published models' diamonds sit at the top).
+            marker = 9.0
+            markers = [(x - marker, y - marker, x + marker, y + marker) for x, y in px]
+            (budget, caption) = rule
+            box, right_side = place_caption(to_px(budget, y_range[1])[0], label_size(caption), (width, height), markers)
+            obstacles.append(box)
             annotations.append(dict(
                 xref="x", yref="y domain", x=math.log10(budget), y=1, text=caption, showarrow=False,
                 xanchor="left" if right_side else "right", yanchor="top", xshift=3 if right_side else -3,
-                font=dict(color=ACCENT, size=11), name="budget"))
+                yshift=-float(box[1]), font=dict(color=ACCENT, size=11), name="budget"))
         if not points:
             return annotations
-        px = np.array([to_px(x, y, axis) for x, y, _, axis in points])
         texts = [t for _, _, t, _ in points]
         placement = place_labels(px[:, 0], px[:, 1], [label_size(t) for t in texts], (width, height),
                                  obstacles=obstacles)
