@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from morph.app.dashboard import PUBLISHED, SELECTED, Dashboard
+from morph.app.dashboard import PUBLISHED, SELECTED, Dashboard, trace
 from morph.app.labels import boxes_overlap, label_size, place_labels
 from morph.app.layout import STACK_BELOW_PX, figure_geometry
 from morph.app.readouts import human_seconds, round_outward, round_significant, spoken
@@ -90,7 +90,7 @@ def test_a_moved_slider_gives_a_rounded_setting_and_link(board):
 
 def test_the_published_models_never_sit_on_the_rank_1_dot(board):
     # They have no published loss: a strip of their own (axis y3) along the top, above every loss dot.
-    published, selected = board.figure.data[PUBLISHED], board.figure.data[SELECTED]
+    published, selected = trace(board.figure, PUBLISHED), trace(board.figure, SELECTED)
     assert published.yaxis == "y3" and min(published.y) > 0.85
     (low, high) = board.figure.layout.yaxis.range
     assert all((y - low) / (high - low) < 0.85 for y in selected.y)
@@ -128,11 +128,11 @@ def drawn_labels(board):
         labels.append((a.text, box))
         leaders.append((a.text, leader(px, py, box)))
     markers = []
-    for trace, half in ((fig.data[SELECTED], 5.0), (fig.data[PUBLISHED], 5.5)):
-        if trace.visible is False:
+    for shown, half in ((trace(fig, SELECTED), 5.0), (trace(fig, PUBLISHED), 5.5)):
+        if shown.visible is False:
             continue
-        for x, y in zip(() if trace.x is None else trace.x, () if trace.y is None else trace.y):
-            px, py = to_px(math.log10(x), y, "y3" if trace.yaxis == "y3" else "y")
+        for x, y in zip(() if shown.x is None else shown.x, () if shown.y is None else shown.y):
+            px, py = to_px(math.log10(x), y, "y3" if shown.yaxis == "y3" else "y")
             markers.append((px - half, py - half, px + half, py + half))
     caption = None
     for a in fig.layout.annotations:
