@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from morph import PRESETS, hardware_presets, load_candidates, load_runs, preset
 from morph.app.dashboard import (
-    CLOUD, FRONTIER, LAW_CURVE, PUBLISHED, RUNS, SELECTED, Dashboard, supported_precision, thin_points,
+    CLOUD, FRONTIER, LAW_CURVE, PUBLISHED, RUNS, SELECTED, Dashboard, supported_precision, thin_points, trace,
 )
 from morph.app.settings import BATCH_LADDER, FIT_B, TOKEN_LADDER, DashboardSettings, clamp_fields, settings_from_query
 from morph.data import split_provenance
@@ -37,7 +37,7 @@ def test_defaults_reproduce_the_paper_choice_of_morph_1b(dashboard):
     # the same numbers as the package computes directly for the paper's 15 candidates
     direct = select(evaluate_candidates(candidates_from_table(load_candidates()), "bian2025"), 2.0, 3).selected
     np.testing.assert_allclose(dashboard.selection.selected["loss"], direct["loss"])
-    assert list(dashboard.figure.data[SELECTED].text) == ["1: 12x3072", "2: 12x2816", "3: 10x3200"]
+    assert list(trace(dashboard.figure, SELECTED).text) == ["1: 12x3072", "2: 12x2816", "3: 10x3200"]
     assert dashboard.figure.layout.shapes[0].x0 == 2.0
     assert dashboard.messages.level is None and dashboard.settings == DashboardSettings()
     assert dashboard.share.query == ""
@@ -45,7 +45,7 @@ def test_defaults_reproduce_the_paper_choice_of_morph_1b(dashboard):
 
 
 def test_published_models_at_measured_latency_only_under_their_protocol(dashboard):
-    published = dashboard.figure.data[PUBLISHED]
+    published = trace(dashboard.figure, PUBLISHED)
     assert published.visible is True
     # 7 models; Open-LM-1B and Morph-1B-v1 share one measured latency, hence one point
     assert len(published.x) == 6 and {1.96, 3.61} <= set(published.x)
@@ -55,22 +55,22 @@ def test_published_models_at_measured_latency_only_under_their_protocol(dashboar
     assert "Morph-1B" in published.text[i] and "accuracy 0.52" in published.hovertext[i]
     assert "no loss is published" in published.hovertext[i]
     dashboard.set_controls(batch=8)
-    assert dashboard.figure.data[PUBLISHED].visible is False
+    assert trace(dashboard.figure, PUBLISHED).visible is False
     assert "shown only for the setting they were measured in" in dashboard.notes_html.value
     dashboard.set_controls(batch=1, stack="cuda-graphs")
-    assert dashboard.figure.data[PUBLISHED].visible is False
+    assert trace(dashboard.figure, PUBLISHED).visible is False
     dashboard.set_controls(stack="default", mode="compute")
-    assert dashboard.figure.data[PUBLISHED].visible is False
+    assert trace(dashboard.figure, PUBLISHED).visible is False
 
 
 def test_the_aspect_ratio_view_shows_the_76_runs_against_the_law(dashboard):
-    runs, paper = dashboard.figure.data[RUNS], load_runs()
+    runs, paper = trace(dashboard.figure, RUNS), load_runs()
     assert len(runs.x) == 76 == len(paper)
     assert sorted(zip(runs.x, runs.y)) == sorted(zip(paper["aspect_ratio"], paper["loss"]))
     assert any(t.startswith("80M_v1@20N ") for t in runs.text)
     np.testing.assert_allclose(sorted(runs.marker.color), sorted(np.log10(paper["N"])))
     # the curve is the law at the top pick's N and D, over R
-    curve, law = dashboard.figure.data[LAW_CURVE], preset("bian2025")
+    curve, law = trace(dashboard.figure, LAW_CURVE), preset("bian2025")
     top = dashboard.selection.selected.iloc[0]
     np.testing.assert_allclose(curve.y, law.predict(top["N"], top["D"], np.asarray(curve.x)))
     assert np.all(np.diff(curve.y) > 0)  # monotone in R: the limitation the runs show
@@ -78,18 +78,18 @@ def test_the_aspect_ratio_view_shows_the_76_runs_against_the_law(dashboard):
 
 def test_moving_the_latency_target_changes_the_plot_table_and_link(dashboard):
     before_table = dashboard.table.value
-    before_curve = np.array(dashboard.figure.data[LAW_CURVE].y)
-    cloud = np.array(dashboard.figure.data[CLOUD].x)
+    before_curve = np.array(trace(dashboard.figure, LAW_CURVE).y)
+    cloud = np.array(trace(dashboard.figure, CLOUD).x)
     dashboard.controls["latency_budget_s"].value = 3.0
     selected = dashboard.selection.selected
     assert (selected["latency_s"] <= 3.0).all() and selected["label"].iloc[0] == "1B_v7"
-    assert list(dashboard.figure.data[SELECTED].x) == pytest.approx(selected["latency_s"].tolist())
+    assert list(trace(dashboard.figure, SELECTED).x) == pytest.approx(selected["latency_s"].tolist())
     assert dashboard.figure.layout.shapes[0].x0 == 3.0
     assert dashboard.table.value != before_table and ">1B_v7<" in dashboard.table.value
     # The law's curve follows the top pick's N (16 x 3072 is larger than 12 x 3072).
-    assert not np.allclose(dashboard.figure.data[LAW_CURVE].y, before_curve)
+    assert not np.allclose(trace(dashboard.figure, LAW_CURVE).y, before_curve)
     # The cloud of candidates did not move: only the ranking did.
-    assert np.array_equal(dashboard.figure.data[CLOUD].x, cloud)
+    assert np.array_equal(trace(dashboard.figure, CLOUD).x, cloud)
     assert dashboard.share.query == "latency=3"
     assert dashboard.settings.latency_budget_s == 3.0
 
@@ -146,16 +146,16 @@ def test_a_budget_is_clamped_to_its_metrics_range_from_a_link_or_a_control(dashb
 
 def test_an_impossible_target_shows_why_and_keeps_the_last_view(dashboard):
     dashboard.controls["latency_budget_s"].value = 3.0
-    kept = (list(dashboard.figure.data[SELECTED].text), dashboard.table.value, dashboard.selection)
+    kept = (list(trace(dashboard.figure, SELECTED).text), dashboard.table.value, dashboard.selection)
     dashboard.controls["latency_budget_s"].value = 0.1
     assert dashboard.messages.level == "error"
     assert "no candidate meets the 0.1 s latency budget" in dashboard.messages.text
     assert "Relax the budget to at least 0.602 s" in dashboard.messages.text
-    assert (list(dashboard.figure.data[SELECTED].text), dashboard.table.value, dashboard.selection) == kept
+    assert (list(trace(dashboard.figure, SELECTED).text), dashboard.table.value, dashboard.selection) == kept
     # the control keeps what the user set, and the link says so
     assert dashboard.controls["latency_budget_s"].value == 0.1 and dashboard.share.query == "latency=0.1"
     dashboard.controls["latency_budget_s"].value = 2.0
-    assert dashboard.messages.level is None and dashboard.figure.data[SELECTED].text[0] == "1: 12x3072"
+    assert dashboard.messages.level is None and trace(dashboard.figure, SELECTED).text[0] == "1: 12x3072"
 
 
 def test_bad_settings_in_controls_are_messages_not_exceptions(dashboard):
@@ -195,11 +195,11 @@ def test_the_shape_grid_is_thinned_for_drawing_but_selected_in_full():
                       max_cloud_points=400)
     n = len(board.evaluation)
     assert n > 10_000
-    drawn = len(board.figure.data[CLOUD].x)
+    drawn = len(trace(board.figure, CLOUD).x)
     assert 50 < drawn <= 400
     assert f"{drawn:,} of {n:,} candidates drawn" in board.notes_html.value
     # the frontier line holds every Pareto point, not a thinned set
-    assert len(board.figure.data[FRONTIER].x) == len(board.selection.frontier)
+    assert len(trace(board.figure, FRONTIER).x) == len(board.selection.frontier)
     best = board.selection.selected.iloc[0]
     within = board.evaluation.latency_s <= 5.0
     assert best["loss"] == pytest.approx(board.evaluation.loss[within].min())
@@ -393,7 +393,7 @@ def test_a_fault_inside_a_callback_is_shown_and_the_dashboard_keeps_responding(m
     import morph.app.dashboard as dashboard_module
 
     board = Dashboard()
-    kept = (list(board.figure.data[SELECTED].text), board.table.value)
+    kept = (list(trace(board.figure, SELECTED).text), board.table.value)
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("float division by zero")
@@ -402,7 +402,7 @@ def test_a_fault_inside_a_callback_is_shown_and_the_dashboard_keeps_responding(m
     board.controls["latency_budget_s"].value = 3.0
     assert board.messages.level == "error"
     assert "ZeroDivisionError" in board.messages.text and "settings are unchanged" in board.messages.text
-    assert (list(board.figure.data[SELECTED].text), board.table.value) == kept
+    assert (list(trace(board.figure, SELECTED).text), board.table.value) == kept
     assert board.controls["latency_budget_s"].value == 3.0  # what the user set stays
 
     monkeypatch.undo()

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from morph.app import decision_view
-from morph.app.dashboard import INFEASIBLE, OPTIMA, SELECTED, Dashboard
+from morph.app.dashboard import INFEASIBLE, OPTIMA, SELECTED, Dashboard, trace as figure_trace
 from morph.app.settings import DashboardSettings, settings_from_query
 from morph.data import data_dir
 from morph.decision import assess, fit_range, preset_fit
@@ -79,10 +79,10 @@ def _table(board: Dashboard) -> dict[str, list[str]]:
 
 
 def test_kept_candidates_carry_latency_and_loss_bars(dashboard):
-    trace = dashboard.figure.data[SELECTED]
-    x, y = np.array(trace.x), np.array(trace.y)
-    up, down = np.array(trace.error_x.array), np.array(trace.error_x.arrayminus)
-    assert trace.error_x.visible and np.all(up > 0) and np.all(down > 0)
+    selected = figure_trace(dashboard.figure, SELECTED)
+    x, y = np.array(selected.x), np.array(selected.y)
+    up, down = np.array(selected.error_x.array), np.array(selected.error_x.arrayminus)
+    assert selected.error_x.visible and np.all(up > 0) and np.all(down > 0)
     # The eager band is a log-normal factor whose central 95% reaches every published timing of 24x2048
     # from the fitted 3.61 s (the farthest: OPT-IML-1.3B's 2.54 s), widened by a twentieth in log.
     timings = pd.read_csv(data_dir() / "published_timings.csv").query(
@@ -94,19 +94,19 @@ def test_kept_candidates_carry_latency_and_loss_bars(dashboard):
     # One factor shared by every shape, symmetric in log: the same band (relative) for each.
     np.testing.assert_allclose(factor, factor[0], rtol=1e-4)
     np.testing.assert_allclose(x / (x - down), factor, rtol=1e-4)
-    assert trace.error_y.visible and np.all(np.array(trace.error_y.array) >= 0)
-    assert np.all(np.array(trace.error_y.arrayminus) >= 0)
-    assert all("P(best)" in h and "meets the budget with probability" in h for h in trace.hovertext)
+    assert selected.error_y.visible and np.all(np.array(selected.error_y.array) >= 0)
+    assert np.all(np.array(selected.error_y.arrayminus) >= 0)
+    assert all("P(best)" in h and "meets the budget with probability" in h for h in selected.hovertext)
 
 
 def test_plausibly_best_shapes_are_marked_in_plot_and_table(dashboard):
-    trace = dashboard.figure.data[SELECTED]
-    probability = np.array([row[0] for row in trace.customdata], dtype=float)
-    plausibly = [row[1] for row in trace.customdata]
+    selected = figure_trace(dashboard.figure, SELECTED)
+    probability = np.array([row[0] for row in selected.customdata], dtype=float)
+    plausibly = [row[1] for row in selected.customdata]
     assert np.all((probability >= 0) & (probability <= 1))
     assert plausibly == [bool(p >= THRESHOLD) for p in probability]
-    assert list(trace.marker.symbol) == ["star" if p >= THRESHOLD else "circle" for p in probability]
-    for hover, p in zip(trace.hovertext, probability):
+    assert list(selected.marker.symbol) == ["star" if p >= THRESHOLD else "circle" for p in probability]
+    for hover, p in zip(selected.hovertext, probability):
         verdict = "plausibly best" if p >= THRESHOLD else "not plausibly best"
         assert f"{verdict}: P(best) {p:.2f}" in hover and "0.05" in hover
     # The same numbers as the package's assessment of the same selection.
@@ -130,7 +130,7 @@ def test_a_preset_without_its_fit_says_n_a_never_nan():
     assert set(table["loss 95% band"]) == {"n/a"}
     # The latency draws do not need the law: the budget's probability is there.
     assert all(re.fullmatch(r"[01]\.\d\d", p) for p in table["P(meets budget)"])
-    trace = board.figure.data[SELECTED]
+    trace = figure_trace(board.figure, SELECTED)
     assert list(trace.marker.symbol) == ["circle"] * len(trace.x)
     assert all("no band" in h for h in trace.hovertext)
 
@@ -169,7 +169,7 @@ def test_a_hostile_stack_in_a_link_is_ignored():
 def test_infeasible_shapes_are_greyed_with_their_reason():
     # 16 sequences of 8,192 + 8,192 tokens: 24x2048 needs 51.5 GB of cache, 10x3200 33.6 GB (+ 3.2 GB weights).
     board = Dashboard(DashboardSettings(batch=16, input_tokens=8192, output_tokens=8192, latency_budget_s=1000.0))
-    trace = board.figure.data[INFEASIBLE]
+    trace = figure_trace(board.figure, INFEASIBLE)
     assert trace.visible and len(trace.x) > 0
     assert all("KV cache" in reason and "40 GB" in reason for reason in trace.hovertext)
     assert board.selection.selected["label"].isin(trace.text).sum() == 0
@@ -180,7 +180,7 @@ def test_compute_mode_centres_on_the_compute_optimal_size():
     optimum = float(preset("bian2025").compute_optimal(1e21, 64.0).N)
     sizes = board.evaluation.candidates.N
     assert sizes.min() >= optimum / 8 * 0.999 and sizes.max() <= optimum * 8 * 1.001
-    trace = board.figure.data[OPTIMA]
+    trace = figure_trace(board.figure, OPTIMA)
     assert trace.visible and len(trace.x) == 1
     best = int(np.argmin(board.evaluation.loss))
     assert trace.y[0] == pytest.approx(board.evaluation.loss[best])
@@ -211,7 +211,7 @@ def test_an_answer_that_depends_on_the_prior_is_said_first():
     assert sum(line == sentence for line in lines) == 1  # once, though it is also the first warning
     assert _direct(board).prior_dependence == sentence
     # The plausibly-best marks follow the same draws here too.
-    trace = board.figure.data[SELECTED]
+    trace = figure_trace(board.figure, SELECTED)
     probability = np.array([row[0] for row in trace.customdata], dtype=float)
     assert list(trace.marker.symbol) == ["star" if p >= THRESHOLD else "circle" for p in probability]
     np.testing.assert_allclose(probability, _direct(board).columns["probability_best"][board.selection.selected_index])

@@ -9,7 +9,7 @@ import pytest
 
 from morph import MorphError, fit, load_runs, predict_latency, preset
 from morph.app import figures
-from morph.app.dashboard import SELECTED
+from morph.app.dashboard import SELECTED, trace
 from morph.latency.calibration import load_measurements, published_a100_measurements
 from morph.data import data_dir
 from morph.frontier import candidates_from_table, evaluate_candidates, select
@@ -171,7 +171,7 @@ def test_selection_figure_draws_what_the_dashboard_draws():
     # The paper's pick first at 2 s; every one of the 15 candidates drawn; the rule at the budget.
     selected = _trace(fig, "selected (top k)")
     assert selected.text[0] == "1. 1B_v8" and len(selected.text) == 3
-    assert list(selected.marker.symbol) == list(dashboard.figure.data[SELECTED].marker.symbol)
+    assert list(selected.marker.symbol) == list(trace(dashboard.figure, SELECTED).marker.symbol)
     assert len(_trace(fig, "candidates").x) == 15
     assert [shape.x0 for shape in fig.layout.shapes] == [2.0]
     assert selected.error_x.visible  # the latency band of the serving stack's calibration

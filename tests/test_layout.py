@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
 
-from morph.app.dashboard import PUBLISHED, SELECTED, Dashboard
+from morph.app.dashboard import PUBLISHED, SELECTED, Dashboard, trace
 from morph.app.labels import boxes_overlap, label_size, place_labels
 from morph.app.layout import STACK_BELOW_PX, figure_geometry
 from morph.app.readouts import human_seconds, round_outward, round_significant, spoken
@@ -89,28 +90,119 @@ def test_a_moved_slider_gives_a_rounded_setting_and_link(board):
 
 def test_the_published_models_never_sit_on_the_rank_1_dot(board):
     # They have no published loss: a strip of their own (axis y3) along the top, above every loss dot.
-    published, selected = board.figure.data[PUBLISHED], board.figure.data[SELECTED]
+    published, selected = trace(board.figure, PUBLISHED), trace(board.figure, SELECTED)
     assert published.yaxis == "y3" and min(published.y) > 0.85
     (low, high) = board.figure.layout.yaxis.range
     assert all((y - low) / (high - low) < 0.85 for y in selected.y)
 
 
-@pytest.mark.parametrize("width", [360, 640, 1000])
-def test_plot_labels_in_pixels_do_not_overlap_at_any_width(board, width):
-    board.probe.width = width
+# The figure's box width at the viewports 1400x1000, 1024x768 and 390x844 (read in Chromium
+# from gd._fullLayout.width), and a few more.
+FIGURE_WIDTHS = [1014, 638, 360, 640, 1000]
+
+
+def drawn_labels(board):
+    """What the left plot shows, in its pixels: label boxes, their leader lines, the markers, the budget caption.
+
+    Derived from the figure's own annotations and axis ranges as plotly draws them: an
+    annotation's text box is centred ``ax``, ``ay`` pixels from its point, its arrow runs
+    from the point to the box's edge.
+    """
+    from morph.app.labels import leader
+
     fig = board.figure
-    labels = [a for a in fig.layout.annotations if a.name == "label"]
-    assert labels[0].text == "1: 12x3072"
     w, h = board.geometry.plot_area()
     (x0, x1), (y0, y1) = fig.layout.xaxis.range, fig.layout.yaxis.range
-    boxes = []
-    for a in labels:
-        px = (a.x - x0) / (x1 - x0) * w + a.ax
-        py = (y1 - a.y) / (y1 - y0) * h + a.ay
+
+    def to_px(x, y, axis):
+        fraction = (y - y0) / (y1 - y0) if axis == "y" else y  # y3: the strip, 0 at the bottom, 1 at the top
+        return (x - x0) / (x1 - x0) * w, (1 - fraction) * h
+
+    labels, leaders = [], []
+    for a in fig.layout.annotations:
+        if a.name != "label":
+            continue
+        px, py = to_px(a.x, a.y, a.yref)
         lw, lh = label_size(a.text)
-        boxes.append((px - lw / 2, py - lh / 2, px + lw / 2, py + lh / 2))
-    assert not any(boxes_overlap(a, b) for a, b in itertools.combinations(boxes, 2))
-    assert board.geometry.stacked == (width < STACK_BELOW_PX) and fig.layout.width == width
+        box = (px + a.ax - lw / 2, py + a.ay - lh / 2, px + a.ax + lw / 2, py + a.ay + lh / 2)
+        labels.append((a.text, box))
+        leaders.append((a.text, leader(px, py, box)))
+    markers = []
+    for shown, half in ((trace(fig, SELECTED), 5.0), (trace(fig, PUBLISHED), 5.5)):
+        if shown.visible is False:
+            continue
+        for x, y in zip(() if shown.x is None else shown.x, () if shown.y is None else shown.y):
+            px, py = to_px(math.log10(x), y, "y3" if shown.yaxis == "y3" else "y")
+            markers.append((px - half, py - half, px + half, py + half))
+    caption = None
+    for a in fig.layout.annotations:
+        if a.name == "budget":
+            cw, ch = label_size(a.text)
+            bx = (a.x - x0) / (x1 - x0) * w + a.xshift
+            top = -(a.yshift or 0)
+            caption = (bx, top, bx + cw, top + ch) if a.xanchor == "left" else (bx - cw, top, bx, top + ch)
+    return labels, leaders, markers, caption
+
+
+def test_segment_helpers():
+    from morph.app.labels import leader, segment_hits_box, segments_cross
+
+    assert segments_cross((0, 0, 10, 10), (0, 10, 10, 0))
+    assert not segments_cross((0, 0, 10, 10), (10, 10, 20, 0))  # sharing an end
+    assert not segments_cross((0, 0, 10, 0), (0, 1, 10, 1))
+    assert segment_hits_box((0, 5, 20, 5), (8, 0, 12, 10)) and not segment_hits_box((0, 15, 20, 15), (8, 0, 12, 10))
+    assert not segment_hits_box((0, 0, 8, 0), (8, -5, 12, 5))  # ends on the edge
+    assert leader(0, 0, (10, -5, 30, 5)) == (0, 0, 10, 0)
+
+
+def test_labels_are_placed_so_no_leader_line_crosses_another_or_a_label():
+    from morph.app.labels import leader, segment_hits_box, segments_cross
+
+    # Two rows of points whose nearest spots would make their leaders cross.
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(30, 370, 24), rng.uniform(30, 270, 24)
+    sizes = [label_size(f"{k + 1}: 12x3072") for k in range(24)]
+    placement = place_labels(x, y, sizes, (400, 300), marker_px=6)
+    boxes = _boxes(placement, sizes)
+    points = [(px, py) for px, py, ok in zip(x, y, placement.placed) if ok]
+    lines = [leader(px, py, box) for (px, py), box in zip(points, boxes)]
+    assert len(boxes) >= 5
+    assert not any(segments_cross(a, b) for a, b in itertools.combinations(lines, 2))
+    assert not any(segment_hits_box(line, box) for i, line in enumerate(lines)
+                   for j, box in enumerate(boxes) if i != j)
+
+
+@pytest.mark.parametrize("query", ["", "latency=3&top_k=8", "latency=1.2"])
+@pytest.mark.parametrize("width", FIGURE_WIDTHS)
+def test_plot_labels_in_pixels_neither_overlap_nor_cross_at_any_width(width, query):
+    from morph.app.labels import segment_hits_box, segments_cross
+
+    board = _boards(query)
+    board.probe.width = width
+    assert board.geometry.stacked == (width < STACK_BELOW_PX) and board.figure.layout.width == width
+    labels, leaders, markers, caption = drawn_labels(board)
+    if query == "":
+        assert labels[0][0] == "1: 12x3072"
+        assert caption is not None and any(text.startswith("OPT") or "+" in text or text[0].isalpha()
+                                           for text, _ in labels[1:])  # the strip's models are named too
+    boxes = [box for _, box in labels] + ([caption] if caption else [])
+    assert not [(a, b) for a, b in itertools.combinations(boxes, 2) if boxes_overlap(a, b)]
+    crossing = [(a, b) for (a, la), (b, lb) in itertools.combinations(leaders, 2) if segments_cross(la, lb)]
+    assert crossing == []
+    through = [(a, b) for a, line in leaders for b, box in labels if a != b and segment_hits_box(line, box)]
+    assert through == []
+    if caption is not None:
+        assert not any(boxes_overlap(caption, marker) for marker in markers), "the budget label sits on a marker"
+        assert not any(segment_hits_box(line, caption) for _, line in leaders)
+
+
+_BOARDS: dict = {}
+
+
+def _boards(query):
+    if query not in _BOARDS:
+        _BOARDS[query] = Dashboard.from_query(query, bootstrap=10) if query else Dashboard(bootstrap=10)
+    return _BOARDS[query]
 
 
 def test_what_the_lessons_show():

@@ -17,6 +17,15 @@ JavaScript) is a trait of every figure. Two things go wrong with that as shipped
 Elsewhere (JupyterLab, a JupyterHub, a plain ``voila`` command) nothing serves
 that path, so the environment variable :data:`URL_ENV` is unset and the loader
 carries the script inline, as a string evaluated only when imported.
+
+The script is Morph's own build of plotly.py's widget (``make plotly-bundle``,
+``morph/app/plotly_widget/``) on plotly.js's *cartesian* partial bundle: 1.6 MB
+instead of 5 MB, with every trace type Morph draws (scatter, bar, box, heatmap,
+histogram, contour, pie, ...). Evaluating the full bundle cost each page about
+a second of browser CPU for 49 trace types the dashboard never draws. When the
+installed plotly.py carries another plotly.js than the one the build pinned,
+plotly's own full script is used instead (:func:`bundle_file`), as it is with
+``MORPH_PLOTLY_BUNDLE=full`` in the environment.
 """
 
 from __future__ import annotations
@@ -25,39 +34,97 @@ import gzip
 import importlib.util
 import json
 import os
+import re
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-__all__ = ["URL_ENV", "bundle_path", "bundle_file", "figure_widget_class", "bundle_handler_class"]
+__all__ = ["URL_ENV", "BUNDLE_ENV", "bundle_path", "bundle_file", "plotly_bundle_file", "plotlyjs_version", "uses_partial_bundle",
+           "figure_widget_class", "bundle_handler_class"]
 
 URL_ENV = "MORPH_PLOTLY_WIDGET_URL"
 """Set by the server for its kernels: the absolute path (from the site root) of the served script."""
 
 
-def bundle_file() -> Path:
-    """plotly's figure-widget script, found without importing plotly (the server never draws)."""
+PARTIAL_DIR = Path(__file__).with_name("plotly_widget")
+"""Morph's build of the widget script on the cartesian partial bundle, with its licence and manifest."""
+
+
+def _plotly_dir() -> Path:
+    # Found without importing plotly (the server never draws).
     spec = importlib.util.find_spec("plotly")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("plotly is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "package_data" / "widgetbundle.js"
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def plotly_bundle_file() -> Path:
+    """plotly's own figure-widget script (the full plotly.js bundle)."""
+    return _plotly_dir() / "package_data" / "widgetbundle.js"
+
+
+@lru_cache(maxsize=1)
+def plotlyjs_version() -> str | None:
+    """The plotly.js version of the installed plotly.py, read from its source without importing it."""
+    try:
+        text = (_plotly_dir() / "offline" / "_plotlyjs_version.py").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    found = re.search(r"""__plotlyjs_version__\s*=\s*["']([^"']+)["']""", text)
+    return found.group(1) if found else None
+
+
+@lru_cache(maxsize=1)
+def partial_manifest() -> dict[str, str] | None:
+    """The manifest ``make plotly-bundle`` wrote next to the partial build, or None without one."""
+    try:
+        return json.loads((PARTIAL_DIR / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+BUNDLE_ENV = "MORPH_PLOTLY_BUNDLE"
+"""``full``: use plotly's own script (all of plotly.js), for figures with trace types the partial build lacks."""
+
+
+def uses_partial_bundle() -> bool:
+    """True when the partial build matches the installed plotly.py's plotly.js version.
+
+    ``MORPH_PLOTLY_BUNDLE=full`` in the environment (of the server, which passes it
+    to its kernels) chooses plotly's own full script instead.
+    """
+    if os.environ.get(BUNDLE_ENV, "").strip().lower() == "full":
+        return False
+    manifest = partial_manifest()
+    return (manifest is not None and (PARTIAL_DIR / "widget.js").is_file()
+            and manifest.get("plotly.js") == plotlyjs_version())
+
+
+def bundle_file() -> Path:
+    """The figure-widget script pages load: Morph's partial build, or plotly's own when they differ."""
+    return PARTIAL_DIR / "widget.js" if uses_partial_bundle() else plotly_bundle_file()
 
 
 def bundle_path(base_url: str) -> str:
     """Where the server answers with the script: ``{base_url}morph/static/plotly-widget-{version}.js``.
 
-    The plotly version in the name lets browsers cache the file for good: a new
-    plotly is a new name.
+    The name changes with the content (plotly.js's version and the build's hash
+    for the partial build, plotly's version for plotly's own script), so browsers
+    cache the file for good.
     """
     return f"{base_url}morph/static/plotly-widget-{_plotly_version()}.js"
 
 
 def _plotly_version() -> str:
-    try:
-        plotly_version = version("plotly")
-    except PackageNotFoundError:
-        plotly_version = "unknown"
+    if uses_partial_bundle():
+        manifest = partial_manifest() or {}
+        plotly_version = f"cartesian-{manifest.get('plotly.js', '')}-{str(manifest.get('sha256', ''))[:12]}"
+    else:
+        try:
+            plotly_version = version("plotly")
+        except PackageNotFoundError:
+            plotly_version = "unknown"
     return "".join(c for c in plotly_version if c.isalnum() or c in ".-+") or "unknown"
 
 

@@ -85,7 +85,7 @@ from .decision_view import (
     selected_bars,
 )
 from .figures import si_format
-from .labels import label_size, place_labels
+from .labels import label_size, place_caption, place_labels
 from .layout import DASHBOARD_CSS, HOW_TO_READ, FigureGeometry, WidthProbe, figure_geometry, linear_range, log_range
 from .readouts import readout_box, round_outward, round_significant
 from .settings import (
@@ -99,17 +99,29 @@ from .settings import (
 )
 from .sharebar import ShareBar
 from .tour import tour_html
-from .ui import MessageBar, guarded
+from .ui import MessageBar, guarded, quiet
 
 __all__ = ["Dashboard", "supported_precision", "thin_points"]
 
 
 # --- the dashboard ---------------------------------------------------------------------------
 
-# Trace positions in the single figure (fixed: updates address traces by index).
-# Left: CLOUD .. PUBLISHED; right: LAW_CURVE .. RUNS (the runs never change).
-# Published models sit on a strip of their own (axis y3), apart from the loss dots they would hide.
-CLOUD, FRONTIER, SELECTED, PUBLISHED, LAW_CURVE, ASPECT_SELECTED, RUN_LINES, RUNS, INFEASIBLE, OPTIMA = range(10)
+# The figure's traces, addressed by name (:func:`trace`), never by position. Left plot:
+# CLOUD, FRONTIER, SELECTED, INFEASIBLE, OPTIMA and PUBLISHED (the published models sit on a
+# strip of their own, axis y3, apart from the loss dots they would hide); right plot:
+# LAW_CURVE, ASPECT_SELECTED and the runs, RUN_LINES and RUNS (which never change).
+CLOUD, FRONTIER, SELECTED = candidates_trace().name, frontier_trace().name, selected_trace().name
+PUBLISHED, INFEASIBLE, OPTIMA = published_trace().name, infeasible_trace().name, optima_trace().name
+LAW_CURVE, ASPECT_SELECTED = "law at the top pick's N and D", "selected (on the law)"
+RUN_LINES, RUNS = (t.name for t in run_traces())
+
+
+def trace(fig: Any, name: str) -> Any:
+    """The figure's trace called ``name`` (one of the names above)."""
+    for candidate in fig.data:
+        if candidate.name == name:
+            return candidate
+    raise KeyError(name)
 _TITLES = ("Loss against latency", "Loss against aspect ratio R")
 MAX_LABELS = 8
 """At most this many selected shapes are named on the plot (all of them are in the table)."""
@@ -347,9 +359,7 @@ class Dashboard:
 
     def _restore_controls(self, values: dict[str, Any]) -> None:
         """Put the controls back to their own bounds and to ``values``, without a redraw each."""
-        for control in self.controls.values():
-            control.unobserve(self._on_control, names="value")
-        try:
+        with quiet(self.controls.values(), self._on_control):
             for name, control in self.controls.items():
                 spec = NUMBER_SETTINGS.get(name)
                 if name == "latency_budget_s":
@@ -359,9 +369,6 @@ class Dashboard:
                     control.min, control.max = type(control.min)(low), type(control.max)(high)
                 if control.value != values[name]:
                     control.value = values[name]
-        finally:
-            for control in self.controls.values():
-                control.observe(self._on_control, names="value")
 
     def _toggle_budget_controls(self, mode: str) -> None:
         # Range mode fixes the tokens; compute mode derives them from the FLOPs.
@@ -390,19 +397,13 @@ class Dashboard:
 
     def _apply_controls(self, change: Any = None) -> None:
         if change is not None and change.get("owner") is self.controls["budget_metric"]:
-            self.controls["latency_budget_s"].unobserve(self._on_control, names="value")
-            try:
+            with quiet([self.controls["latency_budget_s"]], self._on_control):
                 self._retarget_budget(change["new"])
-            finally:
-                self.controls["latency_budget_s"].observe(self._on_control, names="value")
         settings, note = supported_precision(self._read_controls())
         if note:
             # Move the control too, so the page shows the precision in use.
-            self.controls["dtype"].unobserve(self._on_control, names="value")
-            try:
+            with quiet([self.controls["dtype"]], self._on_control):
                 self.controls["dtype"].value = settings.dtype
-            finally:
-                self.controls["dtype"].observe(self._on_control, names="value")
         self.settings = settings
         self.share.query = settings.to_query()
         self._toggle_budget_controls(settings.mode)
@@ -420,9 +421,7 @@ class Dashboard:
         unknown = set(changes) - set(self.controls)
         if unknown:
             raise MorphError(f"unknown setting(s) {', '.join(sorted(unknown))}; choose from {', '.join(self.controls)}")
-        for control in self.controls.values():
-            control.unobserve(self._on_control, names="value")
-        try:
+        with quiet(self.controls.values(), self._on_control):
             for name, value in changes.items():
                 if name != "latency_budget_s":
                     self.controls[name].value = value
@@ -430,9 +429,6 @@ class Dashboard:
                 self._retarget_budget(changes["budget_metric"])  # as from the page; a budget given wins
             if "latency_budget_s" in changes:
                 self.controls["latency_budget_s"].value = changes["latency_budget_s"]
-        finally:
-            for control in self.controls.values():
-                control.observe(self._on_control, names="value")
         self._on_control()
 
     # -- computation (pure package calls) -------------------------------------------------
@@ -541,10 +537,10 @@ class Dashboard:
         published = published_trace()  # on its own axis y3: measured numbers, not on the loss axis
         published.mode = "markers"  # its names are placed with the other labels
         fig.add_trace(published)
-        fig.add_trace(go.Scatter(name="law at the top pick's N and D", mode="lines", line=dict(color="black", width=2),
+        fig.add_trace(go.Scatter(name=LAW_CURVE, mode="lines", line=dict(color="black", width=2),
                                  hovertemplate="R %{x:.0f}<br>predicted loss %{y:.4f} nats/token<extra></extra>"),
                       row=1, col=2)
-        fig.add_trace(go.Scatter(name="selected (on the law)", mode="markers", showlegend=False,
+        fig.add_trace(go.Scatter(name=ASPECT_SELECTED, mode="markers", showlegend=False,
                                  marker=dict(size=11, color=ACCENT, symbol="circle-open", line=dict(width=2)),
                                  hovertemplate="%{text}<br>R %{x:.0f}<br>predicted loss %{y:.4f} nats/token"
                                                "<extra></extra>"),
@@ -575,7 +571,7 @@ class Dashboard:
         """Size, subplot domains, titles and colour bar for the current :attr:`geometry`."""
         g = self.geometry
         fig.update_layout(g.layout())
-        fig.data[RUNS].marker.colorbar.update(g.colorbar())
+        trace(fig, RUNS).marker.colorbar.update(g.colorbar())
         fig.layout.annotations = g.titles(*_TITLES)  # the labels follow in _draw_selection
 
     def _on_width(self, change: Any) -> None:
@@ -594,12 +590,12 @@ class Dashboard:
         fig = self.figure if fig is None else fig
         ev, sel = result.evaluation, result.selection
         shown = thin_points(ev.latency_s, ev.loss, self.max_cloud_points)
-        cloud, frontier, published = fig.data[CLOUD], fig.data[FRONTIER], fig.data[PUBLISHED]
+        cloud, frontier, published = trace(fig, CLOUD), trace(fig, FRONTIER), trace(fig, PUBLISHED)
         cloud.update(x=ev.latency_s[shown], y=ev.loss[shown], text=ev.candidates.labels(shown).tolist())
         f = sel.frontier_index
         frontier.update(x=ev.latency_s[f], y=ev.loss[f], text=ev.candidates.labels(f).tolist())
         published.update(**published_points(result.settings.workload, result.settings.mode))
-        fig.data[INFEASIBLE].update(**infeasible_points(sel, result.assessment))
+        trace(fig, INFEASIBLE).update(**infeasible_points(sel, result.assessment))
         budget_line = fig.layout.shapes[0]
         fig.layout.shapes = [budget_line, *fit_range_shading(result.assessment.runs)]
 
@@ -609,14 +605,14 @@ class Dashboard:
         ev, sel = result.evaluation, result.selection
         i = sel.selected_index
         labels = [f"{r}: {L}x{d}" for r, L, d in zip(sel.selected["rank"], sel.selected["n_layers"], sel.selected["d_model"])]
-        fig.data[SELECTED].update(x=ev.latency_s[i], y=ev.loss[i], text=labels, **selected_bars(sel, result.assessment))
-        fig.data[OPTIMA].update(**optima_points(sel, result.optima))
+        trace(fig, SELECTED).update(x=ev.latency_s[i], y=ev.loss[i], text=labels, **selected_bars(sel, result.assessment))
+        trace(fig, OPTIMA).update(**optima_points(sel, result.optima))
         rule = budget_rule(sel)
         if rule is not None:
             fig.layout.shapes[0].update(x0=rule[0], x1=rule[0])
         fig.layout.shapes[0].visible = rule is not None
         # Explicit ranges: the labels are placed in pixels, which needs the axes' extent.
-        published = fig.data[PUBLISHED]
+        published = trace(fig, PUBLISHED)
         xs = [float(ev.latency_s.min()), float(ev.latency_s.max()), *(rule[:1] if rule else ()), *(published.x or ())]
         low, high = linear_range([float(ev.loss.min()), float(ev.loss.max())], pad=0.12)
         # The published models' strip takes the top tenth of the plot: keep the loss dots below it.
@@ -639,9 +635,12 @@ class Dashboard:
             self._curve_key = (N, D, result.evaluation_key)
             R = np.geomspace(8.0, 4096.0, 160)
             law = resolve_law(result.law)[0]
-            fig.data[LAW_CURVE].update(x=R, y=law.predict(np.full_like(R, N), np.full_like(R, D), R),
-                                       name=f"law at N = {si_format(N)}, D = {si_format(D)} (the top pick's)")
-        fig.data[ASPECT_SELECTED].update(x=ev.candidates.aspect_ratio[i], y=ev.loss[i], text=labels)
+            # The name stays (it is how the trace is found); the hover says at which N and D.
+            trace(fig, LAW_CURVE).update(
+                x=R, y=law.predict(np.full_like(R, N), np.full_like(R, D), R),
+                hovertemplate=f"law at N = {si_format(N)}, D = {si_format(D)} (the top pick's)<br>"
+                              "R %{x:.0f}<br>predicted loss %{y:.4f} nats/token<extra></extra>")
+        trace(fig, ASPECT_SELECTED).update(x=ev.candidates.aspect_ratio[i], y=ev.loss[i], text=labels)
 
     def _label_annotations(
         self, points: list[tuple[float, float, str, str]], n_selected: int, rule: tuple[float, str] | None,
@@ -664,18 +663,20 @@ class Dashboard:
 
         annotations: list[dict[str, Any]] = []
         obstacles = []
+        px = np.array([to_px(x, y, axis) for x, y, _, axis in points]).reshape(-1, 2)
         if rule is not None:
-            (budget, caption), (cw, ch) = rule, label_size(rule[1])
-            bx = to_px(budget, y_range[1])[0]
-            right_side = bx + cw <= width
-            obstacles.append((bx, 0.0, bx + cw, ch) if right_side else (bx - cw, 0.0, bx, ch))
+            # Beside the line, clear of every marker (the published models' diamonds sit at the top).
+            marker = 9.0
+            markers = [(x - marker, y - marker, x + marker, y + marker) for x, y in px]
+            (budget, caption) = rule
+            box, right_side = place_caption(to_px(budget, y_range[1])[0], label_size(caption), (width, height), markers)
+            obstacles.append(box)
             annotations.append(dict(
                 xref="x", yref="y domain", x=math.log10(budget), y=1, text=caption, showarrow=False,
                 xanchor="left" if right_side else "right", yanchor="top", xshift=3 if right_side else -3,
-                font=dict(color=ACCENT, size=11), name="budget"))
+                yshift=-float(box[1]), font=dict(color=ACCENT, size=11), name="budget"))
         if not points:
             return annotations
-        px = np.array([to_px(x, y, axis) for x, y, _, axis in points])
         texts = [t for _, _, t, _ in points]
         placement = place_labels(px[:, 0], px[:, 1], [label_size(t) for t in texts], (width, height),
                                  obstacles=obstacles)

@@ -18,13 +18,14 @@ import functools
 import html
 import logging
 import traceback
-from typing import Any, Callable, TypeVar
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import ipywidgets as widgets
 
 from ..errors import MorphError
 
-__all__ = ["MessageBar", "guarded"]
+__all__ = ["MessageBar", "guarded", "quiet"]
 
 logger = logging.getLogger("morph.app.ui")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -108,3 +109,20 @@ def guarded(messages: MessageBar, clear_on_success: bool = True) -> Callable[[F]
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+@contextmanager
+def quiet(controls: Iterable[widgets.Widget], callback: Callable[..., Any]) -> Iterator[None]:
+    """Move ``controls`` without calling ``callback``: it stops observing their values until the block ends.
+
+    For a change that moves a control as part of itself (a new budget metric resets
+    the budget slider; a link's values are put back in range), not one of its own.
+    """
+    controls = list(controls)
+    for control in controls:
+        control.unobserve(callback, names="value")
+    try:
+        yield
+    finally:
+        for control in controls:
+            control.observe(callback, names="value")

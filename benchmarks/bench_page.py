@@ -1,0 +1,160 @@
+"""CPU one dashboard page costs the browser (and the server), from /proc.
+
+Method: one Voila server with Morph's serving defaults (the figure widget's
+script served once, as ``morph serve`` does), one headless Chromium; per page a
+fresh browser context (empty cache, as a first visit). The CPU of the browser's
+processes (utime + stime of every Chromium process under this script, the
+server's excluded) and of the server's process tree is read from
+``/proc/PID/stat`` just before the page is requested and ``--settle`` seconds
+after it is interactive (sliders present, frontier drawn), with the page still
+open: a closed renderer's CPU leaves /proc with it.
+
+``--bundle full`` measures with plotly's own script (all of plotly.js, as
+before Morph's cartesian build), ``--bundle cartesian`` with Morph's build,
+``--bundle both`` (default) alternates the two on one server each, so load from
+other processes hits both alike. Target: under 2.0 CPU s of browser per page
+with the cartesian build.
+
+Needs Debian's ``chromium`` on the PATH. Run:
+``python benchmarks/bench_page.py [--pages 3] [--bundle both|full|cartesian] [--json]``.
+Exits 1 when a target is missed, 2 without chromium.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import morph
+from _report import Report, machine
+from bench_dashboard import CHROMIUM_ARGS, READY, load_average, start_server, stop
+from morph.app.bundle import BUNDLE_ENV
+from morph.cli.serve import dashboard_notebook
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat[stat.rindex(")") + 2:].split()[1])
+            tree.setdefault(parent, []).append(int(entry.name))
+    return tree
+
+
+def _descendants(root: int, tree: dict[int, list[int]]) -> set[int]:
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        for child in tree.get(pid, []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _cpu(pids: set[int], only_chromium: bool = False) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            if only_chromium and "chrom" not in Path(f"/proc/{pid}/comm").read_text().lower():
+                continue
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of the line
+    return total / TICKS
+
+
+def cpu_now(server_pid: int) -> tuple[float, float]:
+    """(browser, server) CPU seconds so far: Chromium under this script, and the server's tree."""
+    tree = _children()
+    server = _descendants(server_pid, tree) | {server_pid}
+    browser = _descendants(os.getpid(), tree) - server
+    return _cpu(browser, only_chromium=True), _cpu(server)
+
+
+def page_cpu(browser, notebook: Path, bundle: str, settle: float) -> tuple[float, float, float]:
+    """(browser CPU s, server CPU s, seconds to interactive) of one page on a fresh server."""
+    previous = os.environ.get(BUNDLE_ENV)
+    os.environ[BUNDLE_ENV] = bundle  # the server reads it, and passes it to its kernels
+    try:
+        process, url = start_server(notebook)
+    finally:
+        if previous is None:
+            os.environ.pop(BUNDLE_ENV, None)
+        else:
+            os.environ[BUNDLE_ENV] = previous
+    try:
+        time.sleep(3.0)  # the server's own start is not the page's cost
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        browser_before, server_before = cpu_now(process.pid)
+        start = time.perf_counter()
+        page.goto(url, wait_until="commit", timeout=120_000)
+        page.wait_for_function(READY, arg=1, polling=50, timeout=120_000)
+        interactive = time.perf_counter() - start
+        page.wait_for_timeout(settle * 1000)
+        browser_after, server_after = cpu_now(process.pid)
+        context.close()
+        return browser_after - browser_before, server_after - server_before, interactive
+    finally:
+        stop(process)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=3, help="pages per script, each on a fresh server (default 3)")
+    parser.add_argument("--bundle", choices=("both", "full", "cartesian"), default="both")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds after interactive before reading (3)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    args = parser.parse_args(argv)
+    chromium = shutil.which("chromium")
+    if not chromium:
+        print("chromium not found: install Debian's chromium (apt-get install chromium)", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    report = Report("bench_page", args.json)
+    report.say(f"machine: {machine()}, morph {morph.__version__}; load average before: {load_average()}")
+    bundles = ["full", "cartesian"] if args.bundle == "both" else [args.bundle]
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in bundles}
+    notebook = dashboard_notebook()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        for _ in range(args.pages):  # interleaved
+            for name in bundles:
+                results[name].append(page_cpu(browser, notebook, name, args.settle))
+        browser.close()
+    for name, runs in results.items():
+        browser_cpu = statistics.median(r[0] for r in runs)
+        server_cpu = statistics.median(r[1] for r in runs)
+        interactive = statistics.median(r[2] for r in runs)
+        label = "plotly's full script" if name == "full" else "Morph's cartesian build"
+        if name == "cartesian":
+            report.target("browser CPU per page, cartesian build, median", browser_cpu, 2.0, "s")
+        else:
+            report.figure("browser CPU per page, full plotly.js, median", browser_cpu, "s")
+        report.figure(f"server CPU per page, {name}, median", server_cpu, "s")
+        report.figure(f"page to interactive, {name}, median", interactive, "s")
+        report.say(f"{label}: browser {browser_cpu:.2f} CPU s per page "
+                   f"({', '.join(f'{r[0]:.2f}' for r in runs)}), server {server_cpu:.2f} CPU s "
+                   f"({', '.join(f'{r[1]:.2f}' for r in runs)}), interactive after {interactive:.2f} s"
+                   + (" (target < 2.0 CPU s in the browser)" if name == "cartesian" else ""))
+    report.say(f"load average after: {load_average()}")
+    return report.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
