@@ -79,6 +79,8 @@ def _check_lesson(page, name: str) -> None:
     # Every numbered section shows something of its own (04 once put every result in one table at the end).
     sections = [s for s in page.evaluate(SECTION_OUTPUTS) if s["title"][:1].isdigit()]
     assert sections and all(s["outputs"] > 0 for s in sections), sections
+    # Each lesson asks at least one question answered in the page, its reasoning hidden until answered.
+    assert page.locator(".morph-exercise").count() >= 1 and page.locator(".morph-reveal").count() == 0
     # Answers and solutions start hidden: predict first, then open.
     details = page.evaluate("() => Array.from(document.querySelectorAll('details')).map(d => d.open)")
     assert len(details) >= 3 and not any(details)
