@@ -158,6 +158,9 @@ def test_each_lesson_asks_questions_and_sets_exercises_with_solutions(path):
     # Predict, then reveal: the answer sits in a closed <details> right after the question.
     assert len(re.findall(r"\*\*Predict\.\*\*.*?<details><summary><b>Answer</b>", text, re.DOTALL)) >= 1
     assert len(re.findall(r"\*\*Exercise \d+\.\*\*", text)) >= 2 and len(solutions(notebook)) >= 2
+    # Tasks a reader of the shared link can answer: widgets from morph.app.exercises, before the code exercises.
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    assert "from morph.app.exercises import" in code and "## Exercises in code (JupyterLab)" in text
     # Under Voila there are no menus: no instruction that only makes sense in JupyterLab.
     assert "Run All" not in text and "Run >" not in text
 

@@ -23,6 +23,7 @@ from ..shapes import DEFAULT_HEAD_DIM, parameter_count
 from ..latency import Workload
 from ..speculative import DEFAULT_MAX_LOOKAHEAD, expected_tokens, speculative_timing, target_pass_s
 from .bundle import figure_widget_class
+from .plotting import finish
 
 __all__ = ["DraftPoint", "equal_size_deep_draft", "draft_curves", "speedup_figure", "step_time_figure",
            "SpeculativeExplorer"]
@@ -90,7 +91,7 @@ def draft_curves(target: str, drafts: Sequence[tuple[int, int]], acceptance: flo
 def speedup_figure(curves: Sequence[DraftPoint], lookahead: int | None = None, title: str = "",
                    into: go.FigureWidget | None = None) -> go.Figure:
     """Speed-up over the target alone against lookahead ``k``, one line per draft; 1 marks no gain."""
-    figure = into if into is not None else go.Figure()
+    figure = go.Figure()
     traces = []
     for curve in curves:
         k = np.arange(curve.speedup.size)
@@ -101,20 +102,18 @@ def speedup_figure(curves: Sequence[DraftPoint], lookahead: int | None = None, t
                  f"best {curve.speedup[best]:.2f}x at k = {best}",
             hovertemplate="k = %{x}<br>speed-up %{y:.3f}x<extra></extra>",
         ))
-    with figure.batch_update() if into is not None else _nothing():
-        figure.data = ()
-        figure.add_traces(traces)
-        # Lines across the plot in paper coordinates (add_hline needs axes that a fresh FigureWidget lacks).
-        lines = [dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=1.0, y1=1.0,
-                      line=dict(dash="dot", color="grey"))]
-        if lookahead is not None:
-            lines.append(dict(type="line", xref="x", x0=lookahead, x1=lookahead, yref="paper", y0=0, y1=1,
-                              line=dict(dash="dash", color="grey")))
-        figure.layout.shapes = lines
-        figure.update_layout(title=title or "Speed-up over the target alone", xaxis_title="lookahead k (drafted tokens)",
-                             yaxis_title="speed-up (x)", legend=dict(orientation="h", y=-0.25), height=430,
-                             margin=dict(l=60, r=20, t=50, b=40))
-    return figure
+    figure.add_traces(traces)
+    # Lines across the plot in paper coordinates.
+    lines = [dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=1.0, y1=1.0,
+                  line=dict(dash="dot", color="grey"))]
+    if lookahead is not None:
+        lines.append(dict(type="line", xref="x", x0=lookahead, x1=lookahead, yref="paper", y0=0, y1=1,
+                          line=dict(dash="dash", color="grey")))
+    figure.layout.shapes = lines
+    figure.update_layout(title=title or "Speed-up over the target alone", xaxis_title="lookahead k (drafted tokens)",
+                         yaxis_title="speed-up (x)", legend=dict(orientation="h", y=-0.25), height=430,
+                         margin=dict(l=60, r=20, t=50, b=40))
+    return finish(figure, into)
 
 
 def step_time_figure(target: str, drafts: Sequence[tuple[int, int]], acceptance: float, lookahead: int,
@@ -132,28 +131,18 @@ def step_time_figure(target: str, drafts: Sequence[tuple[int, int]], acceptance:
     names = labels + ["target alone"]
     drafting = 1e3 * np.append(lookahead * timing.draft_step_s, 0.0)
     verifying = 1e3 * np.append(timing.verify_s, tokens * timing.target_step_s)
-    figure = into if into is not None else go.Figure()
-    with figure.batch_update() if into is not None else _nothing():
-        figure.data = ()
-        figure.add_traces([
-            go.Bar(y=names, x=drafting, orientation="h", name=f"{lookahead} draft decode steps",
-                   hovertemplate="%{x:.2f} ms<extra></extra>"),
-            go.Bar(y=names, x=verifying, orientation="h", name=f"target pass over {lookahead + 1} tokens "
-                                                                  f"(target alone: {tokens:.2f} steps)",
-                   hovertemplate="%{x:.2f} ms<extra></extra>"),
-        ])
-        figure.update_layout(barmode="stack", title=f"One step yields {tokens:.2f} tokens on average: where its time goes",
-                             xaxis_title="milliseconds", height=300, legend=dict(orientation="h", y=-0.35),
-                             margin=dict(l=110, r=20, t=50, b=40))
-    return figure
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
+    figure = go.Figure()
+    figure.add_traces([
+        go.Bar(y=names, x=drafting, orientation="h", name=f"{lookahead} draft decode steps",
+               hovertemplate="%{x:.2f} ms<extra></extra>"),
+        go.Bar(y=names, x=verifying, orientation="h", name=f"target pass over {lookahead + 1} tokens "
+                                                              f"(target alone: {tokens:.2f} steps)",
+               hovertemplate="%{x:.2f} ms<extra></extra>"),
+    ])
+    figure.update_layout(barmode="stack", title=f"One step yields {tokens:.2f} tokens on average: where its time goes",
+                         xaxis_title="milliseconds", height=300, legend=dict(orientation="h", y=-0.35),
+                         margin=dict(l=110, r=20, t=50, b=40))
+    return finish(figure, into)
 
 
 class SpeculativeExplorer(widgets.VBox):
@@ -198,9 +187,14 @@ class SpeculativeExplorer(widgets.VBox):
                                            description="lookahead k", **sliders)
         self.readout = widgets.HTML()
         self.message = widgets.HTML()
-        self.speedup = figure_widget_class()()
-        self.step_time = figure_widget_class()()
+        # A page draws a figure widget from the state it was built with and applies later edits only to
+        # views already shown: build each widget from its first figure, then redraw it in place.
+        self.speedup: go.FigureWidget | None = None
+        self.step_time: go.FigureWidget | None = None
         self.refresh()
+        if self.speedup is None:  # the first settings drew nothing (a message says why): empty figures
+            FigureWidget = figure_widget_class()
+            self.speedup, self.step_time = FigureWidget(), FigureWidget()
         for control in (self.hardware, self.target_layers, self.target_width, self.draft_layers, self.draft_width,
                         self.acceptance, self.lookahead):
             control.observe(lambda _change: self.refresh(), names="value")
@@ -233,9 +227,12 @@ class SpeculativeExplorer(widgets.VBox):
         workload = dict(workload=Workload(hardware=self.hardware.value))
         a, k = float(self.acceptance.value), int(self.lookahead.value)
         curves = draft_curves(self.target, self.drafts, a, **workload)
-        speedup_figure(curves, lookahead=k, into=self.speedup,
-                       title=f"Target {self.target} at acceptance {a:.2f}: speed-up against lookahead")
-        step_time_figure(self.target, self.drafts, a, k, into=self.step_time, **workload)
+        speed = speedup_figure(curves, lookahead=k, into=self.speedup,
+                               title=f"Target {self.target} at acceptance {a:.2f}: speed-up against lookahead")
+        steps = step_time_figure(self.target, self.drafts, a, k, into=self.step_time, **workload)
+        if self.speedup is None:
+            FigureWidget = figure_widget_class()
+            self.speedup, self.step_time = FigureWidget(speed), FigureWidget(steps)
         target_ms = 1e3 * float(target_pass_s(self.target, 1, **workload))
         rows = "".join(
             f"<li><b>{html.escape(c.label)}</b> ({c.parameters / 1e6:.0f}M parameters, "

@@ -42,18 +42,20 @@ class TourStop:
 
 TOUR: tuple[TourStop, ...] = (
     TourStop(
-        "Same size, very different speed",
+        "Similar size, very different speed",
         "latency=10&top_k=15",
-        "The paper's 15 candidate shapes, all of about 1.4-2.1B parameters, ranked with no binding "
-        "budget. Their predicted latency spans 0.6 s to 3.6 s, a factor of 6; the paper measured up to "
-        "3.5x between models of equal size. Latency follows depth: compare 24x2048 with 12x3072.",
+        "The paper's 15 candidate shapes, of 1.33B-2.12B parameters, ranked with no binding budget. Their "
+        "predicted latency spans 0.60 s to 3.61 s, 6.0x between the fastest and the slowest, which differ "
+        "in size too; between models with the same parameter count the paper measured up to 3.5x. Latency "
+        "follows depth: Open-LM-1B's 24x2048 (1.44B) against Morph-1B's 12x3072 (1.67B) is 1.84x.",
     ),
     TourStop(
         "The 2 s selection: Morph-1B",
         "",
         "The paper's method with its settings: the best predicted loss among the shapes that answer "
         "within 2 s on an A100. Morph-1B, 12x3072, comes first at 1.96 s, 1.84x faster than the "
-        "conventional 24x2048 shape.",
+        "conventional 24x2048 shape. Its loss band, [2.8506, 3.0254], overlaps the runner-up's almost "
+        "entirely, yet it has the lower loss in 96% of the joint draws: the law's error is shared.",
     ),
     TourStop(
         "The aspect-ratio penalty",
