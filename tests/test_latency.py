@@ -203,10 +203,12 @@ def test_streamed_parameters_are_morphs_parameter_count_without_the_input_embedd
 
 
 def test_reproduces_the_published_a100_timings():
+    # True by construction: the shipped calibration fits its two host coefficients to exactly these two timings
+    # (derived by hand in test_shipped_a100_calibration_is_made_from_the_two_published_timings). Asserted once,
+    # here, as the check that the model evaluates the file the fit wrote; no other test repeats it.
     p = predict_latency([24, 12], [2048, 3072], hardware="a100-40gb")
     assert p.latency_s[0] == pytest.approx(3.61, rel=1e-5)  # Open-LM-1B
     assert p.latency_s[1] == pytest.approx(1.96, rel=1e-5)  # Morph-1B
-    assert p.latency_s[0] / p.latency_s[1] == pytest.approx(3.61 / 1.96, rel=0.01)  # the 1.8x speed-up
     # Morph-1B streams more weights, so its roofline is higher: the roofline alone ranks them wrongly.
     assert p.roofline_s[1] > p.roofline_s[0]
     # Host-bound: most of the time is not the roofline (the paper's 1.9 ms floor vs 7.7-15.6 ms measured).
@@ -606,8 +608,8 @@ def test_cli_json_keeps_the_order_of_the_shapes(capsys):
         (12, 3072, 48), (24, 2048, 32), (16, 2560, 20)]
     keys = {"n_layers", "d_model", "n_heads", "N", "latency_s", "ms_per_token", "prefill_s", "tokens_per_s", "roofline_s"}
     assert all(keys <= set(s) for s in payload["shapes"])
-    assert payload["shapes"][0]["latency_s"] == pytest.approx(1.96, rel=1e-5)
-    assert payload["shapes"][1]["latency_s"] == pytest.approx(3.61, rel=1e-5)
+    direct = predict_latency([12, 24, 16], [3072, 2048, 2560], [48, 32, 20], band=False).latency_s
+    assert [s["latency_s"] for s in payload["shapes"]] == pytest.approx(direct, rel=1e-6)  # printed to 7 digits
     assert payload["shapes"][0]["N"] == 1668885504
 
 
@@ -756,7 +758,7 @@ def test_python_dash_m_morph_latency(argv, code):
                             timeout=120)
     assert result.returncode == code
     if code == 0:
-        assert json.loads(result.stdout)["shapes"][0]["latency_s"] == pytest.approx(3.61, rel=1e-5)
+        assert json.loads(result.stdout)["shapes"][0]["shape"] == "24x2048"
     else:
         assert result.stderr.count("\n") == 1 and "unknown hardware 'tpu'" in result.stderr
 

