@@ -486,7 +486,7 @@ def _synthetic(truth: Calibration, hardware: str, noise: float, seed: int = 0) -
 
 def test_calibrate_recovers_known_cpu_coefficients():
     truth = Calibration("truth", "cpu", c_fixed_s=2e-3, c_layer_s=4e-4, eta_bw=0.6, eta_flops=0.4, overlap_p=1)
-    result = calibrate(_synthetic(truth, "cpu", noise=0.02), "cpu")
+    result = calibrate(_synthetic(truth, "cpu", noise=0.02), "cpu", bootstrap=0)
     got = result.calibration
     assert got.overlap_p == 1.0 and "overlap_p" not in got.fitted  # fixed: a CPU runs synchronously
     for name in ("c_fixed_s", "c_layer_s", "eta_bw", "eta_flops"):
@@ -498,7 +498,7 @@ def test_calibrate_recovers_known_cpu_coefficients():
 def test_calibrate_recovers_all_five_gpu_coefficients_without_noise():
     truth = Calibration("truth", "a100-40gb", c_fixed_s=1.5e-3, c_layer_s=3e-4, eta_bw=0.8, eta_flops=0.6, overlap_p=6)
     five = tuple(name for name in truth.coefficients if name != "c_layer_device_s")  # the sixth is 0 in eager stacks
-    result = calibrate(_synthetic(truth, "a100-40gb", noise=0.0), "a100-40gb", fit=five)
+    result = calibrate(_synthetic(truth, "a100-40gb", noise=0.0), "a100-40gb", fit=five, bootstrap=0)
     assert result.calibration.coefficients == pytest.approx(truth.coefficients, rel=1e-3)
     assert result.max_error < 1e-5
 
@@ -512,7 +512,7 @@ def test_leave_one_out_predicts_each_row_from_the_others():
     frame.loc[5, "latency_s"] *= 1.3
     loo = leave_one_out(frame, "cpu")
     assert loo.worst_row == 5 and loo.max_error > 0.2
-    assert loo.mape > calibrate(frame, "cpu").mape
+    assert loo.mape > calibrate(frame, "cpu", bootstrap=0).mape
 
 
 def test_leave_one_out_needs_spare_rows():
@@ -652,7 +652,8 @@ def test_cli_calibrate_reports_coefficients_and_leave_one_out(tmp_path, capsys):
     path = tmp_path / "synthetic.csv"
     path.write_text("# machine: synthetic, for a test\n# framework: none\n" + frame.to_csv(index=False))
     target = tmp_path / "mine.json"
-    assert main(["latency", "calibrate", str(path), "--hardware", "cpu", "--save", str(target), "--json"]) == 0
+    assert main(["latency", "calibrate", str(path), "--hardware", "cpu", "--save", str(target), "--json",
+                 "--bootstrap", "10"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert set(payload["coefficients"]) == {"c_fixed_s", "c_layer_s", "eta_bw", "eta_flops", "overlap_p",
                                             "c_layer_device_s"}
@@ -679,13 +680,24 @@ def test_cli_calibrate_text_report(tmp_path, capsys):
     assert "c_fixed_s  0.002 s" in out and "(fixed)" in out and "leave-one-out error: mean 0.00%" in out
 
 
-def test_cli_json_before_the_calibrate_word_is_kept(capsys):
-    sweep = str(data_dir() / "measurements" / "cpu-torch-eager.csv")
-    for argv in (["latency", "--json", "calibrate", sweep], ["latency", "calibrate", sweep, "--json"]):
+def _small_sweep(folder: Path, rows: int = 8) -> str:
+    """The shipped CPU sweep's header and its first ``rows`` timings: enough for the options, quick to fit."""
+    lines = (data_dir() / "measurements" / "cpu-torch-eager.csv").read_text(encoding="utf-8").splitlines()
+    comments = [line for line in lines if line.startswith("#")]
+    table = [line for line in lines if not line.startswith("#")]
+    path = folder / "small-sweep.csv"
+    path.write_text("\n".join(comments + table[: rows + 1]) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_cli_json_before_the_calibrate_word_is_kept(capsys, tmp_path):
+    sweep = _small_sweep(tmp_path)
+    for argv in (["latency", "--json", "calibrate", sweep, "--bootstrap", "10"],
+                 ["latency", "calibrate", sweep, "--json", "--bootstrap", "10"]):
         assert main(argv) == 0
         payload = json.loads(capsys.readouterr().out)
-        assert payload["hardware"] == "cpu" and payload["n_measurements"] == 25
-    assert main(["latency", "calibrate", sweep]) == 0
+        assert payload["hardware"] == "cpu" and payload["n_measurements"] == 8
+    assert main(["latency", "calibrate", sweep, "--bootstrap", "10"]) == 0
     assert capsys.readouterr().out.startswith("calibration fitted for cpu")
 
 
@@ -695,12 +707,12 @@ def test_calibrate_reads_the_device_from_the_header(tmp_path):
 
     sweep = load_measurements(data_dir() / "measurements" / "cpu-torch-eager.csv")
     assert sweep.attrs["metadata"]["device"] == "cpu"
-    assert calibrate(sweep).calibration.hardware == "cpu"
+    assert calibrate(sweep, bootstrap=0).calibration.hardware == "cpu"
     # A header alone is enough (no device column), and a GPU header still asks.
     truth = Calibration("truth", "cpu", c_fixed_s=2e-3, c_layer_s=4e-4, eta_bw=0.6, eta_flops=0.4, overlap_p=1)
     body = _synthetic(truth, "cpu", noise=0.0).iloc[::4].drop(columns=["device"], errors="ignore").to_csv(index=False)
     (tmp_path / "cpu.csv").write_text("# device: cpu\n" + body)
-    assert calibrate(tmp_path / "cpu.csv").calibration.hardware == "cpu"
+    assert calibrate(tmp_path / "cpu.csv", bootstrap=0).calibration.hardware == "cpu"
     (tmp_path / "gpu.csv").write_text("# device: cuda (NVIDIA H200, CUDA 12.8)\n" + body)
     with pytest.raises(LatencyError, match="--hardware NAME"):
         calibrate(tmp_path / "gpu.csv")
@@ -712,8 +724,8 @@ def test_calibrate_save_goes_to_the_user_data_folder(tmp_path, monkeypatch, caps
     home = tmp_path / "home"
     monkeypatch.setenv("MORPH_DATA_HOME", str(home))
     shipped = sorted(p.name for p in (data_dir() / "calibrations").iterdir())
-    sweep = str(data_dir() / "measurements" / "cpu-torch-eager.csv")
-    assert main(["latency", "calibrate", sweep, "--save", "my-laptop", "--json"]) == 0
+    sweep = _small_sweep(tmp_path)
+    assert main(["latency", "calibrate", sweep, "--save", "my-laptop", "--json", "--bootstrap", "10"]) == 0
     saved = json.loads(capsys.readouterr().out)["saved"]
     assert Path(saved) == home / "calibrations" / "my-laptop.json" and Path(saved).is_file()
     assert sorted(p.name for p in (data_dir() / "calibrations").iterdir()) == shipped  # the package is untouched

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..latency.calibration import DEFAULT_FIT, GRAPH_FIT, calibrate, leave_one_out, load_measurements
+from ..latency.calibration import BOOTSTRAP, DEFAULT_FIT, GRAPH_FIT, calibrate, leave_one_out, load_measurements
 from ..errors import LatencyError
 from ..latency.hardware import HARDWARE_COLUMNS, hardware_csv_row, probe_cpu
 from ..latency import COEFFICIENTS, predict_latency
@@ -29,7 +29,7 @@ from ..latency.uncertainty import (
     DRAWS, SEED, fastest_sentence, latency_interval, probability_fastest, uncertainty_of, workload_draws,
 )
 from ..shapes import Shape, parse_shape
-from .common import add_workload_arguments, positive_float, print_json, workload_from_args
+from .common import add_workload_arguments, positive_float, positive_int, print_json, workload_from_args
 
 __all__ = ["add_parser", "run", "run_calibrate", "run_probe"]
 
@@ -70,6 +70,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help=f"comma-separated coefficients to fit, from {', '.join(COEFFICIENTS)} "
                           f"(default {','.join(DEFAULT_FIT)}; for --stack cuda-graphs {','.join(GRAPH_FIT)} with "
                           "c_layer_s fixed at 0)")
+    fit.add_argument("--bootstrap", type=positive_int(allow_zero=True), default=BOOTSTRAP, metavar="K",
+                     help=f"refits over resampled timings behind the calibration's band (default {BOOTSTRAP}; 0: "
+                          "the residual scatter alone)")
     fit.add_argument("--stack", help="fit the rows of this serving stack (the table's stack column: hf-eager or "
                                      "cuda-graphs); needed when the table holds both")
     fit.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
@@ -233,7 +236,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if graph and "c_layer_s" not in names:
         # A captured graph leaves no per-layer host work: its per-layer cost is device time.
         fixed.setdefault("c_layer_s", 0.0)
-    result = calibrate(frame, args.hardware, fit=names, fixed=fixed, stack=args.stack,
+    result = calibrate(frame, args.hardware, fit=names, fixed=fixed, stack=args.stack, bootstrap=args.bootstrap,
                        source=f"fitted by `morph latency calibrate {Path(args.measurements).name}` to "
                               f"{len(frame)} timings")
     hardware = result.calibration.hardware
