@@ -59,7 +59,7 @@ import morph
 from _report import Report, machine
 from _viewers import kernel_rss_mb, process_tree, run_viewers, tree_cpu_s
 from bench_dashboard import CHROMIUM_ARGS, READY, TIMER, free_port, load_average, stop
-from morph.cli.serve import dashboard_notebook, prepare_fits, voila_command
+from morph.cli.serve import dashboard_notebook, default_max_sessions, prepare_fits, voila_command
 
 
 MOVE_TIMEOUT_MS = 30_000
@@ -157,6 +157,8 @@ def start_pooled_server(pool_size: int, max_sessions: int, log: str | None = Non
     """``morph serve``'s command on a free port (pool, session limit, guards), warmed up; the server and its URL."""
     port = free_port()
     prepare_fits()
+    if max_sessions is None:
+        max_sessions = max(options.get("class_size", 0), default_max_sessions())
     command = voila_command(dashboard_notebook(), port=port, pool_size=pool_size, max_sessions=max_sessions, **options)
     out = open(log, "a") if log else subprocess.DEVNULL
     started = time.perf_counter()
@@ -299,6 +301,8 @@ PROTOCOL_TARGETS = {
 }
 
 PROTOCOL_SCENARIOS = {
+    # morph serve --class 30: its session limit is max(30, the memory-derived default).
+    "class30": dict(sessions=30, arrival_s=0.0, server=dict(pool_size=30, class_size=30, max_sessions=None)),
     # 60 viewers stay open: the session limit must admit them (the default server's, sized for the test).
     "arrive60": dict(sessions=60, arrival_s=2.0, server=dict(pool_size=2, max_sessions=62)),
 }
