@@ -162,6 +162,9 @@ def _class_manager(base: type, pool: ClassPool) -> type:
                 deadline = time.monotonic() + 120
                 while kernel_id and kernel_id not in pool.warm and kernel_id in self and time.monotonic() < deadline:
                     await asyncio.sleep(0.5)
+                if kernel_id in pool.warm:
+                    self.log.info("morph: a kernel taken by a page was replaced; %d ready",
+                                  len(self._pools.get(notebook, [])))
 
         def _start_one(self, notebook: str, options: dict) -> None:
             """Voila's fill for one more kernel: its pool size set, for this call, to what the pool holds plus one."""
