@@ -431,6 +431,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ))
     if SETTINGS.bundle_path:
         os.environ[URL_ENV] = SETTINGS.bundle_path  # kernels inherit it: their figures import the served script
+    from .kernel import LEAN_ENV
+
+    os.environ[LEAN_ENV] = "1"  # the dashboard's kernels load plotly without nbformat (morph.app.kernel)
     token = os.environ.pop("MORPH_TOKEN", None)
     if guard.class_size:
         from .class_pool import install as install_class_pool
