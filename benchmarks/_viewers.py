@@ -32,13 +32,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import websockets
 
 __all__ = ["ProtocolViewer", "ViewerResult", "encode_frame", "decode_frame", "process_tree", "tree_cpu_s",
-           "kernel_rss_mb", "rss_mb"]
+           "kernel_rss_mb", "rss_mb", "own_cpu_s", "kernel_cpu_by_id"]
 
 V1 = "v1.kernel.websocket.jupyter.org"
 MAX_PAGE_BYTES = 32 * 2**20
@@ -107,6 +107,11 @@ class ViewerResult:
     moves_ms: list[float] = field(default_factory=list)
     moves_sent: int = 0
     error: str | None = None
+    kernel_id: str | None = None
+    kernel_cpu_at_state_s: float | None = None
+    """The kernel's CPU seconds when the state arrived, read by the ``probe`` given to the viewer."""
+    kernel_cpu_at_end_s: float | None = None
+    """The same after the last move."""
 
     @property
     def answered(self) -> int:
@@ -129,7 +134,8 @@ class ProtocolViewer:
     """
 
     def __init__(self, base: str, query: str = "", moves: int = 10, pause_s: float = 0.3,
-                 timeout_s: float = 120.0, move_timeout_s: float = 30.0) -> None:
+                 timeout_s: float = 120.0, move_timeout_s: float = 30.0,
+                 probe: Callable[[str], float | None] | None = None) -> None:
         parts = urlsplit(base)
         if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("protocol viewers load a server on this machine only (http://127.0.0.1:PORT/)")
@@ -137,6 +143,7 @@ class ProtocolViewer:
         self.path = parts.path if parts.path.endswith("/") else parts.path + "/"
         self.query, self.moves, self.pause_s = query, moves, pause_s
         self.timeout_s, self.move_timeout_s = timeout_s, move_timeout_s
+        self.probe = probe
         self.session = uuid.uuid4().hex
         self.result = ViewerResult()
         self.states: dict[str, dict] = {}
@@ -194,7 +201,12 @@ class ProtocolViewer:
                     raise RuntimeError("the server did not accept the v1 subprotocol")
                 await self._load_states(ws, start)
                 self.result.state_s = time.perf_counter() - start
+                self.result.kernel_id = kernel_id
+                if self.probe is not None:
+                    self.result.kernel_cpu_at_state_s = self.probe(kernel_id)
                 await self._move(ws)
+                if self.probe is not None:
+                    self.result.kernel_cpu_at_end_s = self.probe(kernel_id)
         except (OSError, RuntimeError, ValueError, TimeoutError, asyncio.TimeoutError,
                 websockets.exceptions.WebSocketException) as exc:
             self.result.error = f"{exc.__class__.__name__}: {exc}"[:200]
@@ -323,6 +335,31 @@ def tree_cpu_s(pid: int) -> float:
         if member == pid:
             total += int(fields[13]) + int(fields[14])  # cutime, cstime: kernels that have exited
     return total / tick
+
+
+def own_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` alone (the server process, without its kernels)."""
+    import os
+
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def kernel_cpu_by_id(server_pid: int) -> dict[str, float]:
+    """CPU seconds of every kernel below the server, by kernel id (from its connection file's name)."""
+    import os
+
+    found = {}
+    for pid in process_tree(server_pid)[1:]:
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            match = re.search(rb"kernel-([0-9a-f-]{36})\.json", command)
+            if match:
+                fields = _stat(pid)
+                found[match.group(1).decode()] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
 
 
 def rss_mb(pid: int) -> float:

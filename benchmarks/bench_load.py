@@ -57,7 +57,7 @@ from playwright.async_api import async_playwright
 
 import morph
 from _report import Report, machine
-from _viewers import kernel_rss_mb, process_tree, run_viewers, tree_cpu_s
+from _viewers import kernel_cpu_by_id, kernel_rss_mb, own_cpu_s, process_tree, run_viewers, tree_cpu_s
 from bench_dashboard import CHROMIUM_ARGS, READY, TIMER, free_port, load_average, stop
 from morph.cli.serve import dashboard_notebook, default_max_sessions, prepare_fits, voila_command
 
@@ -222,12 +222,15 @@ async def run_protocol(sessions: int, arrival_s: float, moves: int, pause_ms: in
         start_line = asyncio.Event()
         watch = asyncio.create_task(canary(url, start_line))
         await asyncio.sleep(3.0)  # the canary's browser is started (its start is not the server's cost)
-        cpu_before = tree_cpu_s(process.pid)
+        cpu_before, own_before = tree_cpu_s(process.pid), own_cpu_s(process.pid)
+        kernels_before = kernel_cpu_by_id(process.pid)  # warm kernels: what they spent before the lesson
         start_line.set()
-        results = await run_viewers(url, sessions, arrival_s, moves=moves, pause_s=pause_ms / 1e3)
+        results = await run_viewers(url, sessions, arrival_s, moves=moves, pause_s=pause_ms / 1e3,
+                                    probe=lambda kernel: kernel_cpu_by_id(process.pid).get(kernel))
         seen = await watch
         kernels = kernel_rss_mb(process.pid)
         cpu_s = tree_cpu_s(process.pid) - cpu_before
+        own_s = own_cpu_s(process.pid) - own_before
         server_mb = _rss_mb(process.pid)
     finally:
         stop(process)
@@ -235,6 +238,13 @@ async def run_protocol(sessions: int, arrival_s: float, moves: int, pause_ms: in
     got = states[np.isfinite(states)] if np.isfinite(states).any() else np.array([np.nan])
     moves_ms = np.array([t for r in results for t in r.moves_ms] or [np.nan])
     errors = sorted({r.error for r in results if r.error})
+    # Per viewer, from its own kernel: CPU to open the page (from the first request, so a warm kernel's
+    # warm-up is not counted), and per move; plus the Voila process's CPU shared out over the viewers.
+    opened = [r.kernel_cpu_at_state_s - kernels_before.get(r.kernel_id, 0.0) for r in results
+              if r.kernel_cpu_at_state_s is not None]
+    per_move = [(r.kernel_cpu_at_end_s - r.kernel_cpu_at_state_s) / r.answered for r in results
+                if r.kernel_cpu_at_end_s is not None and r.kernel_cpu_at_state_s is not None and r.answered]
+    voila_per_viewer = own_s / (sessions + 1)
     for error in errors:
         print(f"a viewer stopped: {error}", file=sys.stderr)
     return {
@@ -248,7 +258,11 @@ async def run_protocol(sessions: int, arrival_s: float, moves: int, pause_ms: in
         "move_median_ms": float(np.median(moves_ms)), "move_p90_ms": float(np.percentile(moves_ms, 90)),
         "move_max_ms": float(np.max(moves_ms)),
         "canary_interactive_s": seen["interactive_s"], "canary_browser_cpu_s": seen["browser_cpu_s"],
-        "server_cpu_s": cpu_s, "cpu_per_viewer_s": cpu_s / (sessions + 1),
+        "server_cpu_s": cpu_s, "cpu_per_viewer_s": cpu_s / (sessions + 1), "server_process_cpu_s": own_s,
+        "kernel_open_cpu_s": float(np.median(opened or [np.nan])),
+        "kernel_move_cpu_ms": 1e3 * float(np.median(per_move or [np.nan])),
+        "voila_cpu_per_viewer_s": voila_per_viewer,
+        "open_cpu_per_viewer_s": float(np.median(opened or [np.nan])) + voila_per_viewer,
         "kernels": len(kernels), "kernel_median_mb": float(np.median(kernels or [np.nan])),
         "kernel_max_mb": float(max(kernels or [np.nan])), "server_mb": float(server_mb),
         "load_after": load_average(), "errors": errors,
@@ -268,7 +282,8 @@ def record_protocol(report: Report, name: str, r: dict) -> None:
     report.say(f"  canary page interactive in {r['canary_interactive_s']:.2f} s; its browser CPU "
                f"{r['canary_browser_cpu_s']:.2f} s")
     report.say(f"  server CPU: {r['server_cpu_s']:.1f} s for {r['sessions'] + 1} viewers = "
-               f"{r['cpu_per_viewer_s']:.2f} s per viewer; {r['kernels']} kernels, median {r['kernel_median_mb']:.0f} MB "
+               f"{r['cpu_per_viewer_s']:.2f} s per viewer ({r['server_process_cpu_s']:.1f} s of it in the Voila "
+               f"process, the rest in kernels); {r['kernels']} kernels, median {r['kernel_median_mb']:.0f} MB "
                f"(max {r['kernel_max_mb']:.0f} MB), the server {r['server_mb']:.0f} MB")
     t = PROTOCOL_TARGETS[name]
     report.target(f"{name}: viewers with widget state", r["with_state"], r["sessions"], "viewers", below=False)
@@ -287,9 +302,17 @@ def record_protocol(report: Report, name: str, r: dict) -> None:
     else:
         report.figure(f"{name}: canary page interactive", r["canary_interactive_s"], "s")
     report.figure(f"{name}: canary page, browser CPU", r["canary_browser_cpu_s"], "s")
-    report.target(f"{name}: server CPU per viewer", r["cpu_per_viewer_s"], 1.5, "s")
+    report.say(f"  per viewer: its kernel {r['kernel_open_cpu_s']:.2f} CPU s to open the page (median), "
+               f"{r['kernel_move_cpu_ms']:.0f} CPU ms per move; the Voila process {r['voila_cpu_per_viewer_s']:.2f} "
+               f"CPU s (page and moves)")
+    report.target(f"{name}: server CPU per viewer to open the page (its kernel + a share of Voila's)",
+                  r["open_cpu_per_viewer_s"], 1.5, "s")
+    report.figure(f"{name}: server CPU per viewer, page and {r['moves_planned'] // max(1, r['sessions'])} moves",
+                  r["cpu_per_viewer_s"], "s")
+    report.figure(f"{name}: kernel CPU per move, median", r["kernel_move_cpu_ms"], "ms")
     report.target(f"{name}: memory per kernel, median", r["kernel_median_mb"], 120.0, "MB")
     report.figure(f"{name}: memory per kernel, max", r["kernel_max_mb"], "MB")
+    report.figure(f"{name}: server CPU, Voila process alone", r["server_process_cpu_s"], "s")
     report.figure(f"{name}: warm-up before the first page", r["warm_up_s"], "s")
     report.figure(f"{name}: warm-up CPU", r["warm_up_cpu_s"], "s")
     report.figure(f"{name}: memory of the Voila server", r["server_mb"], "MB")
