@@ -225,10 +225,21 @@ async def run_protocol(sessions: int, arrival_s: float, moves: int, pause_ms: in
         cpu_before, own_before = tree_cpu_s(process.pid), own_cpu_s(process.pid)
         kernels_before = kernel_cpu_by_id(process.pid)  # warm kernels: what they spent before the lesson
         start_line.set()
+        memory: list[float] = []
+
+        async def sample_memory() -> None:  # while the viewers are open: the most kernels at one time
+            while True:
+                found = kernel_rss_mb(process.pid)
+                if len(found) >= len(memory):
+                    memory[:] = found
+                await asyncio.sleep(2.0)
+
+        sampler = asyncio.create_task(sample_memory())
         results = await run_viewers(url, sessions, arrival_s, moves=moves, pause_s=pause_ms / 1e3,
                                     probe=lambda kernel: kernel_cpu_by_id(process.pid).get(kernel))
         seen = await watch
-        kernels = kernel_rss_mb(process.pid)
+        sampler.cancel()
+        kernels = memory
         cpu_s = tree_cpu_s(process.pid) - cpu_before
         own_s = own_cpu_s(process.pid) - own_before
         server_mb = _rss_mb(process.pid)

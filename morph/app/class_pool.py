@@ -12,7 +12,7 @@ pages slower than no pool at all. In class mode the server process installs
   link's settings still apply, :mod:`morph.app.kernel`). At most ``cores + 1``
   warm up at a time, so that starting 30 does not thrash a small machine; the
   server logs when all N are warm, and how long it took.
-- **builds pages in turns**: at most ``cores`` pages are built at once, first
+- **builds pages in turns**: at most two pages per core are built at once, first
   come first served, so that of 30 opened together the first are ready
   first instead of all 30 sharing the cores until the end;
 - **refills only when no page is waiting**: a kernel taken by a page is
@@ -37,6 +37,9 @@ log = logging.getLogger("morph.app.class_pool")
 
 QUIET_S = 10.0
 """Seconds without a page request in flight before a taken kernel is replaced."""
+
+PAGES_PER_CORE = 2
+"""Pages built at once per core in class mode."""
 
 PAGE_SLOT_S = 30.0
 """Longest a page holds its turn to be built (a page whose viewer went away frees it then)."""
@@ -77,13 +80,14 @@ class ClassPool:
     async def page_slot(self, hold_s: float = PAGE_SLOT_S) -> Any:
         """Wait for a turn to build a page (first come, first served); a function that ends the turn.
 
-        At most ``cores`` pages are built at once: with 30 at once, all 30 kernels
-        building together share the cores and all finish near the end; in turns,
-        the first pages are ready first and the last no later. A turn ends when its
+        At most ``PAGES_PER_CORE`` pages per core are built at once (a page waits
+        on messages part of the time, so one per core leaves cores idle): with 30 at
+        once, all 30 kernels building together share the cores and all finish near
+        the end; in turns, the first pages are ready first. A turn ends when its
         page is sent, or after ``hold_s`` seconds whatever happens to the page.
         """
         if self._slots is None:
-            self._slots = asyncio.Semaphore(max(1, os.cpu_count() or 1))
+            self._slots = asyncio.Semaphore(PAGES_PER_CORE * max(1, os.cpu_count() or 1))
         slots = self._slots
         await slots.acquire()
         ended = False
