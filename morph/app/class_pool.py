@@ -12,9 +12,6 @@ pages slower than no pool at all. In class mode the server process installs
   link's settings still apply, :mod:`morph.app.kernel`). At most ``cores + 1``
   warm up at a time, so that starting 30 does not thrash a small machine; the
   server logs when all N are warm, and how long it took.
-- **builds pages in turns**: at most two pages per core are built at once, first
-  come first served, so that of 30 opened together the first are ready
-  first instead of all 30 sharing the cores until the end;
 - **refills only when no page is waiting**: a kernel taken by a page is
   replaced once no page request has been in flight for ``quiet_s`` seconds,
   one kernel at a time, and at a lower CPU priority (``nice``) so that a page
@@ -38,12 +35,6 @@ log = logging.getLogger("morph.app.class_pool")
 QUIET_S = 10.0
 """Seconds without a page request in flight before a taken kernel is replaced."""
 
-PAGES_PER_CORE = 2
-"""Pages built at once per core in class mode."""
-
-PAGE_SLOT_S = 30.0
-"""Longest a page holds its turn to be built (a page whose viewer went away frees it then)."""
-
 REFILL_NICE = 10
 """CPU niceness of a kernel started as a refill (0 is normal priority; 19 the lowest)."""
 
@@ -64,7 +55,6 @@ class ClassPool:
         self.warm: set[str] = set()
         self.started = time.monotonic()
         self.ready_logged = False
-        self._slots: asyncio.Semaphore | None = None
 
     def quiet(self, now: float | None = None) -> bool:
         """No page request in flight, and none for ``quiet_s`` seconds."""
@@ -76,30 +66,6 @@ class ClassPool:
         if self.max_sessions is None:
             return self.size
         return max(0, min(self.size, self.max_sessions - page_sessions))
-
-    async def page_slot(self, hold_s: float = PAGE_SLOT_S) -> Any:
-        """Wait for a turn to build a page (first come, first served); a function that ends the turn.
-
-        At most ``PAGES_PER_CORE`` pages per core are built at once (a page waits
-        on messages part of the time, so one per core leaves cores idle): with 30 at
-        once, all 30 kernels building together share the cores and all finish near
-        the end; in turns, the first pages are ready first. A turn ends when its
-        page is sent, or after ``hold_s`` seconds whatever happens to the page.
-        """
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(PAGES_PER_CORE * max(1, os.cpu_count() or 1))
-        slots = self._slots
-        await slots.acquire()
-        ended = False
-
-        def end() -> None:
-            nonlocal ended
-            if not ended:
-                ended = True
-                slots.release()
-
-        asyncio.get_running_loop().call_later(hold_s, end)
-        return end
 
     def page_started(self) -> None:
         self.pages_in_flight += 1
@@ -234,14 +200,10 @@ def install(size: int, max_sessions: int | None = None, quiet_s: float = QUIET_S
 
     async def get_generator(self: Any, *args: Any, **kwargs: Any) -> Any:
         pool.page_started()
-        release = None
         try:
-            release = await pool.page_slot()
             async for part in generator(self, *args, **kwargs):
                 yield part
         finally:
-            if release is not None:
-                release()
             pool.page_ended()
 
     VoilaHandler.get_generator = get_generator  # type: ignore[method-assign]
