@@ -79,3 +79,15 @@ def test_the_dashboard_kernel_does_not_import_voila():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_served_dashboard_kernel_loads_plotly_without_nbformat_and_jsonschema():
+    from morph.app.kernel import LEAN_ENV
+
+    script = (
+        "import sys; from morph.app.dashboard import Dashboard; board = Dashboard(); "
+        "print(sorted(m for m in ('nbformat', 'jsonschema') if m in sys.modules), len(board.figure.data) > 0)"
+    )
+    lean = subprocess.run([sys.executable, "-c", script], env={**os.environ, LEAN_ENV: "1"},
+                          capture_output=True, text=True, timeout=120, check=True)
+    assert lean.stdout.split() == ["[]", "True"]  # the figure widget is built all the same

@@ -166,3 +166,107 @@ def test_morph_serve_with_a_token_turns_strangers_away(tmp_path):
             assert response.status == 200 and response.headers["Set-Cookie"]
     finally:
         stop(process)
+
+
+def test_class_mode_replaces_the_pool_and_is_passed_to_the_guards():
+    command = voila_command("x.ipynb", port=1, pool_size=2, class_size=5, max_sessions=9)
+    assert {"--preheat_kernel=True", "--pool_size=5", "--class-size=5", "--max-sessions=9"} <= set(command)
+    assert not any(c.startswith("--class-size") for c in voila_command("x.ipynb", port=1, pool_size=2))
+
+
+def test_a_class_size_is_checked_against_memory_and_the_session_limit():
+    from morph.cli.serve import KERNEL_MB, MAX_CLASS, RESERVED_MB, check_class_size
+
+    fits = 12
+    free_mb = RESERVED_MB + fits * KERNEL_MB
+    check_class_size(fits, None, free_mb)  # exactly what fits
+    check_class_size(fits, fits, free_mb)
+    check_class_size(MAX_CLASS, None, None)  # memory unknown: only the fixed bound applies
+    with pytest.raises(MorphError, match=f"at most --class {fits} fits"):
+        check_class_size(fits + 1, None, free_mb)
+    with pytest.raises(MorphError, match="--max-sessions 4 is below --class 5"):
+        check_class_size(5, 4, free_mb)
+    with pytest.raises(MorphError, match=f"at most {MAX_CLASS}"):
+        check_class_size(MAX_CLASS + 1, None, None)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--class", "0"], "'0' must be > 0"),
+    (["--class", "-3"], "'-3' must be > 0"),
+    (["--class", "many"], "'many' is not a whole number"),
+])
+def test_a_class_size_that_is_not_a_positive_number_is_refused(argv, message, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["serve", "--port", str(free_port()), *argv])
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_class_and_pool_size_together_or_too_large_a_class_are_one_line_errors(capsys, monkeypatch):
+    assert main(["serve", "--port", str(free_port()), "--class", "3", "--pool-size", "2"]) == 2
+    assert capsys.readouterr().err.strip() == ("morph: error: give --class or --pool-size, not both "
+                                               "(--class N keeps N kernels ready)")
+    monkeypatch.setattr(serve, "available_mb", lambda: 2048.0)  # 1 GB beyond the reserve: 6 kernels of 160 MB
+    assert main(["serve", "--port", str(free_port()), "--class", "30"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("morph: error: --class 30 needs about 4.7 GB") and "at most --class 6 fits" in err
+    assert "\n" not in err
+
+
+@pytest.mark.slow
+def test_class_mode_warms_up_n_kernels_and_replaces_a_taken_one_when_no_page_waits(tmp_path):
+    import asyncio
+    import time
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _viewers import ProtocolViewer, kernel_rss_mb, process_tree
+
+    def kernels(pid: int) -> set[int]:
+        found = set()
+        for member in process_tree(pid)[1:]:
+            try:
+                if b"ipykernel" in Path(f"/proc/{member}/cmdline").read_bytes():
+                    found.add(member)
+            except OSError:
+                continue
+        return found
+
+    size = 2
+    port = free_port()
+    log = tmp_path / "serve.log"
+    morph = Path(sys.executable).with_name("morph")
+    with open(log, "w") as out:
+        process = subprocess.Popen([str(morph), "serve", "--port", str(port), "--class", str(size)],
+                                   stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 240
+        while f"class of {size} ready" not in log.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None
+            time.sleep(0.5)
+        assert f"morph: class of {size} ready: {size} kernels warm in" in log.read_text()
+        warm = kernels(process.pid)
+        assert len(warm) == size and len(kernel_rss_mb(process.pid)) == size  # started before any page
+        for pid in warm:  # told to load plotly without nbformat (morph.app.kernel)
+            assert b"MORPH_DASHBOARD_KERNEL=1" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        viewer = ProtocolViewer(base, query="latency=3", moves=1, pause_s=0.1)
+        result = asyncio.run(viewer.run())
+        assert result.error is None and result.answered == 1
+        # The page took a warm kernel built with the link's settings: no kernel started for it.
+        budget = next(s["value"] for s in viewer.states.values() if s.get("description") == "Latency budget (s)")
+        assert budget == pytest.approx(3.0)
+        # Once no page waits, the taken kernel is replaced by a new one (the page's closed with its
+        # connection): a full class again.
+        deadline = time.monotonic() + 120
+        while not (kernels(process.pid) - warm) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(kernels(process.pid) - warm) == 1
+        while "a kernel taken by a page was replaced" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert f"a kernel taken by a page was replaced; {size} ready" in log.read_text()
+        while len(kernels(process.pid)) != size and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(kernels(process.pid)) == size
+    finally:
+        stop(process)
+    assert "Traceback" not in log.read_text()

@@ -406,6 +406,8 @@ def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--max-sessions", type=int, default=None)
     parser.add_argument("--allow-host", action="append", default=[], help="accepted Host header (repeatable)")
     parser.add_argument("--closed-grace", type=float, default=5.0)
+    parser.add_argument("--class-size", type=int, default=None,
+                        help="class mode: this many kernels warmed up at start, refilled when no page waits")
     parser.add_argument("--base-url", default=None,
                         help="Voila's base URL: serve plotly's figure-widget script once, under it")
     argv = list(argv)
@@ -429,7 +431,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     ))
     if SETTINGS.bundle_path:
         os.environ[URL_ENV] = SETTINGS.bundle_path  # kernels inherit it: their figures import the served script
+    from .kernel import LEAN_ENV
+
+    os.environ[LEAN_ENV] = "1"  # the dashboard's kernels load plotly without nbformat (morph.app.kernel)
     token = os.environ.pop("MORPH_TOKEN", None)
+    if guard.class_size:
+        from .class_pool import install as install_class_pool
+
+        install_class_pool(guard.class_size, max_sessions=guard.max_sessions)
     from voila.app import Voila
 
     options = {"kernel_websocket_connection_class": guarded_connection_class()}

@@ -27,7 +27,7 @@ from .common import positive_int
 
 __all__ = [
     "add_parser", "run", "dashboard_notebook", "voila_command", "check_port_free", "normalize_base_url", "read_token",
-    "default_max_sessions", "prepare_fits",
+    "default_max_sessions", "prepare_fits", "available_mb", "check_class_size", "MAX_CLASS",
 ]
 
 NOTEBOOK = "dashboard.ipynb"
@@ -44,6 +44,12 @@ IOPUB_TIMEOUT_S = 60
 
 MAX_DEFAULT_SESSIONS = 48
 """Most viewers at once when ``--max-sessions`` is not given, however much memory is free."""
+
+MAX_CLASS = 200
+"""Most kernels ``--class`` warms up, however much memory is free (one server process relays them all)."""
+
+RESERVED_MB = 1024
+"""Memory left to the server and the system when sizing sessions and classes (MB)."""
 
 
 
@@ -78,6 +84,7 @@ def voila_command(
     pool_size: int = 0,
     max_sessions: int | None = None,
     closed_grace_s: float = 5.0,
+    class_size: int = 0,
 ) -> list[str]:
     """The command that runs Voila with Morph's serving defaults and guards (:mod:`morph.app.serving_guard`).
 
@@ -106,11 +113,19 @@ def voila_command(
         dashboard is full (HTTP 503).
     closed_grace_s : float
         Seconds after a page's last connection closes before its kernel is shut down.
+    class_size : int
+        Class mode (:mod:`morph.app.class_pool`): this many kernels warmed up
+        before the first page (it replaces ``pool_size``), refilled only when
+        no page is waiting. 0: off.
     """
+    if class_size > 0:
+        pool_size = class_size
     guard = [sys.executable, "-m", "morph.app.serving_guard", f"--closed-grace={closed_grace_s:g}",
              f"--base-url={normalize_base_url(base_url)}"]
     if max_sessions is not None:
         guard.append(f"--max-sessions={max_sessions}")
+    if class_size > 0:
+        guard.append(f"--class-size={class_size}")
     if _is_loopback(ip):
         # DNS rebinding: a loopback server answers only the names of this machine.
         guard += [f"--allow-host={host}:{port}" for host in ("localhost", "127.0.0.1", "[::1]")]
@@ -171,19 +186,50 @@ def check_port_free(ip: str, port: int) -> None:
             raise MorphError(f"cannot listen on {ip}:{port} ({exc.strerror}); check --ip") from None
 
 
-def default_max_sessions(kernel_mb: float = KERNEL_MB, cap: int = MAX_DEFAULT_SESSIONS) -> int:
-    """Sessions that fit in the memory available now: ``(available - 1 GB) / kernel_mb``, within 2 .. ``cap``."""
-    available_mb = None
+def available_mb() -> float | None:
+    """Memory available now (``MemAvailable`` of /proc/meminfo, MB); ``None`` where it cannot be read."""
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:
                 if line.startswith("MemAvailable:"):
-                    available_mb = int(line.split()[1]) / 1024
-    except OSError:
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
         pass
-    if available_mb is None:
+    return None
+
+
+def default_max_sessions(kernel_mb: float = KERNEL_MB, cap: int = MAX_DEFAULT_SESSIONS) -> int:
+    """Sessions that fit in the memory available now: ``(available - 1 GB) / kernel_mb``, within 2 .. ``cap``."""
+    free = available_mb()
+    if free is None:
         return 8
-    return int(min(cap, max(2, (available_mb - 1024) // kernel_mb)))
+    return int(min(cap, max(2, (free - RESERVED_MB) // kernel_mb)))
+
+
+def check_class_size(size: int, max_sessions: int | None, free_mb: float | None,
+                     kernel_mb: float = KERNEL_MB) -> None:
+    """Refuse a ``--class`` size the machine cannot hold, or the session limit cannot serve.
+
+    The class's kernels are started at once, before any page: ``size`` kernels
+    of ``kernel_mb`` must fit in the memory available less 1 GB.
+
+    Raises
+    ------
+    MorphError
+        One sentence saying what is wrong and what to do.
+    """
+    if size > MAX_CLASS:
+        raise MorphError(f"--class {size} is more than one server relays well (at most {MAX_CLASS}); "
+                         "serve a larger class through JupyterHub (docs/serving.md)")
+    if max_sessions is not None and max_sessions < size:
+        raise MorphError(f"--max-sessions {max_sessions} is below --class {size}: the class could not all open "
+                         "the dashboard; raise --max-sessions or leave it out")
+    if free_mb is not None:
+        fits = int(max(0.0, free_mb - RESERVED_MB) // kernel_mb)
+        if size > fits:
+            raise MorphError(f"--class {size} needs about {size * kernel_mb / 1024:.1f} GB for its kernels "
+                             f"({kernel_mb} MB each) but {free_mb / 1024:.1f} GB is available, 1 GB of it kept for "
+                             f"the server; at most --class {fits} fits on this machine now")
 
 
 def _is_loopback(ip: str) -> bool:
@@ -215,8 +261,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
              f"{KERNEL_MB} MB per kernel, at most {MAX_DEFAULT_SESSIONS})",
     )
     parser.add_argument(
-        "--pool-size", type=positive_int(allow_zero=True), default=2, metavar="N",
+        "--pool-size", type=positive_int(allow_zero=True), default=None, metavar="N",
         help="kernels kept started with the dashboard built, for quick pages (default 2; 0 turns the pool off)",
+    )
+    parser.add_argument(
+        "--class", dest="class_size", type=positive_int(), default=None, metavar="N",
+        help="class mode: start N kernels with the dashboard built before the lesson, and replace the ones "
+             f"taken only when no page is waiting (about {KERNEL_MB} MB of memory each; instead of --pool-size)",
     )
     parser.add_argument(
         "--cull-idle-timeout", type=positive_int(), default=60, metavar="SECONDS",
@@ -260,17 +311,27 @@ def run(args: argparse.Namespace) -> int:
     notebook = dashboard_notebook()
     check_port_free(args.ip, args.port)
     token = read_token(args.token, args.token_file)
-    max_sessions = args.max_sessions or default_max_sessions()
+    class_size = args.class_size or 0
+    if class_size and args.pool_size is not None:
+        raise MorphError("give --class or --pool-size, not both (--class N keeps N kernels ready)")
+    pool_size = class_size or (2 if args.pool_size is None else args.pool_size)
+    if class_size:
+        check_class_size(class_size, args.max_sessions, available_mb())
+        max_sessions = args.max_sessions or max(class_size, default_max_sessions())
+    else:
+        max_sessions = args.max_sessions or default_max_sessions()
     command = voila_command(
         notebook, port=args.port, ip=args.ip, base_url=args.base_url,
         cull_idle_timeout=args.cull_idle_timeout, cull_interval=args.cull_interval,
-        pool_size=args.pool_size, max_sessions=max_sessions,
+        pool_size=pool_size, max_sessions=max_sessions, class_size=class_size,
     )
     host = socket.getfqdn() if args.ip in ("", "0.0.0.0", "::") else args.ip
     host = f"[{host}]" if ":" in host else host
     url = f"http://{host}:{args.port}{normalize_base_url(args.base_url)}"
     print(f"Morph dashboard: {url}  (Ctrl+C to stop)", flush=True)
-    print(f"morph: up to {max_sessions} viewers at once; {args.pool_size} kernel(s) kept ready"
+    ready = (f"class mode: {class_size} kernels warming up now (about {class_size * KERNEL_MB / 1024:.1f} GB), "
+             "replaced when no page is waiting" if class_size else f"{pool_size} kernel(s) kept ready")
+    print(f"morph: up to {max_sessions} viewers at once; {ready}"
           + ("; a token is required (open the link with ?token=...)" if token else ""), flush=True)
     if not _is_loopback(args.ip) and not token:
         print("morph: warning: serving to the network without a token; anyone who can reach this port can use "
