@@ -120,3 +120,16 @@ def test_the_planner_keeps_the_sum_and_shows_errors_in_one_sentence():
     planner.pick.value = tuple(value for _label, value in planner.pick.options[:20])
     score = planner.submit()
     assert score is not None and planner.messages.level is None and "Your law predicts" in planner.feedback.value
+
+
+def test_a_reveal_keeps_its_content_closed_and_escaped():
+    import pandas as pd
+
+    from morph.app.teaching import reveal
+
+    closed = reveal("Answer <now>", ["A < 0 is not physical"], note="x & y")
+    page = closed._repr_html_()
+    assert page.startswith('<details class="morph-reveal"><summary><b>Answer &lt;now&gt;</b></summary>')
+    assert "<details open" not in page and "A &lt; 0 is not physical" in page and "<p>x &amp; y</p>" in page
+    table = reveal("Table", pd.DataFrame({"<b>k</b>": [1]}))._repr_html_()
+    assert "&lt;b&gt;k&lt;/b&gt;" in table and "<b>k</b>" not in table

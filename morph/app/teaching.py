@@ -58,19 +58,23 @@ class Reveal:
         return f"{self.summary}\n{self.body_text}"
 
 
-def reveal(summary: str, content: "pd.DataFrame | str | list[str]") -> Reveal:
+def reveal(summary: str, content: "pd.DataFrame | str | list[str]", note: str = "") -> Reveal:
     """``content`` (a table, a text, or lines shown as a list) closed under ``summary``; every text escaped.
+
+    ``note``, a sentence, opens the hidden part above the content.
 
     Under Voila and in JupyterLab a cell's output shows as soon as the notebook runs; an answer that
     follows its question goes in here, so it stays out of sight until the reader has answered.
     """
+    head_html, head_text = (f"<p>{html.escape(note)}</p>", note + "\n") if note else ("", "")
     if isinstance(content, pd.DataFrame):
-        return Reveal(summary, content.to_html(escape=True), content.to_string())
+        return Reveal(summary, head_html + content.to_html(escape=True), head_text + content.to_string())
     if isinstance(content, str):
-        return Reveal(summary, f'<pre style="{_MONO};white-space:pre-wrap">{html.escape(content)}</pre>', content)
+        return Reveal(summary, head_html + f'<pre style="{_MONO};white-space:pre-wrap">{html.escape(content)}</pre>',
+                      head_text + content)
     lines = [str(line) for line in content]
     items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
-    return Reveal(summary, f"<ul>{items}</ul>", "\n".join(f"- {line}" for line in lines))
+    return Reveal(summary, head_html + f"<ul>{items}</ul>", head_text + "\n".join(f"- {line}" for line in lines))
 
 
 def percent(fraction: float, digits: int = 1) -> str:
