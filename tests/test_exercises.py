@@ -129,7 +129,7 @@ def test_a_reveal_keeps_its_content_closed_and_escaped():
 
     closed = reveal("Answer <now>", ["A < 0 is not physical"], note="x & y")
     page = closed._repr_html_()
-    assert page.startswith('<details class="morph-reveal"><summary><b>Answer &lt;now&gt;</b></summary>')
+    assert page.startswith('<details class="morph-answer"><summary><b>Answer &lt;now&gt;</b></summary>')
     assert "<details open" not in page and "A &lt; 0 is not physical" in page and "<p>x &amp; y</p>" in page
     table = reveal("Table", pd.DataFrame({"<b>k</b>": [1]}))._repr_html_()
     assert "&lt;b&gt;k&lt;/b&gt;" in table and "<b>k</b>" not in table

@@ -32,7 +32,7 @@ SECTION_OUTPUTS = """() => {
 # The plotly figures each notebook draws, counted by hand from its cells: a figure function's result
 # or an explorer's FigureWidget (the dashboard holds its views in one FigureWidget).
 FIGURES = {
-    "01-scaling-laws.ipynb": 7,  # runs, loss terms, compute explorer, equal size, law explorer, R, residuals
+    "01-scaling-laws.ipynb": 9,  # runs, loss terms, compute explorer, equal size, law explorer, isoFLOP, contours, R, residuals
     "02-latency.ipynb": 6,  # equal size (A100, CPU), two devices, throughput, CPU sweep, fit check
     "03-fit-your-runs.ipynb": 2,  # the fitting app's figure, the diagnostics
     "04-reproduce-the-paper.ipynb": 1,  # the selection

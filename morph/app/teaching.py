@@ -51,7 +51,7 @@ class Reveal:
     body_text: str
 
     def _repr_html_(self) -> str:
-        return (f'<details class="morph-reveal"><summary><b>{html.escape(self.summary)}</b></summary>'
+        return (f'<details class="morph-answer"><summary><b>{html.escape(self.summary)}</b></summary>'
                 f"{self.body_html}</details>")
 
     def __repr__(self) -> str:
