@@ -212,3 +212,81 @@ def test_fill_updates_in_place_or_replaces(fit_b, runs):
     empty = go.FigureWidget()
     figures.fit_diagnostics(fit_b, into=empty)
     assert empty.layout.template == figures.fit_diagnostics(fit_b).layout.template
+
+
+# -- the classic figures: isoFLOP curves and L(N, D) contours -----------------------------------
+
+
+def test_isoflop_groups_hold_runs_of_one_compute_and_are_far_apart(runs):
+    groups = figures.isoflop_groups(runs)
+    flops = 6.0 * runs["N"].to_numpy(float) * runs["D"].to_numpy(float)
+    spans = []
+    for g in np.unique(groups):
+        inside = flops[groups == g]
+        assert inside.max() / inside.min() <= 1.25  # one compute, within 25%
+        spans.append((inside.min(), inside.max()))
+    spans.sort()
+    for (_, hi), (lo, _) in zip(spans, spans[1:]):
+        assert lo / hi > figures.ISOFLOP_GAP  # every run outside a group is more than the gap away from it
+    assert len(spans) == 8  # the runs' near-doublings of compute, 7.5e17 to 2.9e20 FLOPs
+
+
+def test_an_isoflop_curves_points_are_exactly_the_runs_of_that_compute(runs):
+    fig = figures.isoflop_curves(runs)
+    flops = 6.0 * runs["N"].to_numpy(float) * runs["D"].to_numpy(float)
+    law = preset("bian2025")
+    markers = [t for t in fig.data if t.mode == "markers" and t.showlegend is not False]
+    assert len(markers) == 8 and {t.type for t in fig.data} == {"scatter"}
+    seen = 0
+    for trace_ in markers:
+        C = np.exp(np.log(np.asarray(trace_.customdata)).mean())
+        # Independently: the runs whose 6ND lies within 13% of the group's compute (the groups span at most 25%).
+        expected = runs[(flops > C / 1.13) & (flops < C * 1.13)]
+        assert sorted(np.asarray(trace_.x)) == sorted(expected["N"].to_numpy(float))
+        assert sorted(np.asarray(trace_.y)) == sorted(expected["loss"].to_numpy(float))
+        seen += len(expected)
+        curve = next(t for t in fig.data if t.name == f"{trace_.name}: law")
+        ratio = float(np.median(expected["aspect_ratio"]))
+        x = np.asarray(curve.x)
+        # The law at L(N, C / 6N): its lowest point is the law's compute-optimal N (to the grid's spacing).
+        np.testing.assert_allclose(curve.y, law.predict(x, C / (6 * x), ratio), rtol=1e-12)
+        optimum = next(t for t in fig.data if t.name == f"{trace_.name}: law's optimum")
+        step = x[1] / x[0]
+        assert x[np.argmin(curve.y)] == pytest.approx(optimum.x[0], rel=step - 1)
+    assert seen == len(runs)
+
+
+def test_loss_contours_put_the_budgets_optimum_on_the_closed_form_frontier(runs):
+    law = preset("bian2025")
+    fig = figures.loss_contours(law, flops=1e20, runs=runs)
+    contour = next(t for t in fig.data if t.type == "contour")
+    assert {t.type for t in fig.data} == {"contour", "scatter"}
+    a, b = law.alpha, law.beta
+    # Closed form, derived here: minimise A N^-a + B D^-b with 6 N D = C gives
+    # N = G (C / 6)^(b / (a + b)), G = (a A / (b B))^(1 / (a + b)); the shape factor does not move it.
+    G = (a * law.A / (b * law.B)) ** (1 / (a + b))
+    n_opt = G * (1e20 / 6) ** (b / (a + b))
+    star = next(t for t in fig.data if t.name == "the least loss at that compute")
+    assert star.x[0] == pytest.approx(n_opt, rel=1e-9) and star.y[0] == pytest.approx(1e20 / (6 * n_opt), rel=1e-9)
+    frontier = next(t for t in fig.data if t.name == "compute-optimal frontier")
+    C = np.asarray(frontier.customdata)
+    np.testing.assert_allclose(frontier.x, G * (C / 6) ** (b / (a + b)), rtol=1e-9)
+    # Numerically too: along 6 N D = 1e20 the law's least loss is at n_opt (within a 0.1% grid).
+    n = np.geomspace(n_opt / 10, n_opt * 10, 4001)
+    assert n[np.argmin(law.predict(n, 1e20 / (6 * n), 64.0))] == pytest.approx(n_opt, rel=2e-3)
+    # The contours are the law itself; the fit range shaded is fit set B's.
+    np.testing.assert_allclose(np.asarray(contour.z)[5, 7], min(float(law.predict(contour.x[7], contour.y[5], 64.0)),
+                                                                np.asarray(contour.z).max()), rtol=1e-12)
+    fit_range = next(t for t in fig.data if str(t.name).startswith("fit range"))
+    fitted = runs[runs["in_fit_B"] == 1]["N"]
+    assert min(fit_range.x) == fitted.min() and max(fit_range.x) == fitted.max()
+
+
+def test_the_contour_explorer_moves_the_budget():
+    from morph.app.widgets import ContourExplorer
+
+    explorer = ContourExplorer(flops=1e20)
+    explorer.flops.value = 1e22
+    star = next(t for t in explorer.figure.data if t.name == "the least loss at that compute")
+    assert star.x[0] == pytest.approx(float(preset("bian2025").compute_optimal(1e22, 64.0).N), rel=1e-9)
+    assert explorer.messages.level is None

@@ -104,7 +104,16 @@ def test_introduction_shows_the_published_speedup_and_widgets():
     everything = "\n".join(text_of(o) for o in outputs(notebook))
     assert "1.84x faster" in everything
     widget_views = [o for o in outputs(notebook) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    assert len(widget_views) >= 2  # the compute and law explorers
+    assert len(widget_views) >= 3  # the compute, contour and law explorers
+    # The classic figures: isoFLOP curves from the runs, and L(N, D) contours with the frontier (a widget).
+    plots = [o["data"]["application/vnd.plotly.v1+json"] for o in outputs(notebook)
+             if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    isoflop = [p for p in plots if "IsoFLOP curves" in str(p["layout"].get("title", {}).get("text", ""))]
+    assert len(isoflop) == 1 and sum(t.get("mode") == "markers" and t.get("showlegend") is not False
+                                     for t in isoflop[0]["data"]) == 8
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    assert "figures.isoflop_curves(" in code and "widgets.ContourExplorer(" in code
+    assert "12x3520" in everything and "248x832" in everything  # the unconstrained grid's picks, shown
 
 
 def test_fitting_notebook_agrees_with_the_command_line():
@@ -176,7 +185,9 @@ def test_the_solutions_run_and_show_a_result(path):
 
 def test_results_are_shown_for_people_not_as_reprs():
     intro = execute(NOTEBOOK_DIR / "01-scaling-laws.ipynb")
-    everything = "\n".join(text_of(o) for o in outputs(intro))
+    # What a reader sees: a widget's text/plain (its Python repr) is never shown where the widget draws.
+    everything = "\n".join(text_of(o) for o in outputs(intro)
+                            if "application/vnd.jupyter.widget-view+json" not in o.get("data", {}))
     assert "ChinchillaLaw(" not in everything and "e+20" not in everything
     assert "1e20 FLOPs" in everything and "irreducible loss" in everything
     # The lifetime table's savings read as percentages.

@@ -32,7 +32,7 @@ SECTION_OUTPUTS = """() => {
 # The plotly figures each notebook draws, counted by hand from its cells: a figure function's result
 # or an explorer's FigureWidget (the dashboard holds its views in one FigureWidget).
 FIGURES = {
-    "01-scaling-laws.ipynb": 7,  # runs, loss terms, compute explorer, equal size, law explorer, R, residuals
+    "01-scaling-laws.ipynb": 9,  # runs, loss terms, compute explorer, equal size, law explorer, isoFLOP, contours, R, residuals
     "02-latency.ipynb": 6,  # equal size (A100, CPU), two devices, throughput, CPU sweep, fit check
     "03-fit-your-runs.ipynb": 2,  # the fitting app's figure, the diagnostics
     "04-reproduce-the-paper.ipynb": 1,  # the selection
@@ -79,7 +79,9 @@ def _check_lesson(page, name: str) -> None:
     # Every numbered section shows something of its own (04 once put every result in one table at the end).
     sections = [s for s in page.evaluate(SECTION_OUTPUTS) if s["title"][:1].isdigit()]
     assert sections and all(s["outputs"] > 0 for s in sections), sections
-    # Each lesson asks at least one question answered in the page, its reasoning hidden until answered.
+    # Each lesson asks at least one question answered in the page, its reasoning hidden until answered. The
+    # question is a widget near the end, drawn after the figures on a busy machine: wait for it, then count.
+    page.wait_for_selector(".morph-exercise", timeout=60_000)
     assert page.locator(".morph-exercise").count() >= 1 and page.locator(".morph-reveal").count() == 0
     # Answers and solutions start hidden: predict first, then open.
     details = page.evaluate("() => Array.from(document.querySelectorAll('details')).map(d => d.open)")

@@ -16,7 +16,7 @@ import pandas as pd
 from ..laws import ScalingLaw
 from .readouts import spoken
 
-__all__ = ["Monospace", "law_card", "monospace", "percent", "flops_words"]
+__all__ = ["Monospace", "Reveal", "law_card", "monospace", "percent", "flops_words", "reveal"]
 
 _MONO = "font-family:ui-monospace,'DejaVu Sans Mono',Menlo,Consolas,monospace;font-size:12px;line-height:1.35"
 
@@ -40,6 +40,41 @@ class Monospace:
 def monospace(text: str) -> Monospace:
     """``text`` (a fit report, a table in plain text) in a fixed-width font, its columns aligned, escaped."""
     return Monospace(str(text))
+
+
+@dataclass(frozen=True)
+class Reveal:
+    """A result kept closed under a summary line until the reader opens it (an answer shown after its question)."""
+
+    summary: str
+    body_html: str
+    body_text: str
+
+    def _repr_html_(self) -> str:
+        return (f'<details class="morph-answer"><summary><b>{html.escape(self.summary)}</b></summary>'
+                f"{self.body_html}</details>")
+
+    def __repr__(self) -> str:
+        return f"{self.summary}\n{self.body_text}"
+
+
+def reveal(summary: str, content: "pd.DataFrame | str | list[str]", note: str = "") -> Reveal:
+    """``content`` (a table, a text, or lines shown as a list) closed under ``summary``; every text escaped.
+
+    ``note``, a sentence, opens the hidden part above the content.
+
+    Under Voila and in JupyterLab a cell's output shows as soon as the notebook runs; an answer that
+    follows its question goes in here, so it stays out of sight until the reader has answered.
+    """
+    head_html, head_text = (f"<p>{html.escape(note)}</p>", note + "\n") if note else ("", "")
+    if isinstance(content, pd.DataFrame):
+        return Reveal(summary, head_html + content.to_html(escape=True), head_text + content.to_string())
+    if isinstance(content, str):
+        return Reveal(summary, head_html + f'<pre style="{_MONO};white-space:pre-wrap">{html.escape(content)}</pre>',
+                      head_text + content)
+    lines = [str(line) for line in content]
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return Reveal(summary, head_html + f"<ul>{items}</ul>", head_text + "\n".join(f"- {line}" for line in lines))
 
 
 def percent(fraction: float, digits: int = 1) -> str:

@@ -43,6 +43,7 @@ __all__ = [
     "UPLOAD_LIMIT_BYTES",
     "LawExplorer",
     "ComputeExplorer",
+    "ContourExplorer",
     "LatencyExplorer",
     "FittingApp",
     "parameter_table",
@@ -246,6 +247,34 @@ class ComputeExplorer(widgets.VBox):
         figures.compute_optimal_frontier(self._chosen(), aspect_ratio=self.aspect_ratio.value,
                                          budget=self.flops.value, into=self.figure)
         self._write_readout()
+
+
+class ContourExplorer(widgets.VBox):
+    """The law's ``L(N, D)`` contours with its compute-optimal frontier; a slider moves the budget ``C = 6 N D``.
+
+    Parameters
+    ----------
+    law : str or ScalingLaw
+        A preset name (fit B, ``bian2025``, by default) or a law.
+    flops : float
+        Training budget (FLOPs) at first.
+    """
+
+    def __init__(self, law: str | ScalingLaw = "bian2025", *, flops: float = 1e20) -> None:
+        self.law = PRESETS[law].law if isinstance(law, str) and law in PRESETS else law
+        if not isinstance(self.law, ScalingLaw):
+            raise MorphError(f"unknown law preset {law!r}; choose from {', '.join(PRESETS)}")
+        self.messages = MessageBar()
+        self.flops = widgets.FloatLogSlider(value=flops, base=10, min=18, max=23, step=0.1,
+                                            description="compute C (FLOPs)", readout_format=".2g", style=_WIDE,
+                                            layout=_LAYOUT, continuous_update=False)
+        self.figure = figure_widget_class()(figures.loss_contours(self.law, flops=self.flops.value))
+        self.refresh = guarded(self.messages)(self._refresh)
+        self.flops.observe(lambda _change: self.refresh(), names="value")
+        super().__init__(children=[self.flops, self.messages, self.figure])
+
+    def _refresh(self) -> None:
+        figures.loss_contours(self.law, flops=self.flops.value, into=self.figure)
 
 
 # -- latency explorer ------------------------------------------------------------------------

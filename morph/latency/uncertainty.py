@@ -369,3 +369,31 @@ def fastest_sentence(shapes: Any, latency_draws: NDArray, workload: Any) -> str 
                 f"the answer depends on {phrase}.")
     return (f"Under {workload.stack_name} the fastest is {names[a]} with probability {share[a]:.2f} and {names[b]} "
             f"with probability {share[b]:.2f}: the answer depends on {phrase}.")
+
+
+def latency_bands(shapes: Any, workload: Any, n: int = DRAWS, seed: int = SEED) -> Any:
+    """A table of a few shapes under one workload: prediction, 95% band, P(fastest) and the band's basis.
+
+    One set of joint draws (:func:`workload_draws`) gives every band and probability, as on the
+    command line (``morph latency --json``); the basis says whether the coefficients were made on this
+    device (``published spread``, ``measured``) or moved from another (``transfer``).
+    """
+    import pandas as pd
+
+    from ..shapes import parse_shape
+    from .model import predict_latency
+
+    shapes = [parse_shape(s) if isinstance(s, str) else s for s in shapes]
+    calibration = workload.resolved_calibration()
+    prediction = predict_latency(np.array([s.n_layers for s in shapes]), np.array([s.d_model for s in shapes]),
+                                 np.array([s.n_heads for s in shapes]), workload=workload.replace(calibration=calibration),
+                                 band=False)
+    draws = workload_draws(shapes, workload, n, seed)["latency_s"]
+    low, high = latency_interval(draws)
+    return pd.DataFrame({
+        "shape": [f"{s.n_layers}x{s.d_model}" for s in shapes],
+        "latency_s": np.asarray(prediction.latency_s, dtype=float),
+        "low_s": low, "high_s": high,
+        "p_fastest": probability_fastest(draws),
+        "basis": uncertainty_of(calibration, workload.device).basis,
+    })
