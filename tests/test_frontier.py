@@ -256,3 +256,20 @@ def test_cli_frontier_prints_no_control_characters_from_a_table(tmp_path, capsys
     printed = capsys.readouterr().out
     assert "\ufffd[2J\ufffd]0;owned\ufffdv8\ufffdX\ufffd" in printed  # every control shown as U+FFFD, the rest kept
     assert not any(ord(c) < 32 and c not in "\n\t" or 127 <= ord(c) < 160 or c == "\u202e" for c in printed)
+
+
+def test_the_selection_keeps_exactly_top_k_when_more_meet_the_budget(one_b):
+    within = int(np.sum(one_b.latency_s <= 3.0))
+    assert within > 3  # the paper's candidates: more than three meet 3 s
+    assert len(select(one_b, 3.0, top_k=3).selected) == 3
+
+
+def test_a_table_of_single_head_shapes_is_read():
+    # One head is the smallest valid count: it divides any width.
+    table = pd.DataFrame({"n_layers": [4, 8], "d_model": [256, 512], "n_heads": [1, 1]})
+    assert candidates_from_table(table, tokens=1e9).n_heads.tolist() == [1, 1]
+
+
+def test_the_compute_view_passes_its_enumeration_options_on():
+    view = compute_tradeoff(1e21, "bian2025", enumerate_options={"d_model_max": 2048})
+    assert view.evaluation.candidates.d_model.max() <= 2048

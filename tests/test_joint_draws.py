@@ -241,3 +241,55 @@ def test_every_command_names_the_basis_of_its_latency(capsys):
     assert ranking["latency_basis"] == "published spread"
     cpu = _json(capsys, "latency", "--shape", "6x512", "--hardware", "cpu", "--dtype", "fp32")
     assert cpu["latency_basis"] == "measured"
+
+
+def test_the_priors_draws_stay_within_it_and_centre_on_its_middle():
+    calibration = load_calibration("a100-80gb-cuda-graphs")
+    prior = calibration.uncertainty["prior"]
+    drawn = coefficient_draws(calibration, get_hardware("a100-80gb"))
+    values = np.ravel(drawn.c_layer_device_s)
+    assert np.all(values >= prior["low"]) and np.all(values <= prior["high"])
+    # Stratified: one draw in each 200th of the range, so the mean is the midpoint to rounding.
+    assert values.mean() == pytest.approx((prior["low"] + prior["high"]) / 2, rel=1e-9)
+
+
+def test_the_prior_sentence_states_the_priors_range(capsys):
+    out = _json(capsys, "latency", "--stack", "cuda-graphs", "--shape", "24x2048", "--shape", "12x3072")
+    high = load_calibration("a100-80gb-cuda-graphs").uncertainty["prior"]["high"]
+    assert f"a prior of 0-{high * 1e6:.0f} us per layer" in out["prior_dependence"]
+
+
+def test_a_calibration_without_a_recorded_distribution_still_says_why(tmp_path):
+    old = load_calibration("cpu-torch-eager").replace(uncertainty={}, error_basis="")
+    spread = uncertainty_of(old, get_hardware("cpu"))
+    # A measured calibration of 25 timings and 4 coefficients: its leave-one-out worst error as the half-width.
+    assert spread.basis == "measured" and spread.reasoning
+    assert spread.relative == pytest.approx(old.loo_max_error, rel=1e-12)
+
+
+def test_the_transfer_warning_appears_only_for_a_transfer(fit_b):
+    candidates = candidates_from_table(data_dir() / "morph_1b_candidates.csv")
+    for hardware, transferred in (("a100-40gb", False), ("h100-sxm", True)):
+        selection = select(evaluate_candidates(candidates, fit_b, hardware=hardware), 2.5, 3)
+        warnings = assess(selection, fit_range("bian2025")).warnings
+        assert any("transferred to" in w for w in warnings) == transferred, hardware
+
+
+def test_fit_range_of_an_unknown_law_is_unknown():
+    assert fit_range("no-such-law") is None
+
+
+@pytest.mark.parametrize(("metric", "budget"), [("tokens_per_s", 120.0), ("ms_per_token", 8.0)])
+def test_no_probability_is_lost_on_other_budget_metrics(fit_b, monkeypatch, metric, budget):
+    candidates = candidates_from_range(1e8, 5e9, 1e11)
+    selection = select(evaluate_candidates(candidates, fit_b), budget, 5, budget_metric=metric)
+    pooled = assess(selection, fit_range("bian2025"))
+    import morph.decision as decision
+
+    every = np.flatnonzero(selection.evaluation.feasible)
+    monkeypatch.setattr(decision, "_possible", lambda selection, drawn: every)
+    monkeypatch.setattr(decision, "FIRST_POOL", every.size)
+    everything = assess(selection, fit_range("bian2025"))
+    assert pooled.draws["pool"] < everything.draws["pool"]
+    assert np.array_equal(np.nan_to_num(pooled.columns["probability_best"]),
+                          np.nan_to_num(everything.columns["probability_best"]))

@@ -174,3 +174,11 @@ def test_registry_and_round_trip():
         assert cls.from_values(p.law.params) == p.law
         assert p.law.replace(E=3.0).E == 3.0
         assert p.law.describe().startswith(cls.family)
+
+
+@pytest.mark.parametrize("name", ["A", "B"])
+def test_a_scale_slider_spans_two_decades_either_side(name):
+    # A scale's control runs in log10 from two decades below to two above its value.
+    value = PRESETS["bian2025"].law.params[name]
+    slider = type(PRESETS["bian2025"].law).slider(name, value)
+    assert (slider.low, slider.high) == pytest.approx((np.log10(value) - 2, np.log10(value) + 2), abs=1e-12)

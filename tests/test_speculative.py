@@ -628,3 +628,10 @@ def test_both_modes_check_memory_alike(tmp_path, capsys):
     # One check behind both modes: the same numbers and the same sentence.
     assert (chosen["memory_gb"], dropped["memory_gb"]) == (fits["memory_gb"], over["memory_gb"])
     assert dropped["infeasible_reason"] == over["infeasible_reason"] == dropped["reason"]
+
+
+def test_best_lookahead_and_the_simulation_refuse_what_they_cannot_use():
+    with pytest.raises(SpeculativeError):
+        best_lookahead(np.array([0.5]), np.array([1e-3]), np.array([2e-3, -1e-3]))  # a negative step time
+    with pytest.raises(SpeculativeError):
+        simulate_speculative(0.5, 4, steps=1)  # one step gives no spread to compare against

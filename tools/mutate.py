@@ -37,10 +37,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Core module -> the test files that cover it.
 TARGETS = {
-    "morph/laws.py": ["tests/test_laws.py", "tests/test_fitting.py", "tests/test_reproduce.py"],
+    "morph/laws.py": ["tests/test_laws.py", "tests/test_fitting.py", "tests/test_fitting_forms.py",
+                      "tests/test_reproduce.py"],
     "morph/latency/model.py": ["tests/test_latency.py", "tests/test_stacks.py", "tests/test_properties.py"],
-    "morph/latency/uncertainty.py": ["tests/test_joint_draws.py", "tests/test_stacks.py"],
-    "morph/frontier.py": ["tests/test_frontier.py", "tests/test_decision.py", "tests/test_properties.py"],
+    "morph/latency/uncertainty.py": ["tests/test_joint_draws.py", "tests/test_stacks.py", "tests/test_properties.py"],
+    "morph/frontier.py": ["tests/test_frontier.py", "tests/test_decision.py", "tests/test_properties.py",
+                          "tests/test_bad_input.py"],
     "morph/decision.py": ["tests/test_decision.py", "tests/test_joint_draws.py", "tests/test_properties.py"],
     "morph/speculative.py": ["tests/test_speculative.py"],
 }
