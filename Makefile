@@ -47,15 +47,19 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium not found: browser tests will be skipped (install Debian's chromium to run them)"; fi; }
 
+# Two workers, one per core of the machines Morph is tested on; a file's tests stay on one worker, so the
+# servers and browsers a file starts are started once.
+XDIST := -n 2 --dist loadfile
+
 test: $(VENV)/.test-installed browser
-	$(PY) -m pytest
+	$(PY) -m pytest $(XDIST)
 
 test-fast: $(VENV)/.test-installed
 	$(PY) -m pytest -m "not browser and not notebooks and not slow"
 
 # The same tests on numpy's other SIMD path: a result that holds on one kind of CPU only fails here.
 test-no-avx512: $(VENV)/.test-installed
-	NPY_DISABLE_CPU_FEATURES="$(NO_AVX512)" $(PY) -m pytest -m "not browser and not notebooks"
+	NPY_DISABLE_CPU_FEATURES="$(NO_AVX512)" $(PY) -m pytest $(XDIST) -m "not browser and not notebooks"
 
 # Re-resolve pyproject.toml in a fresh environment, write the lock, print what changed.
 lock:
