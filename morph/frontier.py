@@ -290,19 +290,19 @@ class Evaluation:
                               batch=self.workload.batch, output_tokens=self.workload.output_tokens,
                               price_per_gpu_hour=price_per_gpu_hour)
 
-    @property
+    @functools.cached_property
     def fits_memory(self) -> NDArray[np.bool_]:
         """Whether each candidate's weights and cache fit in the device's memory."""
         if self.memory_gb is None:
             return np.ones(len(self), dtype=bool)
         return self.memory_gb <= self.workload.device.memory_gb
 
-    @property
+    @functools.cached_property
     def loss_valid(self) -> NDArray[np.bool_]:
         """Whether the law predicts a finite, positive loss (one used far outside its data may not)."""
         return np.isfinite(self.loss) & (self.loss > 0)
 
-    @property
+    @functools.cached_property
     def feasible(self) -> NDArray[np.bool_]:
         """Whether each candidate can be chosen: it fits in memory and the law predicts a positive loss for it."""
         return self.fits_memory & self.loss_valid

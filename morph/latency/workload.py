@@ -88,8 +88,12 @@ class Workload:
 
     @property
     def device(self) -> Hardware:
-        """The :class:`~morph.latency.hardware.Hardware` this workload runs on."""
-        return get_hardware(self.hardware)
+        """The :class:`~morph.latency.hardware.Hardware` this workload runs on (looked up once per workload)."""
+        found = self.__dict__.get("_device")
+        if found is None:
+            found = get_hardware(self.hardware)
+            object.__setattr__(self, "_device", found)
+        return found
 
     @property
     def hardware_name(self) -> str:
