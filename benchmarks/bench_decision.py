@@ -46,8 +46,8 @@ def main() -> int:
         report.figure(f"draws_{len(candidates)}_shapes", draws["n"], "draws")
         report.figure(f"drawn_shapes_{len(candidates)}_shapes", draws["pool"], "shapes")
         report.say(f"  {len(candidates):,} shapes (1e+08 to {params_max:.0e} parameters): assess {ms:.1f} ms, median "
-                   f"of 20 (target < {TARGET_MS:g} ms); {draws['n']} joint draws over {draws['pool']:,} shapes that "
-                   f"can meet the budget; frontier {selection.frontier_index.size}, "
+                   f"of 20 (target < {TARGET_MS:g} ms); {draws['n']} joint draws of {draws['pool']:,} shapes "
+                   f"(those shown and those that can be best); frontier {selection.frontier_index.size}, "
                    f"{int((~selection.evaluation.feasible).sum()):,} infeasible")
     return report.finish()
 

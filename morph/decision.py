@@ -489,13 +489,21 @@ def _joint_columns(selection: Selection, fit_result: FitResult | None, drawn: Co
         columns[name] = np.full(n, np.nan)
     columns["plausibly_best"] = np.full(n, None, dtype=object)
     possible = _possible(selection, drawn)
-    pool = possible[:POOL_MAX]
-    if fit_result is not None and pool.size > 2 * FIRST_POOL:
-        pool = _contenders(selection, fit_result, drawn, pool)
-    shown = np.union1d(np.union1d(selection.selected_index, selection.frontier_index), pool)
-    values, latency = _budget_draws(selection, shown, drawn)
+    base = np.union1d(selection.selected_index, selection.frontier_index)
+    if fit_result is not None and possible.size > 2 * FIRST_POOL:
+        shown = np.union1d(base, _first_pool(selection, drawn, possible))
+        values, latency, losses = _draws_for(selection, fit_result, drawn, shown)
+        bar = _bar(selection, values, losses, shown)
+        extra = _beaters(selection, fit_result, drawn, np.setdiff1d(possible[:POOL_MAX], shown), bar)
+        if extra.size:
+            more = _draws_for(selection, fit_result, drawn, extra)
+            shown = np.concatenate([shown, extra])
+            values, latency, losses = (np.concatenate([a, b], axis=1) for a, b in zip((values, latency, losses), more))
+    else:
+        shown = np.union1d(base, possible[:POOL_MAX])
+        values, latency, losses = _draws_for(selection, fit_result, drawn, shown)
     meets = metric_meets(selection.budget_metric, values, selection.latency_budget_s) & evaluation.feasible[shown]
-    summary = {"n": len(drawn), "pool": int(pool.size), "possible": int(possible.size),
+    summary = {"n": len(drawn), "pool": int(shown.size), "possible": int(possible.size),
                "pool_rule": ("among the shapes that meet the budget under the fastest corner of the draws (no draw "
                              "is faster): a first pool (the best by predicted loss, and those that meet the budget "
                              "in every draw), plus every shape that beats a draw's best of that pool in that draw "
@@ -505,8 +513,6 @@ def _joint_columns(selection: Selection, fit_result: FitResult | None, drawn: Co
     columns["probability_within_budget"][shown] = meets.mean(axis=0)
     read = np.isin(shown, np.union1d(selection.selected_index, selection.frontier_index))
     if fit_result is not None:
-        c = evaluation.candidates.take(shown)
-        losses = loss_draws(fit_result, c.N.astype(np.float64), c.D, c.aspect_ratio, n=len(drawn))
         valid = np.isfinite(losses) & (losses > 0)
         result["invalid_loss_draws"] = int((~valid.all(axis=1)).sum())
         eligible = meets & valid
@@ -525,51 +531,74 @@ def _joint_columns(selection: Selection, fit_result: FitResult | None, drawn: Co
         low, high = (np.percentile(band, [tail, 100 - tail], axis=0) if np.isfinite(band).all()
                      else np.nanpercentile(band, [tail, 100 - tail], axis=0))
         columns["loss_low"][shown[read]], columns["loss_high"][shown[read]] = low, high
-    low, high = latency_interval(latency[:, read], level)
+    if drawn.shared_only:
+        # Every draw scales the point prediction by its factor: the band's edges are the factor's quantiles
+        # applied to it (a monotone map keeps quantiles), never below the roofline.
+        at = shown[read]
+        f_low, f_high = latency_interval(np.exp(drawn.log_factor), level)
+        low = np.maximum(evaluation.latency_s[at] * f_low[0], evaluation.roofline_s[at])
+        high = np.maximum(evaluation.latency_s[at] * f_high[0], evaluation.roofline_s[at])
+    else:
+        low, high = latency_interval(latency[:, read], level)
     columns["latency_low_s"][shown[read]], columns["latency_high_s"][shown[read]] = low, high
     return result
 
 
 FIRST_POOL = 256
-"""Shapes (best predicted loss first) whose draws give each draw's first best loss, the bar the others must beat."""
+"""Shapes (best predicted loss first) in the first pool whose draws give each draw's bar (:func:`_first_pool`)."""
 
 CELLS = 24
 """Bins per axis (log N, log D, log aspect ratio) of the cells whose loss is bounded below per draw."""
 
 
-def _contenders(selection: Selection, fit_result: FitResult, drawn: CoefficientDraws,
-                possible: NDArray[np.int64]) -> NDArray[np.int64]:
-    """The shapes of ``possible`` that can be best in some draw: an exact pruning.
+def _draws_for(selection: Selection, fit_result: FitResult | None, drawn: CoefficientDraws,
+               index: NDArray[np.int64]) -> tuple[NDArray, NDArray, NDArray | None]:
+    """The budget metric, latency and (with a fit) loss of the shapes ``index`` under every draw."""
+    values, latency = _budget_draws(selection, index, drawn)
+    if fit_result is None:
+        return values, latency, None
+    c = selection.evaluation.candidates.take(index)
+    return values, latency, loss_draws(fit_result, c.N.astype(np.float64), c.D, c.aspect_ratio, n=len(drawn))
 
-    A first pool (the :data:`FIRST_POOL` best by predicted loss, and the best
-    of those that meet the budget even under the slowest corner of the draws)
-    gives each draw's best loss among its shapes within the budget, ``c_d``; no shape
-    whose loss is at least ``c_d`` in draw ``d`` can be best there. The
-    others are grouped in cells of (log N, log D, log R); in each draw the
-    loss ``f(N, D) g(R)`` is bounded below over a cell from the corners (``f``
-    is monotone in N and in D, ``g`` monotone in R or, for the U-shaped law,
-    smallest at ``r_opt``), and a cell whose bound is at least ``c_d`` in every
-    draw is ruled out for that draw. The pairs of a draw and a shape that are
-    not ruled out are evaluated one element each, and the shapes that beat the
-    draw's bar are the contenders added to the first pool. Nothing that could
-    be best in any draw is left out.
-    """
+
+def _first_pool(selection: Selection, drawn: CoefficientDraws, possible: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The shapes whose draws set each draw's bar: likely bests (see :func:`_beaters`)."""
     evaluation = selection.evaluation
     by_loss = possible[np.argsort(evaluation.loss[possible], kind="stable")]
-    # The best of the shapes that meet the budget even in the slowest draw give every draw a bar to beat.
+    # The best of the shapes that meet the budget even in the slowest draw give every draw a bar to beat, and
+    # the point frontier's shapes that may meet it are each draw's likeliest best.
     sure = by_loss[_meets_at(selection, by_loss, _corner(drawn, fastest=False))]
-    first = np.union1d(by_loss[:FIRST_POOL], sure[:FIRST_POOL // 4])
+    near = np.intersect1d(selection.frontier_index, possible)
+    return np.union1d(np.union1d(by_loss[:FIRST_POOL], sure[:FIRST_POOL // 4]), near)
+
+
+def _bar(selection: Selection, values: NDArray, losses: NDArray, index: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Each draw's best loss among the shapes ``index`` that meet the budget and are feasible in it."""
+    meets = (metric_meets(selection.budget_metric, values, selection.latency_budget_s)
+             & selection.evaluation.feasible[index] & np.isfinite(losses) & (losses > 0))
+    return np.min(np.where(meets, losses, np.inf), axis=1)
+
+
+def _beaters(selection: Selection, fit_result: FitResult, drawn: CoefficientDraws, rest: NDArray[np.int64],
+             bar: NDArray[np.float64]) -> NDArray[np.int64]:
+    """The shapes of ``rest`` that are the best of some draw: an exact pruning.
+
+    ``bar`` is each draw's best loss among a first pool of shapes within the
+    budget (:func:`_first_pool`); no shape whose loss is at least that in draw
+    ``d`` can be best there. The others are grouped in cells of (log N, log D,
+    log R); in each draw the loss ``f(N, D) g(R)`` is bounded below over a cell
+    from the corners (``f`` is monotone in N and in D, ``g`` monotone in R
+    or, for the U-shaped law, smallest at ``r_opt``), and a cell whose bound is
+    at least the bar, or none of whose shapes can meet the budget in that draw,
+    is ruled out for that draw. The pairs of a draw and a shape not ruled out
+    are evaluated one element each; each draw's best of them that beats its
+    bar is a contender. Nothing that could be best in any draw is left out.
+    """
+    if rest.size == 0:
+        return rest
+    evaluation = selection.evaluation
     samples = fit_result.parameter_samples()
     samples = samples[np.arange(len(drawn)) % len(samples)]
-    c = evaluation.candidates.take(first)
-    losses = loss_draws(fit_result, c.N.astype(np.float64), c.D, c.aspect_ratio, n=len(drawn))
-    values, _ = _budget_draws(selection, first, drawn)
-    meets = metric_meets(selection.budget_metric, values, selection.latency_budget_s) & np.isfinite(losses) & (
-        losses > 0)
-    bar = np.min(np.where(meets, losses, np.inf), axis=1)
-    rest = np.setdiff1d(possible, first)
-    if rest.size == 0:
-        return first
     lower, cell = _cell_bounds(fit_result, samples, evaluation.candidates.take(rest))
     promising = (lower < bar[:, None]) & _cell_may_meet(selection, rest, cell, lower.shape[1], drawn)
     # Only the (draw, shape) pairs whose cell can beat the draw's bar are evaluated, one element each.
@@ -584,7 +613,7 @@ def _contenders(selection: Selection, fit_result: FitResult, drawn: CoefficientD
     # Each draw's best: the first of its pairs in order of loss (ties to the lower index, as argmin).
     order = better[np.lexsort((rest[shape[better]], loss[better], draw[better]))]
     first_of_draw = order[np.r_[True, draw[order][1:] != draw[order][:-1]]] if order.size else order
-    return np.union1d(first, rest[shape[first_of_draw]])
+    return np.unique(rest[shape[first_of_draw]])
 
 
 def _cell_may_meet(selection: Selection, index: NDArray[np.int64], cell: NDArray[np.int64], cells: int,
