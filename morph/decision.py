@@ -406,6 +406,8 @@ def _budget_draws(selection: Selection, index: NDArray, drawn: CoefficientDraws 
         # Only the shared factor varies: the point predictions, scaled per draw (a corner applies its own factor).
         factor = np.exp(drawn.log_factor) if isinstance(drawn, CoefficientDraws) else np.ones((1, 1))
         latency = np.maximum(evaluation.latency_s[index] * factor, evaluation.roofline_s[index])
+        if selection.budget_metric == "latency_s":
+            return latency, latency
         timing = {"latency_s": latency, "prefill_s": evaluation.prefill_s[index] * factor,
                   "ms_per_token": evaluation.ms_per_token[index] * factor}
         values = serving_metric(selection.budget_metric, latency_s=timing["latency_s"], prefill_s=timing["prefill_s"],
