@@ -131,6 +131,7 @@ class DashboardView:
         self.geometry: FigureGeometry = figure_geometry(None)
         self.drawn: Result | None = None
         self.curve_key: tuple | None = None
+        self.sent: dict[str, Any] = {}  # what the figure was last sent, by part: unchanged parts are not sent again
         self.reading_notes = ""  # the notes that follow only the evaluation
         fig = initial_figure()
         self.apply_geometry(fig)
@@ -178,6 +179,7 @@ class DashboardView:
         fig.update_layout(g.layout())
         trace(fig, RUNS).marker.colorbar.update(g.colorbar())
         fig.layout.annotations = g.titles(*TITLES)  # the labels follow in draw_selection
+        self.sent.pop("annotations", None)
 
     def draw_evaluation(self, result: Result, fig: Any = None) -> None:
         """Views that change with the evaluation: cloud, frontier, published models."""
@@ -200,11 +202,15 @@ class DashboardView:
         i = sel.selected_index
         labels = [f"{r}: {L}x{d}" for r, L, d in zip(sel.selected["rank"], sel.selected["n_layers"], sel.selected["d_model"])]
         trace(fig, SELECTED).update(x=ev.latency_s[i], y=ev.loss[i], text=labels, **selected_bars(sel, result.assessment))
-        trace(fig, OPTIMA).update(**optima_points(sel, result.optima))
+        if result.optima is not None or self.sent.get(OPTIMA, "unsent") is not None:  # hidden stays hidden, unsent
+            trace(fig, OPTIMA).update(**optima_points(sel, result.optima))
+        self.sent[OPTIMA] = result.optima
         rule = budget_rule(sel)
-        if rule is not None:
-            fig.layout.shapes[0].update(x0=rule[0], x1=rule[0])
-        fig.layout.shapes[0].visible = rule is not None
+        line = fig.layout.shapes[0]
+        if rule is not None and line.x0 != rule[0]:
+            line.update(x0=rule[0], x1=rule[0])
+        if line.visible != (rule is not None):
+            line.visible = rule is not None
         # Explicit ranges: the labels are placed in pixels, which needs the axes' extent.
         published = trace(fig, PUBLISHED)
         xs = [float(ev.latency_s.min()), float(ev.latency_s.max()), *(rule[:1] if rule else ()), *(published.x or ())]
@@ -212,16 +218,23 @@ class DashboardView:
         # The published models' strip takes the top tenth of the plot: keep the loss dots below it.
         y_range = (low, high + 0.15 * (high - low)) if published.visible else (low, high)
         x_range = log_range(xs)
-        fig.layout.xaxis.range, fig.layout.yaxis.range = x_range, y_range
+        # Set only when they move: an axis range sent again makes the page lay the axes out again.
+        if self.sent.get("ranges") != (x_range, y_range):
+            fig.layout.xaxis.range, fig.layout.yaxis.range = x_range, y_range
+            self.sent["ranges"] = (x_range, y_range)
         # Beyond a few, labels crowd the plot: the best MAX_LABELS are named, the table lists the rest.
         points = [(float(ev.latency_s[j]), float(ev.loss[j]), text, "y") for j, text in zip(i[:MAX_LABELS], labels)]
         if published.visible:
             points += [(x, y, text, "y3") for x, y, text in zip(published.x, published.y, published.text)]
         # Built whole from the geometry: inside a batch_update the figure still reads its old annotations.
-        fig.layout.annotations = [
+        # Sent only when they change (a budget move that keeps the same shapes and caption sends none).
+        annotations = [
             *self.geometry.titles(*TITLES),
             *self.label_annotations(points, min(len(labels), MAX_LABELS), rule, x_range, y_range),
         ]
+        if self.sent.get("annotations") != (id(fig), annotations):
+            fig.layout.annotations = annotations
+            self.sent["annotations"] = (id(fig), annotations)
         # The law's curve over R at the top pick's N and D: the shape factor in isolation.
         top = int(i[0])
         N, D = float(ev.candidates.N[top]), float(ev.candidates.D[top])
@@ -234,7 +247,10 @@ class DashboardView:
                 x=R, y=law.predict(np.full_like(R, N), np.full_like(R, D), R),
                 hovertemplate=f"law at N = {si_format(N)}, D = {si_format(D)} (the top pick's)<br>"
                               "R %{x:.0f}<br>predicted loss %{y:.4f} nats/token<extra></extra>")
-        trace(fig, ASPECT_SELECTED).update(x=ev.candidates.aspect_ratio[i], y=ev.loss[i], text=labels)
+        aspect_key = (tuple(i.tolist()), tuple(labels), result.evaluation_key)
+        if self.sent.get(ASPECT_SELECTED) != aspect_key:  # the same shapes on the law: nothing to send
+            trace(fig, ASPECT_SELECTED).update(x=ev.candidates.aspect_ratio[i], y=ev.loss[i], text=labels)
+            self.sent[ASPECT_SELECTED] = aspect_key
 
     def label_annotations(
         self, points: list[tuple[float, float, str, str]], n_selected: int, rule: tuple[float, str] | None,
