@@ -6,7 +6,7 @@ candidates, a greyed trace of shapes that do not fit in memory, shading of the
 aspect ratios outside the law's runs, the published models on a strip of their
 own (measured latency and measured accuracy, never placed on the loss axis),
 the compute-mode optima, and the extra table columns. The dashboard calls them;
-nothing here holds state except the cache of re-derived preset fits.
+nothing here holds state except the caches of re-derived preset fits and their fit ranges.
 """
 
 from __future__ import annotations
