@@ -2,9 +2,10 @@
 
 Targets: a cold page (fresh server and kernel, empty browser cache) interactive
 in under 6 s: sliders present and the frontier drawn (``_fullData`` not
-empty); a move of the latency-target slider redrawn in under 150 ms (median
-of 20 arrow-key presses, timed in the page from the key press to the
-``plotly_afterplot`` event whose target rule has moved).
+empty); a move of the latency-target slider redrawn in under 80 ms (median
+of 20 arrow-key presses; 90th percentile under 100 ms), timed in the page from
+the key press to the ``plotly_afterplot`` event whose target rule has moved.
+The kernel's share of a move is timed in process by ``bench_move.py``.
 
 ``--compare-layouts`` also times the design not taken: the same dashboard with
 its two views in two FigureWidgets instead of one (each FigureWidget sends its
@@ -218,13 +219,14 @@ def main(argv: list[str] | None = None) -> int:
             moves = sorted(slider_moves(browser, notebook, args.moves, pause))
             median, p90 = statistics.median(moves), moves[int(0.9 * (len(moves) - 1))]
             if pause:
-                report.target("slider to redrawn frontier, one at a time, median", median, 150.0, "ms")
+                report.target("slider to redrawn frontier, one at a time, median", median, 80.0, "ms")
+                report.target("slider to redrawn frontier, one at a time, p90", p90, 100.0, "ms")
             else:
                 report.figure("slider to redrawn frontier, back to back, median", median, "ms")
-            report.figure(f"slider to redrawn frontier, {'one at a time' if pause else 'back to back'}, p90", p90, "ms")
+                report.figure("slider to redrawn frontier, back to back, p90", p90, "ms")
             report.say(f"latency slider to redrawn frontier, {what}: median {median:.0f} ms, "
                        f"90th percentile {p90:.0f} ms, worst {moves[-1]:.0f} ms "
-                       f"over {len(moves)} moves" + (" (target < 150 ms)" if pause else ""))
+                       f"over {len(moves)} moves" + (" (targets: median < 80 ms, 90th percentile < 100 ms)" if pause else ""))
         browser.close()
     report.say(f"load average after: {load_average()}")
     return report.finish()

@@ -215,18 +215,18 @@ def test_the_shape_grid_is_thinned_for_drawing_but_selected_in_full():
 
 def test_fit_b_law_is_fitted_on_first_use_and_gives_a_loss_band():
     board = Dashboard(bootstrap=20)
-    assert board._fit_b is None
+    assert board.fit_b is None
     board.controls["law"].value = FIT_B
-    assert board._fit_b is not None and board.messages.level is None
+    assert board.fit_b is not None and board.messages.level is None
     selected = board.selection.selected
     assert (selected["loss_low"] <= selected["loss"]).all() and (selected["loss"] <= selected["loss_high"]).all()
     assert (selected["loss_high"] > selected["loss_low"]).all()
     assert "[95% band]" in board.table.value
     # fit set B reproduces the published law, so the pick is the same
     assert selected["label"].iloc[0] == "1B_v8"
-    fit_once = board._fit_b
+    fit_once = board.fit_b
     board.controls["latency_budget_s"].value = 3.0
-    assert board._fit_b is fit_once
+    assert board.fit_b is fit_once
 
 
 def test_price_of_speed_sentence_matches_the_package(dashboard):
@@ -398,7 +398,7 @@ def test_thinning_keeps_one_point_per_occupied_cell(n, max_points, seed):
 
 def test_a_fault_inside_a_callback_is_shown_and_the_dashboard_keeps_responding(monkeypatch):
     """A bug (not a bad input) in the middle of an update: one message, the page lives on."""
-    import morph.app.dashboard as dashboard_module
+    import morph.app.dashboard_compute as dashboard_module
 
     board = Dashboard()
     kept = (list(trace(board.figure, SELECTED).text), board.table.value)

@@ -308,7 +308,7 @@ def test_a_graph_captured_stack_link_shows_the_transfer_and_hides_the_published_
 
 def test_a_prior_the_answer_depends_on_is_the_first_note(page, voila_url):
     open_dashboard(page, voila_url(NOTEBOOK, "stack=cuda-graphs&latency=0.5"))
-    expected = Dashboard.from_query("stack=cuda-graphs&latency=0.5")._result.assessment.prior_dependence
+    expected = Dashboard.from_query("stack=cuda-graphs&latency=0.5").result.assessment.prior_dependence
     assert expected is not None
     first = page.locator(".morph-validity").first
     assert first.inner_text() == expected and "per-layer device cost" in expected

@@ -155,7 +155,7 @@ def test_the_stack_control_changes_latency_and_the_link():
     basis = next(line for line in lines if line.startswith("Serving stack cuda-graphs:"))
     assert "200 joint draws" in basis and "basis transfer" in basis and "h100-sxm" in basis.lower()
     assert sum(line.startswith("TRANSFERRED: ") for line in lines) == 1
-    assert board._result.assessment.latency_basis == "transfer"
+    assert board.result.assessment.latency_basis == "transfer"
     restored, notes = settings_from_query(board.share.query)
     assert restored.stack == "cuda-graphs" and notes == []
 
@@ -203,7 +203,7 @@ def test_an_answer_that_depends_on_the_prior_is_said_first():
         except MorphError:
             choices.append("no shape")
     assert choices[0] != choices[1]
-    sentence = board._result.assessment.prior_dependence
+    sentence = board.result.assessment.prior_dependence
     assert sentence is not None and all(choice in sentence for choice in choices)
     lines = _validity_lines(board)
     assert lines[0] == sentence and "per-layer device cost" in lines[0]
@@ -219,7 +219,7 @@ def test_an_answer_that_depends_on_the_prior_is_said_first():
 
 def test_moving_the_budget_redraws_the_prior_sentence_with_one_assessment(monkeypatch):
     board = Dashboard.from_query("stack=cuda-graphs")
-    assert board._result.assessment.prior_dependence is None
+    assert board.result.assessment.prior_dependence is None
     assert "morph-prior-dependence" not in board.notes_html.value
     calls = []
 
@@ -230,5 +230,5 @@ def test_moving_the_budget_redraws_the_prior_sentence_with_one_assessment(monkey
     monkeypatch.setattr(decision_view, "assess", counted)
     board.set_controls(latency_budget_s=0.5)  # the budget only: the evaluation is kept
     assert len(calls) == 1
-    sentence = board._result.assessment.prior_dependence
+    sentence = board.result.assessment.prior_dependence
     assert sentence is not None and _validity_lines(board)[0] == sentence

@@ -6,7 +6,7 @@ candidates, a greyed trace of shapes that do not fit in memory, shading of the
 aspect ratios outside the law's runs, the published models on a strip of their
 own (measured latency and measured accuracy, never placed on the loss axis),
 the compute-mode optima, and the extra table columns. The dashboard calls them;
-nothing here holds state except the cache of re-derived preset fits.
+nothing here holds state except the caches of re-derived preset fits and their fit ranges.
 """
 
 from __future__ import annotations
@@ -118,10 +118,16 @@ def _preset_fit(name: str, bootstrap: int) -> FitResult | None:
     return preset_fit(name, bootstrap=bootstrap)
 
 
+@lru_cache(maxsize=8)
+def _preset_range(name: str) -> FitRange | None:
+    # A preset's runs are read from the shipped table: once per process, not on every move.
+    return fit_range(name)
+
+
 def decision_assessment(selection: Selection, law: Any, law_name: str, bootstrap: int) -> Assessment:
     """The assessment the dashboard shows: the law's own fit, or a bian2025 preset's re-derived one."""
     fit_result = law if isinstance(law, FitResult) else (_preset_fit(law_name, bootstrap) if bootstrap else None)
-    runs: FitRange | None = fit_range(law if isinstance(law, FitResult) else law_name)
+    runs: FitRange | None = fit_range(law) if isinstance(law, FitResult) else _preset_range(law_name)
     return assess(selection, runs, fit_result=fit_result)
 
 
