@@ -143,7 +143,8 @@ def fit_range(law: str | FitResult | Any) -> FitRange | None:
         return _range_of(runs, f"the {len(runs)} runs of the fit")
     if isinstance(law, str) and law.startswith("bian2025"):
         runs = load_runs()
-        return _range_of(runs[runs["in_fit_B"] == 1], "the paper's 27 runs of fit set B", tested=runs)
+        fit_b = runs[runs["in_fit_B"] == 1]
+        return _range_of(fit_b, f"the paper's {len(fit_b)} runs of fit set B", tested=runs)
     if isinstance(law, str) and law in ("hoffmann2022", "besiroglu2024"):
         return FitRange(N=_CHINCHILLA_RUNS["N"], D=_CHINCHILLA_RUNS["D"], tokens_per_parameter=None,
                         aspect_ratio=None, source="Hoffmann et al.'s 400+ runs (70M-16B parameters, 5B-500B tokens)")

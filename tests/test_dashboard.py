@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from morph import PRESETS, hardware_presets, load_candidates, load_runs, preset
+from morph.errors import MorphError
 from morph.app.dashboard import (
     CLOUD, FRONTIER, LAW_CURVE, PUBLISHED, RUNS, SELECTED, Dashboard, supported_precision, thin_points, trace,
 )
@@ -176,7 +177,7 @@ def test_bad_settings_in_controls_are_messages_not_exceptions(dashboard):
     dashboard.set_controls(latency_budget_s=500.0)
     assert dashboard.messages.level is None
     assert dashboard.evaluation.settings["hardware"] == "cpu" and dashboard.evaluation.settings["dtype"] == "fp32"
-    with pytest.raises(Exception, match="unknown setting"):
+    with pytest.raises(MorphError, match="unknown setting"):
         dashboard.set_controls(colour="red")
 
 

@@ -147,7 +147,9 @@ def test_fit_figures_separate_fit_and_heldout_points(fit_b):
     assert single.layout.xaxis.title.text == figures.AXIS_TITLES["N"]
     pva = figures.predicted_vs_actual(fit_b)
     diagonal = _trace(pva, "predicted = actual")
-    assert diagonal.x == diagonal.y
+    # The line y = x spans every point of the panel: from below the lowest loss to above the highest.
+    losses = np.concatenate([fit_b.data["loss"].to_numpy(), fit_b.predictions])
+    assert min(diagonal.x) <= losses.min() and max(diagonal.x) >= losses.max()
 
 
 def test_compare_residuals_has_one_panel_per_fit(runs, fit_b):
@@ -206,12 +208,14 @@ def test_fill_updates_in_place_or_replaces(fit_b, runs):
     assert [t.name for t in widget.data] == ["20N", "40N", "160N"]
     assert widget.layout.title.text == "76 training runs" and not widget.layout.annotations
     assert "xaxis2" not in widget.layout.to_plotly_json()  # the second panel's axis went with it
-    # a view made later (a page draws from the widget's own state) sees the new figure
-    assert [t["name"] for t in widget._widget_data] == ["20N", "40N", "160N"]
-    assert widget._widget_layout["title"]["text"] == "76 training runs"
+    # a view made later draws from the state the widget sends a new page (ipywidgets' get_state)
+    state = widget.get_state()
+    assert [t["name"] for t in state["_widget_data"]] == ["20N", "40N", "160N"]
+    assert state["_widget_layout"]["title"]["text"] == "76 training runs"
     empty = go.FigureWidget()
     figures.fit_diagnostics(fit_b, into=empty)
-    assert empty.layout.template == figures.fit_diagnostics(fit_b).layout.template
+    # Filled in place: the residual panels of the fit's 27 fit points and 49 held-out ones (76 runs of the paper).
+    assert {"fit points (27)", "held-out points (49)"} <= {t.name for t in empty.data}
 
 
 # -- the classic figures: isoFLOP curves and L(N, D) contours -----------------------------------

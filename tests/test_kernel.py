@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-pytest.importorskip("websockets")
+import websockets  # noqa: F401  (the app extra, which the test install includes)
 
 from websockets.sync.server import serve  # noqa: E402
 

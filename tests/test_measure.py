@@ -28,7 +28,7 @@ from morph.latency.measure import (
     write_measurements,
 )
 from morph.latency.stacks import stack_names
-from morph.errors import DataError, LatencyError
+from morph.errors import DataError, LatencyError, ShapeError
 from morph.shapes import Shape, parameter_count
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,7 +171,7 @@ def test_read_shapes_csv_filters_and_defaults_heads(tmp_path):
     table.write_text("n_layers,d_model,n_heads\n4,256,\n4,256,\n2,256,2\n")
     assert read_shapes_csv(table) == [Shape(4, 256), Shape(2, 256, 2)]
     table.write_text("n_layers,d_model\n4,250\n")
-    with pytest.raises(Exception, match="row 1"):
+    with pytest.raises(ShapeError, match="row 1"):
         read_shapes_csv(table)
     with pytest.raises(DataError, match="no rows with sweep"):
         read_shapes_csv(ROOT / "data" / "latency_sweep_shapes.csv", sweep="nope")

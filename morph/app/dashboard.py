@@ -224,7 +224,7 @@ class Dashboard:
     def _fitting(self, started: bool) -> None:
         if started:
             self.messages.show(
-                f"Fitting the inference-efficient law on the paper's 27 runs (fit set B) with {self.bootstrap} "
+                f"Fitting the inference-efficient law on the paper's fit set B with {self.bootstrap} "
                 "bootstrap refits for the loss band...",
                 "info",
             )

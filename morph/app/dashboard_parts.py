@@ -80,7 +80,7 @@ def run_traces() -> list[go.Scatter]:
     labels = runs["run"] + " (" + runs["size_label"] + ", " + runs["budget_label"] + ")"
     markers = go.Scatter(
         x=runs["aspect_ratio"].to_numpy(), y=runs["loss"].to_numpy(), text=labels.tolist(), mode="markers",
-        name="the paper's 76 runs (colour: size)",
+        name=f"the paper's {len(runs)} runs (colour: size)",
         marker=dict(size=7, color=np.log10(runs["N"].to_numpy()), colorscale="Viridis", cmin=7.8, cmax=9.3,
                     colorbar=dict(title=dict(text="N", side="right"), x=1.0, len=0.75, thickness=10,
                                   tickvals=[8, 8.5, 9], ticktext=["100M", "316M", "1B"])),

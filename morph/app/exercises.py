@@ -207,7 +207,7 @@ class PlanScore:
             f"{len(self.runs)} runs, {_flops_text(self.flops)} of the {_flops_text(self.budget)} budget.",
             f"Your law predicts {self.prediction:.4f} for Morph-1B; the released loss is {self.actual:.4f}: "
             f"off by {100 * self.relative_error:+.2f}%, {verdict} the paper's fit set B "
-            f"({100 * self.reference_error:+.2f}% with its 27 runs).",
+            f"({100 * self.reference_error:+.2f}% with its own runs).",
         ]
         lines += [f"The fit warns: {warning}" for warning in self.fit.warnings]
         if self.fit.warnings and better:

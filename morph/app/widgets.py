@@ -479,7 +479,8 @@ class FittingApp(widgets.VBox):
         self.max_bytes = int(max_bytes)
         self.messages = MessageBar()
         self.fit_warnings = MessageBar()
-        self._tables: dict[str, tuple[str, pd.DataFrame]] = {self.PAPER: ("the paper's 76 runs", load_runs())}
+        paper = load_runs()
+        self._tables: dict[str, tuple[str, pd.DataFrame]] = {self.PAPER: (f"the paper's {len(paper)} runs", paper)}
         self.failed_upload: str | None = None
         self._syncing = False
 
