@@ -808,3 +808,17 @@ def test_the_optimisers_bounds_lie_inside_the_physical_ranges():
     for name, (low, open_low, high) in _RANGES.items():
         lower, upper = _BOUNDS[name]
         assert (lower > low if open_low else lower >= low) and upper <= high and lower < upper, name
+
+
+def test_a_long_prompts_prefill_is_its_flops_at_peak_by_hand():
+    # No host time and full efficiency: the prefill of 8 x 1024 over 8,192 prompt tokens is compute-bound and takes
+    # its FLOPs over the A100's 312 TFLOPS (bf16). By the paper's formula, ffn(1024) = 2816 and
+    # N = 8 (4 1024^2 + 3 1024 2816 + 2 1024) + 1024 + 2 50432 1024 = 206,062,592, of which all but the input
+    # embedding (50432 x 1024) is streamed: P = 154,420,224. FLOPs = 2 P 8192 for the products plus
+    # 2 L d 8192 x 8193 for causal attention.
+    ideal = Calibration("ideal", "a100-40gb", c_fixed_s=0.0, c_layer_s=0.0, eta_bw=1.0, eta_flops=1.0, overlap_p=1.0)
+    streamed = 206_062_592 - 50_432 * 1024
+    flops = 2 * streamed * 8192 + 2 * 8 * 1024 * 8192 * 8193
+    p = predict_latency(8, 1024, calibration=ideal, input_tokens=8192, output_tokens=1, band=False)
+    # float32 arithmetic: 1e-6 relative.
+    assert float(p.prefill_s) == pytest.approx(flops / 312e12, rel=1e-6)
