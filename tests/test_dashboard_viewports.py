@@ -253,3 +253,13 @@ def test_controls_scroll_with_the_page_when_wide(browser, voila_url):
         assert start["slider"]["y0"] - moved["slider"]["y0"] == pytest.approx(scrolled, abs=0.5)
     finally:
         context.close()
+
+
+def test_the_ranked_table_reads_without_sideways_scrolling_at_1280(browser, voila_url):
+    context, page = settled_page(browser, voila_url("dashboard.ipynb", ""), 1280, 800)
+    try:
+        widths = page.evaluate("() => Array.from(document.querySelectorAll('.morph-dashboard .morph-table'),"
+                               " e => [e.scrollWidth, e.clientWidth])")
+        assert widths and all(scroll <= client + 1 for scroll, client in widths), widths
+    finally:
+        context.close()

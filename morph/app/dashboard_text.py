@@ -32,19 +32,16 @@ def selection_table_html(result: Any) -> str:
     sel, ev = result.selection, result.evaluation
     frame = sel.selected
     reference = speedup_reference(ev, int(sel.selected_index[0]))
-    band = "loss_low" in frame
+    # The loss band is the decision layer's (a column of its own, from the joint draws), shown once.
     loss = frame["loss"].map("{:.4f}".format)
-    if band:
-        loss = loss + " [" + frame["loss_low"].map("{:.4f}".format) + ", " + frame["loss_high"].map("{:.4f}".format) + "]"
     table = pd.DataFrame({
         "rank": frame["rank"].astype(int),
         "candidate": frame["label"].astype(str),
-        "layers": frame["n_layers"].astype(int),
-        "width": frame["d_model"].astype(int),
+        "layers x width": frame["n_layers"].astype(int).astype(str) + "x" + frame["d_model"].astype(int).astype(str),
         "R": frame["aspect_ratio"].map("{:.0f}".format),
         "N": frame["N"].map(si_format),
         "D": frame["D"].map(si_format),
-        "predicted loss" + (" [95% band]" if band else ""): loss,
+        "predicted loss": loss,
         "latency (s)": frame["latency_s"].map("{:.3f}".format),
         "ms / token": frame["ms_per_token"].map("{:.2f}".format),
         "speed-up": frame["speedup"].map("{:.2f}x".format),

@@ -90,6 +90,9 @@ DASHBOARD_CSS = f"""<style>
 .morph-dashboard .morph-main .widget-html, .morph-dashboard .morph-main .widget-html-content {{ max-width: 100%;
   min-width: 0; flex-shrink: 1; white-space: normal; }}
 .morph-dashboard .morph-table {{ max-width: 100%; overflow-x: auto; }}
+.morph-dashboard .morph-table table {{ font-size: 12px; }}
+.morph-dashboard .morph-table th {{ white-space: normal; vertical-align: bottom; }}
+.morph-dashboard .morph-table th, .morph-dashboard .morph-table td {{ padding: 2px 3px; }}
 .morph-dashboard .morph-help {{ font-size: 13px; line-height: 1.4; color: #333; }}
 .morph-dashboard .morph-help summary {{ cursor: pointer; font-weight: 600; }}
 .morph-dashboard .morph-share input {{ min-width: 0 !important; flex-basis: 200px !important; }}
