@@ -66,7 +66,9 @@ def test_app_opens_on_the_papers_main_fit(app, runs):
     assert app.result.params == expected.params
     assert app.source.value == "paper" and app.fit_set.value == "in_fit_B"
     report = app.report.value
-    assert report.startswith("<pre>") and "in_fit_B: 27 of 76 points" in report and "0.998237" in report
+    # A fixed-width block at single spacing (an HTML widget's own line height would double it).
+    assert report.startswith('<pre class="morph-report"') and "line-height:1.35" in report
+    assert "in_fit_B: 27 of 76 points" in report and "0.998237" in report
     table = app.parameters.value
     # The table shows each parameter as the fit holds it, to 8 significant digits...
     for name in ("A", "B", "E", "alpha", "eps"):

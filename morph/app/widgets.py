@@ -19,7 +19,6 @@ Python exactly as a user drives them in a page (``explorer.N.value = 1e9``,
 
 from __future__ import annotations
 
-import html
 from pathlib import PurePath
 from typing import Any, Mapping, Sequence
 
@@ -37,6 +36,7 @@ from ..latency.hardware import DTYPES, get_hardware, hardware_presets
 from ..laws import LAW_FAMILIES, PRESETS, ScalingLaw, free_parameters, law_class, tie_parameters
 from ..latency import Workload, predict_latency
 from ..shapes import parameter_count
+from .teaching import monospace
 from .ui import MessageBar, guarded
 
 __all__ = [
@@ -604,7 +604,9 @@ class FittingApp(widgets.VBox):
     def _show(self, result: FitResult, draw: bool = True) -> None:
         self.result = result
         with np.errstate(all="ignore"):
-            self.report.value = f"<pre>{html.escape(result.report())}</pre>"
+            # An HTML widget sets a line height of a control's height (28 px): the report's own style keeps it at
+            # single spacing, in the fixed-width font the lessons use.
+            self.report.value = monospace(result.report())._repr_html_()
             self.parameters.value = _parameter_html(result)
             if draw:
                 figures.fit_diagnostics(result, x=self.residual_axis.value, into=self.figure)
