@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -84,6 +84,15 @@ def cli(capsys: pytest.CaptureFixture) -> Callable[..., CliResult]:
         return CliResult(code, out, err)
 
     return run
+
+
+def run_async(coroutine: Any, timeout: float = 300.0) -> Any:
+    """Run ``coroutine`` to its end on a thread of its own (the browser tests' Playwright owns the main loop)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coroutine).result(timeout=timeout)
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_port, stop, wait_for_http
+from conftest import ROOT, free_port, run_async, stop, wait_for_http
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _viewers import ProtocolViewer, decode_frame, encode_frame, kernel_rss_mb, tree_cpu_s  # noqa: E402
@@ -39,7 +39,7 @@ def test_two_protocol_viewers_get_every_widget_and_their_moves_redraw_the_budget
         async def both():
             return await asyncio.gather(*(v.run() for v in viewers))
 
-        results = asyncio.run(asyncio.wait_for(both(), 300))
+        results = run_async(asyncio.wait_for(both(), 300))
         assert len(kernel_rss_mb(process.pid)) == 2  # one kernel per viewer, as for pages
         assert tree_cpu_s(process.pid) > 0
     finally:

@@ -19,7 +19,7 @@ from morph.cli import serve
 from morph.cli.serve import dashboard_notebook, normalize_base_url, read_token, voila_command
 from morph.errors import MorphError
 
-from conftest import ROOT, free_port, stop, wait_for_http
+from conftest import ROOT, free_port, run_async, stop, wait_for_http
 
 
 def test_the_dashboard_notebook_is_found_and_committed_without_outputs():
@@ -215,7 +215,6 @@ def test_class_and_pool_size_together_or_too_large_a_class_are_one_line_errors(c
 
 @pytest.mark.slow
 def test_class_mode_warms_up_n_kernels_and_replaces_a_taken_one_when_no_page_waits(tmp_path):
-    import asyncio
     import time
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -250,7 +249,7 @@ def test_class_mode_warms_up_n_kernels_and_replaces_a_taken_one_when_no_page_wai
         for pid in warm:  # told to load plotly without nbformat (morph.app.kernel)
             assert b"MORPH_DASHBOARD_KERNEL=1" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         viewer = ProtocolViewer(base, query="latency=3", moves=1, pause_s=0.1)
-        result = asyncio.run(viewer.run())
+        result = run_async(viewer.run())
         assert result.error is None and result.answered == 1
         # The page took a warm kernel built with the link's settings: no kernel started for it.
         budget = next(s["value"] for s in viewer.states.values() if s.get("description") == "Latency budget (s)")

@@ -11,7 +11,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from jupyter_server.services.kernels.connection.base import serialize_msg_to_ws_v1
@@ -20,7 +19,7 @@ from morph.cli.serve import dashboard_notebook, voila_command
 from morph.app.serving_guard import MAX_FRAME_PARTS, _is_loopback_peer, check_v1_frame, host_allowed, loopback_hosts
 from morph.cli.serve import default_max_sessions
 
-from conftest import free_port, stop, wait_for_http
+from conftest import free_port, run_async, stop, wait_for_http
 
 V1 = "v1.kernel.websocket.jupyter.org"
 
@@ -116,12 +115,6 @@ async def closed(ws, timeout_s: float = 5.0) -> int | None:
     while await asyncio.wait_for(ws.read_message(), max(0.0, deadline - loop.time())) is not None:
         pass
     return ws.close_code
-
-
-def run_async(coroutine, timeout: float = 300.0):
-    """Run ``coroutine`` to its end on a thread of its own (the browser tests' Playwright owns the main loop)."""
-    with ThreadPoolExecutor(1) as thread:
-        return thread.submit(asyncio.run, coroutine).result(timeout=timeout)
 
 
 def open_page(base: str) -> str:

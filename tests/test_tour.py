@@ -63,7 +63,7 @@ def test_batch_64_shifts_the_choice_inside_the_band(boards):
     assert paper.evaluation.latency_s[at(paper, (12, 3072))] == pytest.approx(1.96, abs=0.005)
     assert board.evaluation.latency_s[i] == pytest.approx(2.12, abs=0.005) and board.evaluation.latency_s[i] > 2.0
     # The band the text quotes is the decision layer's, from its joint draws (independent of the law's bootstrap).
-    columns = board._result.assessment.columns
+    columns = board.result.assessment.columns
     assert columns["latency_low_s"][i] == pytest.approx(1.48, abs=0.01)
     assert columns["latency_high_s"][i] == pytest.approx(3.05, abs=0.01)
     shift = board.evaluation.latency_s[i] - paper.evaluation.latency_s[at(paper, (12, 3072))]
