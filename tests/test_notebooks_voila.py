@@ -86,6 +86,10 @@ def _check_lesson(page, name: str) -> None:
     # Answers and solutions start hidden: predict first, then open.
     details = page.evaluate("() => Array.from(document.querySelectorAll('details')).map(d => d.open)")
     assert len(details) >= 3 and not any(details)
+    # A code block in the text stands apart from the paragraph after it (Voila's page gives it no margin).
+    margins = page.evaluate("() => Array.from(document.querySelectorAll('.jp-RenderedMarkdown pre'),"
+                            " e => parseFloat(getComputedStyle(e).marginBottom))")
+    assert all(m >= 8 for m in margins), margins
     # Fit reports keep their columns: a fixed-width font.
     for font in page.evaluate("() => Array.from(document.querySelectorAll('.morph-report'), e => getComputedStyle(e).fontFamily)"):
         assert "mono" in font.lower() or "consolas" in font.lower(), font

@@ -16,7 +16,7 @@ import pandas as pd
 from ..laws import ScalingLaw
 from .readouts import spoken
 
-__all__ = ["Monospace", "Reveal", "law_card", "monospace", "percent", "flops_words", "reveal"]
+__all__ = ["LessonStyle", "Monospace", "Reveal", "law_card", "lesson_style", "monospace", "percent", "flops_words", "reveal"]
 
 _MONO = "font-family:ui-monospace,'DejaVu Sans Mono',Menlo,Consolas,monospace;font-size:12px;line-height:1.35"
 
@@ -95,3 +95,25 @@ def law_card(law: ScalingLaw, name: str | None = None) -> pd.DataFrame:
     frame = pd.DataFrame(rows).set_index("parameter")
     frame.columns.name = name or law.family
     return frame
+
+_LESSON_CSS = (
+    ".jp-RenderedMarkdown pre, .jp-RenderedHTMLCommon pre {margin: 0.4em 0 1em; padding: 6px 10px; "
+    "background: #f5f5f5; border-radius: 3px; overflow-x: auto;}"
+)
+"""Code blocks of a lesson's text set apart from the next paragraph (Voila's page gives them no margin)."""
+
+
+@dataclass(frozen=True)
+class LessonStyle:
+    """The lessons' page style: shown once, at the top, it draws nothing but a rule for code blocks."""
+
+    def _repr_html_(self) -> str:
+        return f"<style>{_LESSON_CSS}</style>"
+
+    def __repr__(self) -> str:
+        return ""
+
+
+def lesson_style() -> LessonStyle:
+    """The style a lesson's first cell shows: code blocks in the text with a margin and a background."""
+    return LessonStyle()
