@@ -71,17 +71,16 @@ BOOTSTRAP = 200
 """Bootstrap refits behind a preset's loss band (the dashboard's default)."""
 
 POOL_MAX = 20_000
-"""Most shapes whose draws are computed.
+"""Most shapes, nearest the point frontier first, among which a draw's best is sought.
 
-Only a shape that meets the budget in some draw can be best in it, so the
-draws are computed for the shapes that meet the budget under the fastest
-corner of the latency draws (every coefficient at its fastest drawn value,
-the shared factor at its lowest: no draw is faster), which loses no
-probability. The law's draws reorder shapes of very different aspect ratios,
-so a draw's best can lie far from the point frontier: no cheaper rule was
-found that provably keeps every draw's best. Beyond ``POOL_MAX`` such shapes
-the nearest to the point frontier are kept and ``Assessment.draws`` says the
-pool was capped."""
+Only a shape that meets the budget in some draw can be best in it, so only
+the shapes that meet the budget under the fastest corner of the latency draws
+(every coefficient at its fastest drawn value, the shared factor at its
+lowest: no draw is faster) are candidates, which loses no probability. The
+law's draws reorder shapes of very different aspect ratios, so a draw's best
+can lie far from the point frontier; :func:`_beaters` finds it without
+drawing every candidate. Beyond ``POOL_MAX`` candidates the nearest to the
+point frontier are kept and ``Assessment.draws`` says the pool was capped."""
 
 PLAUSIBLE = 0.05
 """Probability of being best at or above which a shape is *plausibly best*."""
@@ -480,10 +479,11 @@ def _joint_columns(selection: Selection, fit_result: FitResult | None, drawn: Co
                    columns: dict) -> dict[str, Any]:
     """Fill the band and probability columns from the joint draws; return their summary.
 
-    Draws are computed for every shape that can meet the budget in some draw
-    (up to :data:`POOL_MAX`, nearest the point frontier first) and for the
-    shown ones; bands are read for the shown shapes and every shape with a
-    chance of being best.
+    Draws are computed for the shown shapes and, among the shapes that can
+    meet the budget in some draw, either all of them (a few hundred) or a first
+    pool plus each draw's best beyond it (:func:`_first_pool`,
+    :func:`_beaters`); bands are read for the shown shapes and every shape
+    with a chance of being best.
     """
     evaluation = selection.evaluation
     n = len(evaluation)

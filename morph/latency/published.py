@@ -28,12 +28,11 @@ JSON files.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-import math
 
 from ..data import data_dir
 from .calibration import calibrate, calibrate_published_a100, leave_one_out, load_measurements
