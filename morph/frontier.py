@@ -626,7 +626,7 @@ def select(
     k = min(top_k, within.size)
     best = within[np.argpartition(loss[within], k - 1)[:k]] if within.size > k else within
     chosen = best[np.lexsort((best, loss[best]))]
-    frontier = pareto_frontier(latency, np.where(evaluation.loss_valid, loss, np.inf))  # a non-positive loss: off it
+    frontier = pareto_frontier(latency, np.where(evaluation.feasible, loss, np.inf))  # of shapes one can choose
     reference = speedup_reference(evaluation, int(chosen[0]))
     selected = evaluation.to_frame(chosen)
     selected.insert(0, "rank", np.arange(1, len(chosen) + 1))

@@ -71,6 +71,19 @@ def test_frontier_is_non_dominated_and_ordered(one_b):
         assert dominated == (i not in set(idx.tolist()))
 
 
+def test_the_selections_frontier_holds_only_shapes_that_fit_in_memory():
+    # Up to 3e10 parameters on a 40 GB A100: at 2 bytes each, shapes above about 2e10 cannot hold their weights.
+    evaluation = evaluate_candidates(candidates_from_range(1e8, 3e10, 2e11), "bian2025", hardware="a100-40gb")
+    assert not evaluation.fits_memory.all()
+    frontier = select(evaluation, 50.0, 5).frontier_index
+    assert evaluation.feasible[frontier].all()
+    # Among the shapes that fit, the frontier is exactly the non-dominated set.
+    fits = np.flatnonzero(evaluation.feasible)
+    t, y = evaluation.latency_s[fits], evaluation.loss[fits]
+    expected = fits[pareto_frontier(t, y)]
+    np.testing.assert_array_equal(np.sort(frontier), np.sort(expected))
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), min_size=1, max_size=60))
 def test_frontier_property(points):

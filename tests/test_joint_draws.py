@@ -19,7 +19,7 @@ from morph.latency.measurements import generation_work_for
 from morph.latency.hardware import get_hardware
 from morph.latency.published import graph_layer_cost_bound, load_published_timings
 from morph.latency.uncertainty import (
-    coefficient_draws, draw_latency, latency_interval, prior_ends, uncertainty_of,
+    central_interval, coefficient_draws, draw_latency, latency_interval, prior_ends, uncertainty_of,
 )
 from morph.laws import ChinchillaLaw
 
@@ -42,6 +42,21 @@ def test_the_eager_band_contains_every_published_timing_it_cites(capsys):
     assert row["latency_low_s"] <= min(cited) and max(cited) <= row["latency_high_s"]
     # Log-symmetric about 3.61 s: low * high = 3.61^2 to the band's draw resolution (1%).
     assert row["latency_low_s"] * row["latency_high_s"] == pytest.approx(3.61**2, rel=0.01)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 40, 199, 200, 201])
+@pytest.mark.parametrize("level", [0.0, 0.5, 0.95, 0.99, 1.0])
+def test_the_central_interval_is_numpys_percentile(n, level):
+    # The expectation is numpy's own percentile (linear interpolation); ties and a NaN column included.
+    rng = np.random.default_rng(n)
+    draws = rng.normal(size=(n, 6)) * 10.0 ** rng.uniform(-3, 3, size=6)
+    draws[rng.random((n, 6)) < 0.3] = 1.0
+    tail = (1.0 - level) / 2.0 * 100.0
+    for values in (draws, np.where(np.arange(6) == 2, np.nan, draws)):
+        low, high = central_interval(values, level)
+        expected = np.percentile(values, [tail, 100.0 - tail], axis=0)
+        np.testing.assert_array_equal(low, expected[0])
+        np.testing.assert_array_equal(high, expected[1])
 
 
 def test_predict_latency_returns_a_band_and_its_basis_for_every_calibration():
@@ -164,11 +179,11 @@ def test_restricting_the_draws_to_the_pool_loses_no_probability(fit_b, monkeypat
     candidates = candidates_from_range(1.2e9, 1.6e9, 2.9e10)
     selection = select(evaluate_candidates(candidates, fit_b), 2.0, 5)
     pooled = assess(selection, fit_range("bian2025"))
-    import morph.decision as decision
+    import morph.draws as draws
 
     every = np.flatnonzero(selection.evaluation.feasible)
-    monkeypatch.setattr(decision, "_possible", lambda selection, drawn: every)
-    monkeypatch.setattr(decision, "FIRST_POOL", every.size)  # no pruning either: every shape drawn
+    monkeypatch.setattr(draws, "_possible", lambda selection, drawn: every)
+    monkeypatch.setattr(draws, "FIRST_POOL", every.size)  # no pruning either: every shape drawn
     everything = assess(selection, fit_range("bian2025"))
     assert pooled.draws["pool"] < everything.draws["pool"] and everything.draws["pool"] >= every.size
     a, b = pooled.columns["probability_best"], everything.columns["probability_best"]
@@ -284,11 +299,11 @@ def test_no_probability_is_lost_on_other_budget_metrics(fit_b, monkeypatch, metr
     candidates = candidates_from_range(1e8, 5e9, 1e11)
     selection = select(evaluate_candidates(candidates, fit_b), budget, 5, budget_metric=metric)
     pooled = assess(selection, fit_range("bian2025"))
-    import morph.decision as decision
+    import morph.draws as draws
 
     every = np.flatnonzero(selection.evaluation.feasible)
-    monkeypatch.setattr(decision, "_possible", lambda selection, drawn: every)
-    monkeypatch.setattr(decision, "FIRST_POOL", every.size)
+    monkeypatch.setattr(draws, "_possible", lambda selection, drawn: every)
+    monkeypatch.setattr(draws, "FIRST_POOL", every.size)
     everything = assess(selection, fit_range("bian2025"))
     assert pooled.draws["pool"] < everything.draws["pool"]
     assert np.array_equal(np.nan_to_num(pooled.columns["probability_best"]),
@@ -299,14 +314,14 @@ def test_pruning_by_cells_and_pairs_keeps_every_draws_best(fit_b, monkeypatch):
     """8,268 shapes at 2 s: the pruned draws find the same best in every draw as drawing every shape."""
     candidates = candidates_from_range(1e8, 5e9, 1e11)
     selection = select(evaluate_candidates(candidates, fit_b), 2.0, 5)
-    import morph.decision as decision
+    import morph.draws as draws
 
     found = []
-    beaters = decision._beaters
-    monkeypatch.setattr(decision, "_beaters", lambda *args: found.append(beaters(*args)) or found[-1])
+    beaters = draws._beaters
+    monkeypatch.setattr(draws, "_beaters", lambda *args: found.append(beaters(*args)) or found[-1])
     pruned = assess(selection, fit_range("bian2025"))
     assert found and found[0].size > 0  # the pairs found bests beyond the first pool
-    monkeypatch.setattr(decision, "FIRST_POOL", len(candidates))  # no pruning: every shape that may meet it
+    monkeypatch.setattr(draws, "FIRST_POOL", len(candidates))  # no pruning: every shape that may meet it
     full = assess(selection, fit_range("bian2025"))
     assert pruned.draws["pool"] < full.draws["pool"]
     assert np.array_equal(np.nan_to_num(pruned.columns["probability_best"]),

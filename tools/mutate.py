@@ -44,6 +44,7 @@ TARGETS = {
     "morph/frontier.py": ["tests/test_frontier.py", "tests/test_decision.py", "tests/test_properties.py",
                           "tests/test_bad_input.py"],
     "morph/decision.py": ["tests/test_decision.py", "tests/test_joint_draws.py", "tests/test_properties.py"],
+    "morph/draws.py": ["tests/test_decision.py", "tests/test_joint_draws.py", "tests/test_properties.py"],
     "morph/speculative.py": ["tests/test_speculative.py"],
 }
 

@@ -20,7 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..data import load_models_1b
-from ..decision import PLAUSIBLE, Assessment, FitRange, assess, fit_range, preset_fit
+from ..decision import PLAUSIBLE, Assessment, FitRange, assess, fit_range, infeasible_reasons, preset_fit
 from ..fitting import FitResult
 from ..frontier import Selection
 from ..latency import PAPER_WORKLOAD, Workload
@@ -200,7 +200,7 @@ def infeasible_points(selection: Selection, assessment: Assessment, limit: int =
     """``update`` arguments for the infeasible trace (at most ``limit`` points)."""
     ev = selection.evaluation
     bad = np.flatnonzero(~np.asarray(assessment.columns["feasible"], dtype=bool))[:limit]
-    reasons = [str(r) for r in _column(assessment, "infeasible_reason", bad)]
+    reasons = [str(r) for r in infeasible_reasons(ev, bad)]
     return dict(x=ev.latency_s[bad], y=ev.loss[bad], text=ev.candidates.labels(bad).tolist(), hovertext=reasons,
                 visible=bool(bad.size))
 

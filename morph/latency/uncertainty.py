@@ -41,7 +41,7 @@ from statistics import NormalDist
 from typing import Any, Mapping
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from ..errors import LatencyError
 from .hardware import Hardware
@@ -59,6 +59,7 @@ __all__ = [
     "coefficient_draws",
     "draw_latency",
     "latency_interval",
+    "central_interval",
     "log_sigma_for",
     "prior_ends",
     "prior_phrase",
@@ -289,9 +290,37 @@ def draw_latency(work: Any, draws: CoefficientDraws) -> dict[str, FloatArray]:
 
 def latency_interval(draws: NDArray, level: float = LEVEL) -> tuple[FloatArray, FloatArray]:
     """Low and high edges of the central ``level`` interval of draws ``(draws, shapes)`` per shape."""
+    return central_interval(draws, level)
+
+
+def central_interval(draws: ArrayLike, level: float = LEVEL) -> tuple[FloatArray, FloatArray]:
+    """The ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of ``draws`` along the first axis.
+
+    Equal to ``np.percentile(draws, [tail, 100 - tail], axis=0)`` (its default
+    linear interpolation, same arithmetic), but from one sort: percentile's
+    partition along a column of 200 draws costs several times the sort, and
+    a dashboard update reads thousands of columns. A column holding NaN
+    is left to percentile itself.
+    """
+    values = np.asarray(draws, dtype=np.float64)
+    n = values.shape[0]
     tail = (1.0 - level) / 2.0 * 100.0
-    low, high = np.percentile(draws, [tail, 100.0 - tail], axis=0)
-    return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    ordered = np.sort(values, axis=0)
+    if n == 0 or np.isnan(ordered[-1]).any():
+        low, high = np.percentile(values, [tail, 100.0 - tail], axis=0)
+        return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    edges = []
+    for percent in (tail, 100.0 - tail):
+        # numpy's virtual index for the linear method, ``(n - 1) q``, and its neighbours clipped to the sample.
+        virtual = (n - 1) * np.true_divide(percent, 100)
+        below = 0 if virtual < 0 else (n - 1 if virtual >= n - 1 else int(np.floor(virtual)))
+        above = 0 if virtual < 0 else min(below + 1, n - 1)
+        gamma = virtual - below
+        a, b = ordered[below], ordered[above]
+        diff = b - a
+        # numpy's lerp: from the nearer end, so the result never leaves [a, b].
+        edges.append(np.asarray(b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma, dtype=np.float64))
+    return edges[0], edges[1]
 
 
 def prior_ends(calibration: Calibration, hardware: Hardware) -> tuple[Calibration, Calibration] | None:
