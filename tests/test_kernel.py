@@ -91,3 +91,17 @@ def test_a_served_dashboard_kernel_loads_plotly_without_nbformat_and_jsonschema(
     lean = subprocess.run([sys.executable, "-c", script], env={**os.environ, LEAN_ENV: "1"},
                           capture_output=True, text=True, timeout=120, check=True)
     assert lean.stdout.split() == ["[]", "True"]  # the figure widget is built all the same
+
+
+def test_a_lesson_under_the_same_server_keeps_fig_show_and_skips_jsonschemas_iri_grammars():
+    # The served env is set for every kernel; only the dashboard goes lean. A lesson's figure is shown with
+    # nbformat, and jsonschema's IRI checker (1.6 s of grammars) is never loaded, there or in a plain kernel.
+    from morph.app.kernel import LEAN_ENV
+
+    script = ("import sys; from morph.app import figures, widgets; import plotly.io._renderers as r; "
+              "print(r.nbformat is not None, 'rfc3987_syntax' in sys.modules)")
+    for env in ({**os.environ, LEAN_ENV: "1"}, {k: v for k, v in os.environ.items() if k != LEAN_ENV}):
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
+                             check=True)
+        assert out.stdout.split() == ["True", "False"]
+

@@ -39,22 +39,15 @@ from typing import Any, Sequence
 
 import ipywidgets as widgets
 
-from .kernel import left_out, page_query
+from .kernel import page_query, quick_plotly
 
+quick_plotly()  # before anything loads plotly's renderers: lean in a served kernel
 
-# plotly's FigureWidget imports nbformat, hence jsonschema, whose optional IRI
-# format checker (rfc3987_syntax) compiles 38 grammars on import: 1.6 s of a
-# cold dashboard start on a 2-core machine, for a check no dashboard makes.
-# Leave it out while plotly loads (jsonschema treats it as not installed).
-with left_out("rfc3987_syntax"):
-    from .bundle import figure_widget_class
-
-    FigureWidget = figure_widget_class()
-
-from ..decision import BOOTSTRAP
+from ..decision import BOOTSTRAP  # noqa: E402
 from ..fitting import FitResult
 from ..frontier import Evaluation, Selection
 from . import dashboard_compute as compute
+from .bundle import figure_widget_class
 from .dashboard_compute import DashboardComputation, Result
 from .dashboard_controls import DashboardControls
 from .dashboard_parts import supported_precision, thin_points
@@ -67,6 +60,8 @@ from .settings import DashboardSettings, settings_from_query
 from .sharebar import ShareBar
 from .tour import tour_html
 from .ui import MessageBar, guarded
+
+FigureWidget = figure_widget_class()
 
 __all__ = [
     "Dashboard", "supported_precision", "thin_points", "trace", "MAX_LABELS",

@@ -12,11 +12,13 @@ pooled kernel, for one websocket message. :func:`wait_for_page` does the same
 wait with the ``websockets`` client alone.
 
 Under ``morph serve`` (which sets ``MORPH_DASHBOARD_KERNEL=1`` for the
-kernels it starts), importing this module first loads plotly's renderers
-without nbformat: plotly imports it, and through it jsonschema, only for
+kernels it starts), the dashboard first loads plotly's renderers
+without nbformat (:func:`quick_plotly`): plotly imports it, and through it jsonschema, only for
 ``fig.show()``'s notebook output, which a dashboard kernel never uses (its
 figure is a widget). That is about 135 modules, 0.2 CPU s and 6 MB less per
-kernel. Elsewhere (a notebook, the tests) nothing changes.
+kernel. Elsewhere (a notebook, the tests) jsonschema is loaded at once without
+its IRI format checker (:func:`quick_jsonschema`), which would cost 1.6 s at a
+lesson's first figure.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ import sys
 import warnings
 from typing import Any, Callable, Iterator, Mapping
 
-__all__ = ["left_out", "page_query", "warm_up", "wait_for_page", "request_info_url", "LEAN_ENV", "lean_plotly"]
+__all__ = ["left_out", "page_query", "warm_up", "wait_for_page", "request_info_url", "LEAN_ENV", "lean_plotly",
+           "quick_jsonschema", "quick_plotly"]
 
 LEAN_ENV = "MORPH_DASHBOARD_KERNEL"
 """Set to ``1`` in the kernels ``morph serve`` starts: they load plotly without its notebook-output stack."""
@@ -125,5 +128,28 @@ def lean_plotly() -> None:
         import plotly.io._renderers  # noqa: F401
 
 
-if os.environ.get(LEAN_ENV) == "1":
-    lean_plotly()
+def quick_jsonschema() -> None:
+    """Load jsonschema without its IRI format checker; a no-op once it is loaded.
+
+    plotly's figure widget and its notebook output import nbformat, hence
+    jsonschema, whose optional IRI format checker (``rfc3987_syntax``) compiles
+    38 grammars on import: 1.6 s on a 2-core machine, in every lesson's first
+    figure, for a check neither plotly nor nbformat makes (jsonschema then
+    treats the checker as not installed).
+    """
+    if "jsonschema" in sys.modules or "plotly.io._renderers" in sys.modules:
+        return  # loaded (or, lean, left out) already
+    with left_out("rfc3987_syntax"):
+        import jsonschema  # noqa: F401
+
+
+def quick_plotly() -> None:
+    """Prepare plotly's imports for this process: lean in a served dashboard's kernel, else quick.
+
+    Lean (:func:`lean_plotly`) only where :data:`LEAN_ENV` is set and the
+    dashboard asks first: the lessons' kernels under the same server keep
+    ``fig.show()``. Everywhere else :func:`quick_jsonschema`.
+    """
+    if os.environ.get(LEAN_ENV) == "1" and "jsonschema" not in sys.modules:  # no figure was prepared for display
+        lean_plotly()
+    quick_jsonschema()

@@ -539,17 +539,23 @@ def leave_one_out(
             f"leave-one-out needs more measurements than coefficients to fit "
             f"({len(frame)} measurement(s), {len(names)} coefficient(s))"
         )
+    prior = priors(device)
+    held = {k: float((fixed or {}).get(k, prior[k])) for k in COEFFICIENTS if k not in names}
+    _check_fixed(held)
+    work = generation_work_for(frame, device)
+    measured = frame["latency_s"].to_numpy(dtype=np.float64)
+    # Leaving one row out moves the optimum little, so each refit starts from the full fit's (found from
+    # calibrate's starting points): on the shipped CPU sweep the held-out errors equal those of refits from
+    # those starting points to 1e-8, in a sixth of the time.
+    optimum = _fit(work, measured, names, held, prior).x
     predictions = np.empty(len(frame))
     refits = []
     for i in range(len(frame)):
-        rest = frame.drop(index=frame.index[i])
-        rest.attrs = dict(frame.attrs)
-        result = calibrate(rest, device, fit=names, fixed=fixed, bootstrap=0)
-        held_out = frame.iloc[[i]].copy()
-        held_out.attrs = dict(frame.attrs)
-        work = generation_work_for(held_out, device)
-        predictions[i] = float(predict(work, result.calibration).latency_s[0])
-        refits.append(result.calibration.coefficients)
+        keep = np.arange(len(frame)) != i
+        rest = generation_work_for(frame.iloc[keep], device)
+        coefficients = _coefficient_set(names, _fit(rest, measured[keep], names, held, prior, starts=[optimum]).x, held)
+        predictions[i] = float(predict(generation_work_for(frame.iloc[[i]], device), coefficients).latency_s[0])
+        refits.append(coefficients.coefficients)
     table = frame[["n_layers", "d_model", "batch", "input_tokens", "output_tokens", "dtype"]].copy()
     table["measured_s"] = frame["latency_s"].to_numpy()
     table["predicted_s"] = predictions
