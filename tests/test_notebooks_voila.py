@@ -5,6 +5,8 @@ One Voila server (the session's) renders every notebook in turn.
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from conftest import artifacts_dir
@@ -48,6 +50,10 @@ FIGURE_POINTS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')
 }))"""
 
 
+UPSTREAM_RACE = "widget model not found"
+"""The console error of a view rendered before its model arrived (see the retry below)."""
+
+
 def _all_drawn(page, expected: int) -> list[dict]:
     """Wait (without touching the page) until ``expected`` figures all hold data; their points."""
     try:
@@ -66,7 +72,16 @@ def test_notebook_draws_every_figure_on_load(page, voila_url, name):
     page.goto(voila_url(name))
     page.wait_for_selector("#loading", state="detached")  # the whole notebook has run
     drawn = _all_drawn(page, FIGURES[name])
-    assert len(drawn) == FIGURES[name] and all(f["points"] > 0 for f in drawn), drawn
+    if len(drawn) < FIGURES[name] and any(UPSTREAM_RACE in e for e in page.console_errors):
+        # ipywidgets' page gives a widget's model 2 s to arrive before failing its view for good
+        # (jupyter-widgets/ipywidgets#4026); on a loaded machine it can miss. A reload shows whether the
+        # figure is really missing; the retry is reported, never silent.
+        warnings.warn(f"{name}: {FIGURES[name] - len(drawn)} figure(s) lost to the widget-model race; reloaded")
+        page.console_errors.clear()
+        page.reload()
+        page.wait_for_selector("#loading", state="detached")
+        drawn = _all_drawn(page, FIGURES[name])
+    assert len(drawn) == FIGURES[name] and all(f["points"] > 0 for f in drawn), (drawn, page.console_errors)
     assert "Traceback" not in page.inner_text("body")
     if name in LESSONS:
         _check_lesson(page, name)
