@@ -294,3 +294,18 @@ def test_the_contour_explorer_moves_the_budget():
     star = next(t for t in explorer.figure.data if t.name == "the least loss at that compute")
     assert star.x[0] == pytest.approx(float(preset("bian2025").compute_optimal(1e22, 64.0).N), rel=1e-9)
     assert explorer.messages.level is None
+
+
+@pytest.mark.parametrize("key", ["marker.color", "error_x.array", "xaxis2.range[0]", "annotations[3].font.size",
+                                 "a_b__c_", "_private", "", "data[0].marker.line.width"])
+def test_remembered_property_paths_parse_as_plotly_does(key):
+    # Morph parses each property path once (plotting.py); the expectation is plotly's own parser.
+    import plotly.basedatatypes as base
+
+    parse = base._str_to_dict_path_full
+    assert getattr(parse, "remembered", False)
+    expected = parse.__wrapped__(key)
+    first, again = parse(key), parse(key)
+    assert first == expected and again == expected
+    first[1].append(-1)  # a caller that changes the list it got leaves the next caller's alone
+    assert parse(key) == expected

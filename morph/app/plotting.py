@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,36 @@ from .kernel import quick_jsonschema
 # A figure's first display loads plotly's renderers, nbformat and jsonschema: without jsonschema's IRI
 # checker (see quick_jsonschema), 1.6 s less at a lesson's first figure.
 quick_jsonschema()
+
+
+def _remember_key_paths() -> None:
+    """Parse each of plotly's property paths (``"marker.color"``) once per process.
+
+    plotly parses the path string again on every property read and write: a
+    third of the kernel's time in a dashboard slider move, for a few dozen
+    distinct strings. The parse is a pure function of the string; the cache
+    hands out a fresh copy of the one list it returns.
+    """
+    import plotly.basedatatypes as base
+
+    parse = base._str_to_dict_path_full
+    if getattr(parse, "remembered", False):
+        return
+    remembered = functools.lru_cache(maxsize=4096)(parse)
+
+    def parse_once(key_path_str: str) -> tuple[tuple, list]:
+        try:
+            path, starts = remembered(key_path_str)
+        except TypeError:  # not hashable: plotly's own parse says what is wrong with it
+            return parse(key_path_str)
+        return path, list(starts)
+
+    parse_once.remembered = True  # type: ignore[attr-defined]
+    parse_once.__wrapped__ = parse  # type: ignore[attr-defined]
+    base._str_to_dict_path_full = parse_once
+
+
+_remember_key_paths()
 
 __all__ = [
     "AXIS_TITLES",
