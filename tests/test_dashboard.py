@@ -457,3 +457,15 @@ def test_every_setting_from_the_controls_goes_through_the_links_gate():
         assert values[name] == getattr(linked, name), name
     # 3 sequences snap to 4 on the power-of-two ladder (3 / 2 > 4 / 3); the rest are clamped to their ends.
     assert (values["batch"], values["input_tokens"], values["output_tokens"], values["top_k"]) == (4, 8192, 1, 1)
+
+
+def test_dashboards_start_from_one_template_figure_without_sharing_it():
+    # The empty figure is built once per process and copied: what one dashboard draws never reaches another.
+    from morph.app.dashboard_view import _initial_figure_once
+
+    first = Dashboard(DashboardSettings(latency_budget_s=2.0))
+    second = Dashboard(DashboardSettings(latency_budget_s=5.0))
+    x_first, x_second = (tuple(trace(b.figure, SELECTED).x) for b in (first, second))
+    assert x_first != x_second and max(x_first) <= 2.0 < max(x_second) <= 5.0
+    template = _initial_figure_once()
+    assert trace(template, SELECTED).x is None and template.layout.shapes[0].x0 == 1.0
