@@ -50,6 +50,22 @@ def test_range_warnings_flag_700_tokens_per_parameter():
     assert len(notes) == 1 and "tokens per parameter" in notes[0] and "1 of 2" in notes[0]
 
 
+def test_the_runs_a_law_was_fitted_on_are_inside_its_range_and_others_are_named_with_their_span():
+    # The range's edges are the runs' own extremes: the runs themselves, edges included, are inside.
+    runs = FitRange(N=(1e8, 2e9), D=(2e9, 4e10), tokens_per_parameter=(20.0, 20.0), aspect_ratio=(16.0, 256.0),
+                    source="runs", tested_N=4e9)
+    N, D, R = np.array([1e8, 2e9]), np.array([2e9, 4e10]), np.array([16.0, 256.0])
+    inside, notes = range_warnings(N, D, R, runs)
+    assert inside.all() and notes == []
+    # Shapes of 3e9, 5e9 and 1e8 parameters: the N note gives the candidates' span, 1e+08 to 5e+09, and the
+    # largest N the law was checked on; the note on tokens per parameter (200 for the first) does not.
+    inside, notes = range_warnings(np.array([3e9, 5e9, 1e8]), np.array([6e11, 1e11, 2e9]), np.array([64.0] * 3), runs)
+    assert inside.tolist() == [False, False, True]
+    n_note = next(note for note in notes if "parameters N" in note)
+    assert "2 of 3" in n_note and "values 1e+08-5e+09" in n_note and "runs up to N = 4e+09" in n_note
+    assert len(notes) >= 2 and all("runs up to N" not in note for note in notes if note is not n_note)
+
+
 def test_range_warnings_without_a_known_fit_set():
     inside, notes = range_warnings(np.array([1e9]), np.array([1e10]), np.array([80.0]), None)
     assert inside.all() and "unknown" in notes[0]

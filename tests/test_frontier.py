@@ -140,8 +140,9 @@ def test_impossible_budgets_say_what_to_relax(one_b):
             select(one_b, bad)
     with pytest.raises(SelectionError, match="no shape"):
         candidates_from_range(1.0, 2.0, tokens=1e9)
-    with pytest.raises(SelectionError, match="positive, finite"):
-        Candidates.from_arrays([12], [3072], tokens=-1)
+    for tokens in (-1, 0, np.inf):  # zero tokens train nothing
+        with pytest.raises(SelectionError, match="positive, finite"):
+            Candidates.from_arrays([12], [3072], tokens=tokens)
     with pytest.raises(SelectionError, match="compute budget"):
         candidates_from_flops(-1)
 
@@ -154,6 +155,11 @@ def test_compute_tradeoff_prices_speed():
     assert (finite["loss_penalty"] >= 0).all() and finite["loss_penalty"].is_monotonic_increasing
     assert (finite["latency_s"] <= view.best["latency_s"] / finite["speedup"] + 1e-12).all()
     assert "faster model" in view.sentence(2.0)
+    # A speed-up not in the table, or one no candidate reaches (NaN penalty), is said to have no candidate.
+    assert view.sentence(7.0).startswith("no candidate is 7x faster")
+    unreached = table.loc[table["loss_penalty"].isna(), "speedup"]
+    if len(unreached):
+        assert view.sentence(float(unreached.iloc[0])).startswith("no candidate is")
 
 
 def test_price_of_speed_among_the_paper_candidates(one_b):

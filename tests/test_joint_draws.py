@@ -268,6 +268,27 @@ def test_the_priors_draws_stay_within_it_and_centre_on_its_middle():
     assert values.mean() == pytest.approx((prior["low"] + prior["high"]) / 2, rel=1e-9)
 
 
+def test_the_prior_sentence_gives_both_ends_in_microseconds():
+    from morph.latency.uncertainty import prior_phrase
+
+    calibration = load_calibration("a100-80gb-cuda-graphs")
+    recorded = calibration.uncertainty
+    shifted = calibration.replace(uncertainty={**recorded, "prior": {**recorded["prior"], "low": 1e-5, "high": 5e-5}})
+    assert "a prior of 10-50 us per layer" in prior_phrase(shifted, get_hardware("a100-80gb"))
+
+
+def test_a_draw_can_be_read_back_as_a_calibration_and_two_draws_make_a_band():
+    calibration = load_calibration("a100-80gb-cuda-graphs")
+    drawn = coefficient_draws(calibration, get_hardware("a100-80gb"), n=2)
+    assert len(drawn) == 2  # the fewest that make a band
+    for i in range(2):
+        at = drawn.at(i)
+        for name in ("c_fixed_s", "c_layer_s", "c_layer_device_s", "eta_bw", "eta_flops"):
+            assert getattr(at, name) == float(np.ravel(getattr(drawn, name))[i])
+    with pytest.raises(LatencyError, match="at least 2 draws"):
+        coefficient_draws(calibration, get_hardware("a100-80gb"), n=1)
+
+
 def test_the_prior_sentence_states_the_priors_range(capsys):
     out = _json(capsys, "latency", "--stack", "cuda-graphs", "--shape", "24x2048", "--shape", "12x3072")
     high = load_calibration("a100-80gb-cuda-graphs").uncertainty["prior"]["high"]
@@ -294,7 +315,7 @@ def test_fit_range_of_an_unknown_law_is_unknown():
     assert fit_range("no-such-law") is None
 
 
-@pytest.mark.parametrize(("metric", "budget"), [("tokens_per_s", 120.0), ("ms_per_token", 8.0)])
+@pytest.mark.parametrize(("metric", "budget"), [("tokens_per_s", 120.0), ("ms_per_token", 8.0), ("ttft_s", 0.04)])
 def test_no_probability_is_lost_on_other_budget_metrics(fit_b, monkeypatch, metric, budget):
     candidates = candidates_from_range(1e8, 5e9, 1e11)
     selection = select(evaluate_candidates(candidates, fit_b), budget, 5, budget_metric=metric)
@@ -326,3 +347,30 @@ def test_pruning_by_cells_and_pairs_keeps_every_draws_best(fit_b, monkeypatch):
     assert pruned.draws["pool"] < full.draws["pool"]
     assert np.array_equal(np.nan_to_num(pruned.columns["probability_best"]),
                           np.nan_to_num(full.columns["probability_best"]))
+
+
+def test_a_time_to_first_token_budget_is_met_in_the_draws_whose_prefill_fits(fit_b):
+    # Under the published-spread eager band every draw scales each prediction by its factor, so a shape meets a
+    # 40 ms TTFT budget in draw d exactly when prefill x factor_d <= 0.04 s (by hand from the draws' factors).
+    selection = select(evaluate_candidates(candidates_from_range(1e8, 5e9, 1e11), fit_b), 0.04, 5,
+                       budget_metric="ttft_s")
+    assessed = assess(selection, fit_range("bian2025"))
+    drawn = coefficient_draws(selection.evaluation.workload.resolved_calibration(), selection.evaluation.workload.device)
+    assert drawn.shared_only
+    factor = np.exp(np.ravel(drawn.log_factor))
+    for i in selection.selected_index:
+        expected = np.mean(selection.evaluation.prefill_s[i] * factor <= 0.04)
+        assert assessed.columns["probability_within_budget"][i] == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_band_over_draws_with_holes_is_numpys_nanpercentile():
+    import morph.draws as draws
+
+    values = np.random.default_rng(3).normal(size=(200, 5))
+    values[::7, 2] = np.nan
+    low, high = draws._nan_interval(values, 0.95)
+    expected = np.nanpercentile(values, [2.5, 97.5], axis=0)
+    # (1 - 0.95) / 2 is 0.024999999999999998 in floating point: the interpolation moves in the 15th digit.
+    np.testing.assert_allclose(low, expected[0], rtol=1e-12)
+    np.testing.assert_allclose(high, expected[1], rtol=1e-12)
+
