@@ -51,7 +51,10 @@ browser:
 # servers and browsers a file starts are started once.
 XDIST := -n 2 --dist loadfile
 
+# Morph compiled once: the suite starts about a hundred kernels and interpreters, and where
+# PYTHONDONTWRITEBYTECODE is set each of them would compile it again.
 test: $(VENV)/.test-installed browser
+	$(PY) -m compileall -q morph > /dev/null
 	$(PY) -m pytest $(XDIST)
 
 test-fast: $(VENV)/.test-installed
