@@ -25,6 +25,16 @@ import numpy as np
 __all__ = ["Report", "machine", "median_ms"]
 
 
+def chromium_path() -> str | None:
+    """Debian's ``chromium`` on the PATH, or None after saying on stderr how to install it."""
+    import shutil
+
+    path = shutil.which("chromium")
+    if not path:
+        print("chromium not found: install Debian's chromium (apt-get install chromium)", file=sys.stderr)
+    return path
+
+
 def machine() -> str:
     """CPU model, cores, Python and numpy versions of this machine."""
     model = platform.processor() or platform.machine()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -33,7 +32,7 @@ import urllib.request
 from pathlib import Path
 
 import morph
-from _report import Report, machine
+from _report import Report, chromium_path, machine
 from morph.cli.serve import dashboard_notebook, voila_command
 
 CHROMIUM_ARGS = [
@@ -186,9 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-layouts", action="store_true", help="also time two FigureWidgets instead of one")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
-    chromium = shutil.which("chromium")
+    chromium = chromium_path()
     if not chromium:
-        print("chromium not found: install Debian's chromium (apt-get install chromium)", file=sys.stderr)
         return 2
     from playwright.sync_api import sync_playwright
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import shutil
 import statistics
@@ -56,7 +57,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
 import morph
-from _report import Report, machine
+from _report import Report, chromium_path, machine
 from _viewers import kernel_cpu_by_id, kernel_rss_mb, own_cpu_s, process_tree, run_viewers, tree_cpu_s
 from bench_dashboard import CHROMIUM_ARGS, READY, TIMER, free_port, load_average, stop
 from morph.cli.serve import dashboard_notebook, default_max_sessions, prepare_fits, voila_command
@@ -102,17 +103,23 @@ def kernel_memory(server_pid: int) -> list[float]:
     return kernels
 
 
-async def session(browser, url: str, moves: int, pause_ms: int, start_line: asyncio.Event) -> dict:
-    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = await context.new_page()
-    await start_line.wait()
+async def seconds_to_interactive(page, url: str) -> float:
+    """Request ``url`` and wait until the dashboard is interactive; NaN after the timeout (a load test goes on)."""
     start = time.perf_counter()
     try:
         await page.goto(url, wait_until="commit", timeout=INTERACTIVE_TIMEOUT_MS)
         await page.wait_for_function(READY, arg=1, polling=50, timeout=INTERACTIVE_TIMEOUT_MS)
-        interactive_s = time.perf_counter() - start
+        return time.perf_counter() - start
     except PlaywrightTimeout:
-        interactive_s = float("nan")  # counted as not interactive, not fatal: this is a load test
+        return float("nan")
+
+
+async def session(browser, url: str, moves: int, pause_ms: int, start_line: asyncio.Event) -> dict:
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    await start_line.wait()
+    interactive_s = await seconds_to_interactive(page, url)
+    if math.isnan(interactive_s):  # counted as not interactive, not fatal: this is a load test
         status = await page.evaluate("() => document.title + ' | ' + document.body.innerText.slice(0, 200)")
         print(f"a session was not interactive after {INTERACTIVE_TIMEOUT_MS // 1000} s: {status!r}", file=sys.stderr)
     return {"interactive_s": interactive_s, "page": page, "context": context, "moves": moves, "pause": pause_ms}
@@ -200,13 +207,7 @@ async def canary(url: str, start_line: asyncio.Event) -> dict:
         await asyncio.sleep(1.0)
         await start_line.wait()
         before = chromium_cpu_s()
-        start = time.perf_counter()
-        try:
-            await page.goto(url, wait_until="commit", timeout=INTERACTIVE_TIMEOUT_MS)
-            await page.wait_for_function(READY, arg=1, polling=50, timeout=INTERACTIVE_TIMEOUT_MS)
-            interactive_s = time.perf_counter() - start
-        except PlaywrightTimeout:
-            interactive_s = float("nan")
+        interactive_s = await seconds_to_interactive(page, url)
         await asyncio.sleep(3.0)
         cpu_s = chromium_cpu_s() - before
         await browser.close()
@@ -431,8 +432,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.add_argument("--server-log", default=None, metavar="PATH", help="append the server's output to this file")
     args = parser.parse_args()
-    if not shutil.which("chromium"):
-        print("chromium not found: install Debian's chromium (apt-get install chromium)", file=sys.stderr)
+    if not chromium_path():
         return 2
     report = Report("bench_load", args.json)
     report.say(f"machine: {machine()}, morph {morph.__version__}; load average before: {load_average()}")

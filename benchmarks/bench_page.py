@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import morph
-from _report import Report, machine
+from _report import Report, chromium_path, machine
 from bench_dashboard import CHROMIUM_ARGS, READY, load_average, start_server, stop
 from morph.app.bundle import BUNDLE_ENV
 from morph.cli.serve import dashboard_notebook
@@ -120,9 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=3.0, help="seconds after interactive before reading (3)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
-    chromium = shutil.which("chromium")
+    chromium = chromium_path()
     if not chromium:
-        print("chromium not found: install Debian's chromium (apt-get install chromium)", file=sys.stderr)
         return 2
     from playwright.sync_api import sync_playwright
 

@@ -255,6 +255,14 @@ def _starts(names: Sequence[str], work: GenerationWork, measured: np.ndarray, pr
     return starts
 
 
+def _prior_and_held(device: Hardware, names: Sequence[str], fixed: Mapping[str, float]) -> tuple[dict, dict]:
+    """The device's prior coefficients, and the values of those not fitted (``fixed``, else the prior), checked."""
+    prior = priors(device)
+    held = {k: float(fixed.get(k, prior[k])) for k in COEFFICIENTS if k not in names}
+    _check_fixed(held)
+    return prior, held
+
+
 def _fit(work: GenerationWork, measured: np.ndarray, names: Sequence[str], fixed: Mapping[str, float],
          prior: Mapping[str, float], starts: Sequence[np.ndarray] | None = None, max_nfev: int = 2000,
          tolerance: float = 1e-12):
@@ -432,9 +440,7 @@ def calibrate(
     names = _validate_fit(tuple(fit), fixed)
     if len(frame) < len(names):
         raise LatencyError(f"{len(names)} coefficients cannot be fitted to {len(frame)} measurement(s)")
-    prior = priors(device)
-    held = {k: float(fixed.get(k, prior[k])) for k in COEFFICIENTS if k not in names}
-    _check_fixed(held)
+    prior, held = _prior_and_held(device, names, fixed)
     work = generation_work_for(frame, device)
     measured = frame["latency_s"].to_numpy(dtype=np.float64)
     result = _fit(work, measured, names, held, prior)
@@ -539,9 +545,7 @@ def leave_one_out(
             f"leave-one-out needs more measurements than coefficients to fit "
             f"({len(frame)} measurement(s), {len(names)} coefficient(s))"
         )
-    prior = priors(device)
-    held = {k: float((fixed or {}).get(k, prior[k])) for k in COEFFICIENTS if k not in names}
-    _check_fixed(held)
+    prior, held = _prior_and_held(device, names, fixed or {})
     work = generation_work_for(frame, device)
     measured = frame["latency_s"].to_numpy(dtype=np.float64)
     # Leaving one row out moves the optimum little, so each refit starts from the full fit's (found from
