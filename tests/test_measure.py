@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
 
 from morph.cli import build_parser, main
 from morph.cli.measure import _stacks
+from morph.latency import measure as measure_module
 from morph.latency.calibration import load_measurements
 from morph.latency.measure import (
     COLUMNS,
@@ -433,3 +437,51 @@ def test_table_of_both_stacks_round_trips(tmp_path):
     out.write_text(out.read_text().replace(",cuda-graphs\n", ",tensorrt\n"))
     with pytest.raises(DataError, match="unknown stack"):
         read_measurements(out)
+
+
+# --- a sweep stopped part-way ------------------------------------------------------------------------------------
+
+
+def _stopping_on_call(monkeypatch, call: int, stop: Callable[[], None]) -> None:
+    """Make the ``call``-th shape of a sweep stop it with ``stop()``; the others are timed for real."""
+    real = measure_module.measure_shape
+    calls = []
+
+    def measure(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            stop()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(measure_module, "measure_shape", measure)
+
+
+def _interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+def _terminate() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize("stop", [_interrupt, _terminate], ids=["ctrl-c", "sigterm"])
+def test_a_stopped_sweep_keeps_the_shapes_it_finished_and_says_so(stop, monkeypatch, tmp_path, capsys):
+    out = tmp_path / "out.csv"
+    _stopping_on_call(monkeypatch, 3, stop)
+    before = signal.getsignal(signal.SIGTERM)
+    argv = ["measure", "--shape", "1x64", "--shape", "2x64", "--shape", "3x64", "--output-tokens", "2",
+            "--trials", "1", "--device", "cpu", "--output", str(out)]
+    assert main(argv) == 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+    assert signal.getsignal(signal.SIGTERM) is before
+    frame, prov = read_measurements(out)
+    assert frame["n_layers"].tolist() == [1, 2]  # two of three shapes finished before the stop
+    assert prov["interrupted"] == "after 2 of 3 runs"
+    assert "interrupted after 2 of 3 runs" in capsys.readouterr().err
+
+
+def test_a_sweep_stopped_before_any_shape_finished_writes_nothing(monkeypatch, tmp_path, capsys):
+    out = tmp_path / "out.csv"
+    _stopping_on_call(monkeypatch, 1, _interrupt)
+    assert main(["measure", "--shape", "1x64", "--device", "cpu", "--output", str(out)]) == 130
+    assert not out.exists()
+    assert "nothing written" in capsys.readouterr().err

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
+import signal
 import sys
 import time
-from typing import NoReturn
+from typing import Callable, Iterator, NoReturn
 
 from ..errors import LatencyError
 from ..latency.measure import (
@@ -168,19 +170,36 @@ def run(args: argparse.Namespace) -> int:
     date, load_before = now_iso(), load_average()
     started = time.perf_counter()
     progress = None if (args.quiet or args.json) else _progress
-    measurements = measure_shapes(shapes, protocol, progress=progress, stacks=stacks)
+    measurements: list[Measurement] = []
+    interrupted = False
+    try:
+        with _terminate_as_interrupt():
+            measure_shapes(shapes, protocol, progress=_collect(measurements, progress), stacks=stacks)
+    except KeyboardInterrupt:
+        interrupted = True
     wall_s = time.perf_counter() - started
+    runs = len(shapes) * len(stacks)
+    if interrupted and not measurements:
+        print(f"morph: interrupted before the first of {runs} runs finished; nothing written", file=sys.stderr)
+        return INTERRUPTED
+    extra = {"wall_s": f"{wall_s:.1f}"}
+    if interrupted:
+        # A long GPU sweep stopped by a time limit keeps the shapes it finished, and says so.
+        extra["interrupted"] = f"after {len(measurements)} of {runs} runs"
     header = provenance(
         measurements[0].protocol,
         command=command,
         date=date,
         load_before=load_before,
         load_after=load_average(),
-        extra={"wall_s": f"{wall_s:.1f}"},
+        extra=extra,
         stacks=stacks,
     )
     if args.output:
         write_measurements(args.output, measurements, header)
+    if interrupted:
+        where = f"; written to {args.output}" if args.output else ""
+        print(f"morph: interrupted after {len(measurements)} of {runs} runs{where}", file=sys.stderr)
     if args.json:
         print_json(
             {
@@ -194,4 +213,38 @@ def run(args: argparse.Namespace) -> int:
         print(table(measurements))
         note = f"{len(shapes)} shape(s) x {len(stacks)} stack(s) in {wall_s:.1f} s; {header['protocol']}"
         print(note if not args.output else f"{note}\nwritten to {args.output}")
-    return 0
+    return INTERRUPTED if interrupted else 0
+
+
+INTERRUPTED = 130
+"""Exit status of a sweep stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it)."""
+
+
+def _collect(
+    into: list[Measurement], progress: Callable[[int, int, Measurement], None] | None
+) -> Callable[[int, int, Measurement], None]:
+    """A progress callback that keeps every finished measurement in ``into``, then reports it."""
+
+    def record(i: int, total: int, measurement: Measurement) -> None:
+        into.append(measurement)
+        if progress is not None:
+            progress(i, total, measurement)
+
+    return record
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (``timeout``, a batch scheduler) stops the sweep as Ctrl-C does."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
