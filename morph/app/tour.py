@@ -83,7 +83,8 @@ TOUR: tuple[TourStop, ...] = (
         "prior (0-54 us per layer and step) that no public timing measures, so whether 12x3072 is "
         "still faster than 24x2048 is open: about 1.0x instead of 1.84x. The coefficients are "
         "transferred from published timings of another model and GPU: note the badge and the wider "
-        "bands.",
+        "bands. Choose the H100 SXM: there Morph measured the cost, 96 us per layer and step for "
+        "unfused kernels, and 12x3072 is 1.45x faster again.",
     ),
 )
 """The tour, in the order of the story."""

@@ -81,7 +81,7 @@ STACKS: Mapping[str, Stack] = {
     "cuda-graphs": Stack(
         "cuda-graphs",
         "graph-captured decode (CUDA graphs: torch.compile reduce-overhead, vLLM, TensorRT-LLM)",
-        {"a100-80gb": "a100-80gb-cuda-graphs"},
+        {"a100-80gb": "a100-80gb-cuda-graphs", "h100-sxm": "h100-sxm-cuda-graphs"},
     ),
 }
 """The serving stacks with shipped calibrations."""
