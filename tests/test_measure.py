@@ -476,7 +476,9 @@ def test_a_stopped_sweep_keeps_the_shapes_it_finished_and_says_so(stop, monkeypa
     frame, prov = read_measurements(out)
     assert frame["n_layers"].tolist() == [1, 2]  # two of three shapes finished before the stop
     assert prov["interrupted"] == "after 2 of 3 runs"
-    assert "interrupted after 2 of 3 runs" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "interrupted after 2 of 3 runs" in captured.err
+    assert "2 of 3 runs in " in captured.out and "3 shape(s)" not in captured.out
 
 
 def test_a_sweep_stopped_before_any_shape_finished_writes_nothing(monkeypatch, tmp_path, capsys):

@@ -211,7 +211,8 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         print(table(measurements))
-        note = f"{len(shapes)} shape(s) x {len(stacks)} stack(s) in {wall_s:.1f} s; {header['protocol']}"
+        done = f"{len(measurements)} of {runs} runs" if interrupted else f"{len(shapes)} shape(s) x {len(stacks)} stack(s)"
+        note = f"{done} in {wall_s:.1f} s; {header['protocol']}"
         print(note if not args.output else f"{note}\nwritten to {args.output}")
     return INTERRUPTED if interrupted else 0
 
