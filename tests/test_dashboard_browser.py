@@ -293,14 +293,14 @@ def test_bands_plausibly_best_shapes_and_out_of_range_shading_are_drawn(page, vo
 
 
 def test_a_graph_captured_stack_link_shows_the_transfer_and_hides_the_published_timings(page, voila_url):
-    plot = open_dashboard(page, voila_url(NOTEBOOK, "stack=cuda-graphs&hardware=h100-sxm"))
+    plot = open_dashboard(page, voila_url(NOTEBOOK, "stack=cuda-graphs&hardware=h200"))
     published = plot["traces"]["published 1B models (measured latency, measured accuracy)"]
     assert published["visible"] is False
     lines = page.locator(".morph-validity").all_inner_texts()
     assert sum(line.startswith("TRANSFERRED:") for line in lines) == 1
     assert any(line.startswith("Serving stack cuda-graphs:") and "basis transfer" in line for line in lines)
     # Under graph capture the wider 12x3072 is no faster than 24x2048: latency follows the weights.
-    expected = Dashboard.from_query("stack=cuda-graphs&hardware=h100-sxm").selection.selected
+    expected = Dashboard.from_query("stack=cuda-graphs&hardware=h200").selection.selected
     assert selected(plot)[0] == f"1: {expected['n_layers'].iloc[0]}x{expected['d_model'].iloc[0]}"
     assert_no_python_errors(page)
 
