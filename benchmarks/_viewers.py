@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 import websockets
 
 __all__ = ["ProtocolViewer", "ViewerResult", "encode_frame", "decode_frame", "process_tree", "tree_cpu_s",
-           "kernel_rss_mb", "rss_mb", "own_cpu_s", "kernel_cpu_by_id"]
+           "kernel_memory_mb", "memory_mb", "own_cpu_s", "kernel_cpu_by_id"]
 
 V1 = "v1.kernel.websocket.jupyter.org"
 MAX_PAGE_BYTES = 32 * 2**20
@@ -362,20 +362,33 @@ def kernel_cpu_by_id(server_pid: int) -> dict[str, float]:
     return found
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def memory_mb(pid: int) -> dict[str, float]:
+    """``{"rss": ..., "pss": ...}``: resident and proportional memory of ``pid`` (MB).
+
+    RSS counts every page of the libraries a process maps, although every kernel maps the same
+    numpy, pandas and Python files and the machine holds them once. PSS gives each process its
+    private pages plus its share of each shared page, so the PSS of all kernels adds up to the
+    memory they take from the server: the figure to size a server by.
+    """
+    found = {"rss": float("nan"), "pss": float("nan")}
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:  # an older kernel: RSS alone
+        lines = [line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS:")]
+    for line in lines:
+        key, _, rest = line.partition(":")
+        if key in ("Rss", "VmRSS", "Pss"):
+            found["rss" if key != "Pss" else "pss"] = int(rest.split()[0]) / 1024
+    return found
 
 
-def kernel_rss_mb(server_pid: int) -> list[float]:
-    """Resident memory (MB) of every kernel below the server."""
+def kernel_memory_mb(server_pid: int) -> list[dict[str, float]]:
+    """:func:`memory_mb` of every kernel below the server."""
     found = []
     for pid in process_tree(server_pid)[1:]:
         try:
             if b"ipykernel" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(rss_mb(pid))
+                found.append(memory_mb(pid))
         except OSError:
             continue
     return found

@@ -18,7 +18,9 @@ Per server: CPU seconds per viewer (utime + stime from /proc over the server's
 process tree, kernels that exited included, from the first request to the last
 move, divided by the viewers and the canary; kernels started before the first
 request, the pool's or the class's warm-up, are not in it and are reported
-apart) and resident memory per kernel.
+apart) and memory per kernel: its PSS from ``/proc/PID/smaps_rollup`` (private pages plus
+its share of the pages all kernels map, so the kernels' PSS adds up to what they take from
+the machine), with RSS (which counts the shared libraries in every kernel) beside it.
 
 Targets: class30: all 30 get their state, median < 5 s, max < 10 s, every
 move answered, p90 < 500 ms, the canary interactive < 6 s; arrive60: each
@@ -58,7 +60,7 @@ from playwright.async_api import async_playwright
 
 import morph
 from _report import Report, chromium_path, machine
-from _viewers import kernel_cpu_by_id, kernel_rss_mb, own_cpu_s, process_tree, run_viewers, tree_cpu_s
+from _viewers import kernel_cpu_by_id, kernel_memory_mb, memory_mb, own_cpu_s, process_tree, run_viewers, tree_cpu_s
 from bench_dashboard import CHROMIUM_ARGS, READY, TIMER, free_port, load_average, stop
 from morph.cli.serve import dashboard_notebook, default_max_sessions, prepare_fits, voila_command
 
@@ -67,40 +69,9 @@ MOVE_TIMEOUT_MS = 30_000
 INTERACTIVE_TIMEOUT_MS = 120_000
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    found, stack = [], [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
-
-
 def kernel_memory(server_pid: int) -> list[float]:
-    """Resident memory (MB) of every kernel the server started."""
-    kernels = []
-    for pid in _descendants(server_pid):
-        try:
-            if b"ipykernel" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                kernels.append(_rss_mb(pid))
-        except OSError:
-            continue
-    return kernels
+    """Resident memory (MB) of every kernel the server started (the browser scenarios' figure)."""
+    return [m["rss"] for m in kernel_memory_mb(server_pid)]
 
 
 async def seconds_to_interactive(page, url: str) -> float:
@@ -226,13 +197,16 @@ async def run_protocol(sessions: int, arrival_s: float, moves: int, pause_ms: in
         cpu_before, own_before = tree_cpu_s(process.pid), own_cpu_s(process.pid)
         kernels_before = kernel_cpu_by_id(process.pid)  # warm kernels: what they spent before the lesson
         start_line.set()
-        memory: list[float] = []
+        memory: list[dict[str, float]] = []
+        whole: list[float] = []
 
         async def sample_memory() -> None:  # while the viewers are open: the most kernels at one time
             while True:
-                found = kernel_rss_mb(process.pid)
+                found = kernel_memory_mb(process.pid)
                 if len(found) >= len(memory):
                     memory[:] = found
+                    # Everything the server holds then: Voila, its helpers and every kernel, shared pages once.
+                    whole[:] = [sum(memory_mb(pid)["pss"] for pid in process_tree(process.pid))]
                 await asyncio.sleep(2.0)
 
         sampler = asyncio.create_task(sample_memory())
@@ -243,7 +217,7 @@ async def run_protocol(sessions: int, arrival_s: float, moves: int, pause_ms: in
         kernels = memory
         cpu_s = tree_cpu_s(process.pid) - cpu_before
         own_s = own_cpu_s(process.pid) - own_before
-        server_mb = _rss_mb(process.pid)
+        server_mb = memory_mb(process.pid)["rss"]
     finally:
         stop(process)
     states = np.array([r.state_s if r.state_s is not None else np.nan for r in results])
@@ -275,8 +249,11 @@ async def run_protocol(sessions: int, arrival_s: float, moves: int, pause_ms: in
         "kernel_move_cpu_ms": 1e3 * float(np.median(per_move or [np.nan])),
         "voila_cpu_per_viewer_s": voila_per_viewer,
         "open_cpu_per_viewer_s": float(np.median(opened or [np.nan])) + voila_per_viewer,
-        "kernels": len(kernels), "kernel_median_mb": float(np.median(kernels or [np.nan])),
-        "kernel_max_mb": float(max(kernels or [np.nan])), "server_mb": float(server_mb),
+        "kernels": len(kernels),
+        "kernel_median_mb": float(np.median([m["pss"] for m in kernels] or [np.nan])),
+        "kernel_max_mb": float(max([m["pss"] for m in kernels] or [np.nan])),
+        "kernel_rss_median_mb": float(np.median([m["rss"] for m in kernels] or [np.nan])),
+        "server_tree_mb": float(whole[0]) if whole else float("nan"), "server_mb": float(server_mb),
         "load_after": load_average(), "errors": errors,
     }
 
@@ -295,8 +272,11 @@ def record_protocol(report: Report, name: str, r: dict) -> None:
                f"{r['canary_browser_cpu_s']:.2f} s")
     report.say(f"  server CPU: {r['server_cpu_s']:.1f} s for {r['sessions'] + 1} viewers = "
                f"{r['cpu_per_viewer_s']:.2f} s per viewer ({r['server_process_cpu_s']:.1f} s of it in the Voila "
-               f"process, the rest in kernels); {r['kernels']} kernels, median {r['kernel_median_mb']:.0f} MB "
-               f"(max {r['kernel_max_mb']:.0f} MB), the server {r['server_mb']:.0f} MB")
+               f"process, the rest in kernels)")
+    report.say(f"  memory: {r['kernels']} kernels, each {r['kernel_median_mb']:.0f} MB proportional (PSS, median; "
+               f"max {r['kernel_max_mb']:.0f} MB) and {r['kernel_rss_median_mb']:.0f} MB resident (RSS, counting the "
+               f"libraries every kernel shares); the whole server {r['server_tree_mb']:.0f} MB (PSS summed), the "
+               f"Voila process {r['server_mb']:.0f} MB resident")
     t = PROTOCOL_TARGETS[name]
     report.target(f"{name}: viewers with widget state", r["with_state"], r["sessions"], "viewers", below=False)
     if "state_median_s" in t:
@@ -322,8 +302,12 @@ def record_protocol(report: Report, name: str, r: dict) -> None:
     report.figure(f"{name}: server CPU per viewer, page and {r['moves_planned'] // max(1, r['sessions'])} moves",
                   r["cpu_per_viewer_s"], "s")
     report.figure(f"{name}: kernel CPU per move, median", r["kernel_move_cpu_ms"], "ms")
-    report.target(f"{name}: memory per kernel, median", r["kernel_median_mb"], 120.0, "MB")
-    report.figure(f"{name}: memory per kernel, max", r["kernel_max_mb"], "MB")
+    report.target(f"{name}: memory per kernel (PSS: private pages and a share of the shared ones), median",
+                  r["kernel_median_mb"], 120.0, "MB")
+    report.figure(f"{name}: memory per kernel (PSS), max", r["kernel_max_mb"], "MB")
+    report.figure(f"{name}: memory per kernel (RSS, shared libraries counted in every kernel), median",
+                  r["kernel_rss_median_mb"], "MB")
+    report.figure(f"{name}: memory of the whole server with every kernel (PSS summed)", r["server_tree_mb"], "MB")
     report.figure(f"{name}: server CPU, Voila process alone", r["server_process_cpu_s"], "s")
     report.figure(f"{name}: warm-up before the first page", r["warm_up_s"], "s")
     report.figure(f"{name}: warm-up CPU", r["warm_up_cpu_s"], "s")
@@ -361,7 +345,7 @@ async def run(sessions: int, moves: int, pause_ms: int, arrival_s: float, pool_s
             start_line.set()
             states = await asyncio.gather(*tasks)
             kernels = kernel_memory(process.pid)
-            server_mb = _rss_mb(process.pid)
+            server_mb = memory_mb(process.pid)["rss"]
             live = [s for s in states if s["interactive_s"] == s["interactive_s"]]  # not NaN
             slider_ms = [t for times in await asyncio.gather(*(move_slider(s) for s in live)) for t in times]
             await browser.close()

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, free_port, run_async, stop, wait_for_http
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _viewers import ProtocolViewer, decode_frame, encode_frame, kernel_rss_mb, tree_cpu_s  # noqa: E402
+from _viewers import ProtocolViewer, decode_frame, encode_frame, kernel_memory_mb, tree_cpu_s  # noqa: E402
 
 
 def test_frames_round_trip_and_malformed_ones_are_refused():
@@ -40,7 +40,7 @@ def test_two_protocol_viewers_get_every_widget_and_their_moves_redraw_the_budget
             return await asyncio.gather(*(v.run() for v in viewers))
 
         results = run_async(asyncio.wait_for(both(), 300))
-        assert len(kernel_rss_mb(process.pid)) == 2  # one kernel per viewer, as for pages
+        assert len(kernel_memory_mb(process.pid)) == 2  # one kernel per viewer, as for pages
         assert tree_cpu_s(process.pid) > 0
     finally:
         stop(process)
@@ -55,3 +55,14 @@ def test_two_protocol_viewers_get_every_widget_and_their_moves_redraw_the_budget
     # Each viewer moved its own dashboard: down one step of the slider, then back to the link's budget.
     step = next(s["step"] for s in viewers[0].states.values() if s.get("description") == "Latency budget (s)")
     assert [v for v, _ in viewers[0].updates] == [pytest.approx(2.0 - step), pytest.approx(2.0)]
+
+
+def test_a_process_memory_is_read_as_resident_and_proportional():
+    import os
+
+    from _viewers import memory_mb
+
+    mine = memory_mb(os.getpid())
+    # PSS shares each shared page among the processes mapping it, so it is never above RSS;
+    # this interpreter holds numpy and pytest, more than a megabyte either way.
+    assert 1.0 < mine["pss"] <= mine["rss"]

@@ -218,7 +218,7 @@ def test_class_mode_warms_up_n_kernels_and_replaces_a_taken_one_when_no_page_wai
     import time
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from _viewers import ProtocolViewer, kernel_rss_mb, process_tree
+    from _viewers import ProtocolViewer, kernel_memory_mb, process_tree
 
     def kernels(pid: int) -> set[int]:
         found = set()
@@ -245,7 +245,7 @@ def test_class_mode_warms_up_n_kernels_and_replaces_a_taken_one_when_no_page_wai
             time.sleep(0.5)
         assert f"morph: class of {size} ready: {size} kernels warm in" in log.read_text()
         warm = kernels(process.pid)
-        assert len(warm) == size and len(kernel_rss_mb(process.pid)) == size  # started before any page
+        assert len(warm) == size and len(kernel_memory_mb(process.pid)) == size  # started before any page
         for pid in warm:  # told to load plotly without nbformat (morph.app.kernel)
             assert b"MORPH_DASHBOARD_KERNEL=1" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         viewer = ProtocolViewer(base, query="latency=3", moves=1, pause_s=0.1)
