@@ -99,6 +99,23 @@ def test_moving_the_latency_target_changes_the_plot_table_and_link(dashboard):
     assert dashboard.settings.latency_budget_s == 3.0
 
 
+def test_a_budget_move_edits_the_plots_labels_in_place():
+    # plotly.js redraws the whole figure when the annotations array is replaced, and only an edited
+    # annotation when one item changes: a move must keep the figure's annotation objects and edit them.
+    board = Dashboard()
+    before = board.figure.layout.annotations
+    shown = [(a.name, a.text, a.x) for a in before if a.visible is not False]
+    board.controls["latency_budget_s"].value = 3.0
+    after = board.figure.layout.annotations
+    assert len(after) == len(before) and all(a is b for a, b in zip(after, before))
+    moved = [(a.name, a.text, a.x) for a in after if a.visible is not False]
+    assert moved != shown and ("label", "1: 16x3072", pytest.approx(math.log10(
+        board.selection.selected["latency_s"].iloc[0]))) in moved  # 1B_v7, the new top pick (see above)
+    # The caption follows the line: at the budget's latency, in the plot's log axis.
+    caption = next(a for a in after if a.name == "budget")
+    assert caption.x == pytest.approx(math.log10(3.0))
+
+
 def test_a_budget_on_throughput_keeps_the_top_pick_and_draws_its_latency(dashboard):
     # Morph-1B (1B_v8) takes 1.96 s for 256 output tokens in the paper's protocol: 130.6 tokens/s.
     # Switching to a throughput floor sets the largest 3-digit floor it meets, 130 tokens/s.

@@ -60,6 +60,16 @@ TITLES = ("Loss against latency", "Loss against aspect ratio R")
 MAX_LABELS = 8
 """At most this many selected shapes are named on the plot (all of them are in the table)."""
 
+# Unused annotation slots, with the keys of a caption and of a label, so that showing one later
+# edits it in place (see DashboardView.send_annotations).
+HIDDEN_CAPTION: dict[str, Any] = dict(
+    xref="x", yref="y domain", x=0.0, y=1, text="", showarrow=False, xanchor="left", yanchor="top", xshift=3,
+    yshift=0.0, font=dict(color=ACCENT, size=11), name="unused", visible=False)
+HIDDEN_LABEL: dict[str, Any] = dict(
+    xref="x", yref="y", x=0.0, y=0.0, text="", showarrow=True, arrowhead=0, arrowwidth=1, arrowcolor="#888",
+    axref="pixel", ayref="pixel", ax=0.0, ay=0.0, font=dict(size=11, color=ACCENT),
+    bgcolor="rgba(255,255,255,0.85)", borderpad=1, name="unused", visible=False)
+
 
 def trace(fig: Any, name: str) -> Any:
     """The figure's trace called ``name`` (one of the names above)."""
@@ -139,6 +149,7 @@ class DashboardView:
         self.geometry: FigureGeometry = figure_geometry(None)
         self.drawn: Result | None = None
         self.curve_key: tuple | None = None
+        self.label_slots = 0  # label annotations the figure holds, shown or hidden (it only grows)
         self.sent: dict[str, Any] = {}  # what the figure was last sent, by part: unchanged parts are not sent again
         self.reading_notes = ""  # the notes that follow only the evaluation
         fig = go.Figure(_initial_figure_once())  # a copy
@@ -147,6 +158,8 @@ class DashboardView:
             self.draw_evaluation(first, fig)
             self.draw_selection(first, fig)
         self.figure = figure_class(fig)
+        if "annotations" in self.sent:  # the widget was built from that figure: it holds those annotations
+            self.sent["annotations"] = (id(self.figure), self.sent["annotations"][1])
         self.table = widgets.HTML()
         self.price = widgets.HTML()
         self.notes_html = widgets.HTML()
@@ -235,14 +248,12 @@ class DashboardView:
         if published.visible:
             points += [(x, y, text, "y3") for x, y, text in zip(published.x, published.y, published.text)]
         # Built whole from the geometry: inside a batch_update the figure still reads its old annotations.
-        # Sent only when they change (a budget move that keeps the same shapes and caption sends none).
-        annotations = [
-            *self.geometry.titles(*TITLES),
-            *self.label_annotations(points, min(len(labels), MAX_LABELS), rule, x_range, y_range),
-        ]
-        if self.sent.get("annotations") != (id(fig), annotations):
-            fig.layout.annotations = annotations
-            self.sent["annotations"] = (id(fig), annotations)
+        placed = self.label_annotations(points, min(len(labels), MAX_LABELS), rule, x_range, y_range)
+        # A fixed number of label slots, the unused ones hidden: a move then edits annotations in place.
+        self.label_slots = max(self.label_slots, len(placed) - 1)
+        annotations = [*self.geometry.titles(*TITLES), *placed,
+                       *[HIDDEN_LABEL] * (self.label_slots - (len(placed) - 1))]
+        self.send_annotations(fig, annotations)
         # The law's curve over R at the top pick's N and D: the shape factor in isolation.
         top = int(i[0])
         N, D = float(ev.candidates.N[top]), float(ev.candidates.D[top])
@@ -260,11 +271,32 @@ class DashboardView:
             trace(fig, ASPECT_SELECTED).update(x=ev.candidates.aspect_ratio[i], y=ev.loss[i], text=labels)
             self.sent[ASPECT_SELECTED] = aspect_key
 
+    def send_annotations(self, fig: Any, annotations: list[dict[str, Any]]) -> None:
+        """Send the annotations that changed since the last time, each edit as small as it can be.
+
+        plotly.js redraws the whole figure when the annotations array is replaced (about 100 ms
+        of a slider move in the page), but redraws only the edited annotation when one item's
+        properties change. So when the figure holds the same number of annotations with the
+        same properties, only the changed properties of the changed items are sent.
+        """
+        last = self.sent.get("annotations")
+        if last is not None and last[0] == id(fig) and len(last[1]) == len(annotations) and all(
+                a.keys() == b.keys() for a, b in zip(last[1], annotations)):
+            for k, (old, new) in enumerate(zip(last[1], annotations)):
+                changed = {key: value for key, value in new.items() if old[key] != value}
+                if changed:
+                    fig.layout.annotations[k].update(changed)
+        elif last is None or last[0] != id(fig) or last[1] != annotations:
+            fig.layout.annotations = annotations
+        self.sent["annotations"] = (id(fig), annotations)
+
     def label_annotations(
         self, points: list[tuple[float, float, str, str]], n_selected: int, rule: tuple[float, str] | None,
         x_range: tuple, y_range: tuple,
     ) -> list[dict[str, Any]]:
-        """The budget's caption, then a label per point (selected shapes by rank, then published models).
+        """The budget's caption (hidden without a budget line), then a label per placed point.
+
+        Points are the selected shapes by rank, then the published models.
 
         ``rule`` is the budget line's latency and caption (:func:`~morph.app.decision_view.budget_rule`),
         if it has one.
@@ -281,7 +313,7 @@ class DashboardView:
             fraction = (y - y_range[0]) / (y_range[1] - y_range[0]) if axis == "y" else y
             return (math.log10(x) - x_range[0]) / (x_range[1] - x_range[0]) * width, (1.0 - fraction) * height
 
-        annotations: list[dict[str, Any]] = []
+        annotations: list[dict[str, Any]] = [HIDDEN_CAPTION]
         obstacles = []
         px = np.array([to_px(x, y, axis) for x, y, _, axis in points]).reshape(-1, 2)
         if rule is not None:
@@ -291,10 +323,10 @@ class DashboardView:
             (budget, caption) = rule
             box, right_side = place_caption(to_px(budget, y_range[1])[0], label_size(caption), (width, height), markers)
             obstacles.append(box)
-            annotations.append(dict(
+            annotations[0] = dict(
                 xref="x", yref="y domain", x=math.log10(budget), y=1, text=caption, showarrow=False,
                 xanchor="left" if right_side else "right", yanchor="top", xshift=3 if right_side else -3,
-                yshift=-float(box[1]), font=dict(color=ACCENT, size=11), name="budget"))
+                yshift=-float(box[1]), font=dict(color=ACCENT, size=11), name="budget", visible=True)
         if not points:
             return annotations
         texts = [t for _, _, t, _ in points]
@@ -307,6 +339,6 @@ class DashboardView:
                 arrowcolor="#888", axref="pixel", ayref="pixel",
                 ax=float(placement.x[k] - px[k, 0]), ay=float(placement.y[k] - px[k, 1]),
                 font=dict(size=11, color=ACCENT if k < n_selected else "#2ca02c"),
-                bgcolor="rgba(255,255,255,0.85)", borderpad=1, name="label",
+                bgcolor="rgba(255,255,255,0.85)", borderpad=1, name="label", visible=True,
             ))
         return annotations
