@@ -83,9 +83,10 @@ def test_shipped_stack_calibrations_are_rebuilt_from_the_public_table():
 def test_the_shipped_h100_graph_calibration_is_rebuilt_from_the_shipped_sweep():
     # The point fit only: the shipped file's 100 bootstrap refits take seconds and do not move it.
     rebuilt, shipped = calibrate_h100_graphs(bootstrap=0), load_calibration("h100-sxm-cuda-graphs")
-    # 1e-6: a least-squares refit of nine timings, whose last digits follow the CPU's SIMD path.
+    # 1e-6: a least-squares refit of nine timings, whose last digits follow the CPU's SIMD path (the host's
+    # time per step, which these timings cannot tell, is fixed at its prior: a free fit moved by 5x between paths).
     assert rebuilt.coefficients == pytest.approx(shipped.coefficients, rel=1e-6)
-    assert rebuilt.fitted == shipped.fitted == ("c_fixed_s", "c_layer_device_s", "eta_bw")
+    assert rebuilt.fitted == shipped.fitted == ("c_layer_device_s", "eta_bw")
     assert shipped.provenance["gpu"] == "NVIDIA H100 80GB HBM3" and shipped.provenance["driver"]
 
 
