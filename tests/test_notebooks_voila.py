@@ -5,7 +5,6 @@ One Voila server (the session's) renders every notebook in turn.
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import pytest
@@ -58,23 +57,15 @@ RELOADS = 2
 """Reloads after figures lost to that race, each reported; a figure missing after them fails the test."""
 
 
-def _all_drawn(page, expected: int, timeout_s: float = 120.0, settled_s: float = 15.0) -> list[dict]:
-    """Wait (without touching the page) until ``expected`` figures all hold data; their points.
-
-    A figure lost to the widget-model race never draws: once that console error is there and the
-    drawn figures have not changed for ``settled_s``, waiting longer cannot help, so it stops.
-    """
-    deadline, last, since = time.monotonic() + timeout_s, None, time.monotonic()
-    while True:
-        drawn = page.evaluate(FIGURE_POINTS)
-        if len(drawn) >= expected and all(f["points"] > 0 for f in drawn):
-            return drawn
-        if drawn != last:
-            last, since = drawn, time.monotonic()
-        lost = any(UPSTREAM_RACE in e for e in page.console_errors)
-        if time.monotonic() > deadline or (lost and time.monotonic() - since > settled_s):
-            return drawn
-        page.wait_for_timeout(250)
+def _all_drawn(page, expected: int) -> list[dict]:
+    """Wait (without touching the page) until ``expected`` figures all hold data; their points."""
+    try:
+        page.wait_for_function(
+            f"() => {{ const f = ({FIGURE_POINTS})(); return f.length >= {expected} && f.every(x => x.points > 0); }}",
+            timeout=120_000)
+    except Exception:  # the assertion below says what is missing
+        pass
+    return page.evaluate(FIGURE_POINTS)
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
