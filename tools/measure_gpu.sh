@@ -5,6 +5,9 @@
 #
 #   OUT=results bash tools/measure_gpu.sh
 #
+# On one H100 the depth sweep takes about 8-9 minutes (both stacks). For a shorter reservation,
+# lower the limits, e.g. DEPTH_LIMIT_S=240 WIDTH_LIMIT_S=100 (the values of the shipped H100 run).
+#
 # Writes to $OUT (default build/gpu): nvidia-smi.csv, gpu-depth.csv, a100-hidden-size.csv.
 set -u
 out=${OUT:-build/gpu}
@@ -22,10 +25,10 @@ timeout "${CHECK_LIMIT_S:-90}" "$python" -m pytest --noconftest -q -p no:cachepr
     "tests/test_measure.py::test_cuda_measurement"
 
 # 2. Depth at about 1.3B parameters under both stacks: measures the per-layer cost that graph capture leaves.
-timeout "${DEPTH_LIMIT_S:-240}" "$python" -m morph measure --sweep gpu-depth --device cuda --stack both \
+timeout "${DEPTH_LIMIT_S:-900}" "$python" -m morph measure --sweep gpu-depth --device cuda --stack both \
     --output "$out/gpu-depth.csv"
 
 # 3. Width at depths 4-12 (the paper's A100 hidden_size sweep) under both stacks, in the time that remains.
-timeout "${WIDTH_LIMIT_S:-100}" "$python" -m morph measure --shapes-csv data/latency_sweep_shapes.csv --gpu A100 \
+timeout "${WIDTH_LIMIT_S:-1200}" "$python" -m morph measure --shapes-csv data/latency_sweep_shapes.csv --gpu A100 \
     --sweep hidden_size --device cuda --stack both --output "$out/a100-hidden-size.csv"
 exit 0
