@@ -276,7 +276,7 @@ class DashboardView:
 
         plotly.js redraws the whole figure whenever the annotations array is replaced, while an
         edit of one item's properties is redrawn as that property's edit type asks (a label's
-        position still asks for a full redraw; its colour or visibility does not). So when the
+        position, text or visibility still asks for a full redraw; its font colour does not). So when the
         figure holds the same number of annotations with the same properties, only the changed
         properties of the changed items are sent: smaller messages, and no redraw caused by the
         replacement itself (see benchmarks/README.md, "Where a slider move goes in the page").
