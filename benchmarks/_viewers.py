@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 import websockets
 
 __all__ = ["ProtocolViewer", "ViewerResult", "encode_frame", "decode_frame", "process_tree", "tree_cpu_s",
-           "kernel_memory_mb", "memory_mb", "own_cpu_s", "kernel_cpu_by_id"]
+           "kernel_memory_mb", "memory_mb", "tree_pss_mb", "own_cpu_s", "kernel_cpu_by_id"]
 
 V1 = "v1.kernel.websocket.jupyter.org"
 MAX_PAGE_BYTES = 32 * 2**20
@@ -380,6 +380,17 @@ def memory_mb(pid: int) -> dict[str, float]:
         if key in ("Rss", "VmRSS", "Pss"):
             found["rss" if key != "Pss" else "pss"] = int(rest.split()[0]) / 1024
     return found
+
+
+def tree_pss_mb(pid: int) -> float:
+    """PSS (MB) summed over ``pid`` and every process below it: what they hold, shared pages counted once."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            total += memory_mb(member)["pss"]
+        except OSError:  # exited between the listing and the reading
+            continue
+    return total
 
 
 def kernel_memory_mb(server_pid: int) -> list[dict[str, float]]:

@@ -60,7 +60,8 @@ from playwright.async_api import async_playwright
 
 import morph
 from _report import Report, chromium_path, machine
-from _viewers import kernel_cpu_by_id, kernel_memory_mb, memory_mb, own_cpu_s, process_tree, run_viewers, tree_cpu_s
+from _viewers import (kernel_cpu_by_id, kernel_memory_mb, memory_mb, own_cpu_s, process_tree, run_viewers,
+                      tree_cpu_s, tree_pss_mb)
 from bench_dashboard import CHROMIUM_ARGS, READY, TIMER, free_port, load_average, stop
 from morph.cli.serve import dashboard_notebook, default_max_sessions, prepare_fits, voila_command
 
@@ -206,7 +207,7 @@ async def run_protocol(sessions: int, arrival_s: float, moves: int, pause_ms: in
                 if len(found) >= len(memory):
                     memory[:] = found
                     # Everything the server holds then: Voila, its helpers and every kernel, shared pages once.
-                    whole[:] = [sum(memory_mb(pid)["pss"] for pid in process_tree(process.pid))]
+                    whole[:] = [tree_pss_mb(process.pid)]
                 await asyncio.sleep(2.0)
 
         sampler = asyncio.create_task(sample_memory())

@@ -66,3 +66,13 @@ def test_a_process_memory_is_read_as_resident_and_proportional():
     # PSS shares each shared page among the processes mapping it, so it is never above RSS;
     # this interpreter holds numpy and pytest, more than a megabyte either way.
     assert 1.0 < mine["pss"] <= mine["rss"]
+
+
+def test_a_process_trees_memory_counts_every_member_once():
+    import os
+
+    from _viewers import memory_mb, process_tree, tree_pss_mb
+
+    # This process alone below pytest's own: the tree's PSS is at least this process's.
+    assert tree_pss_mb(os.getpid()) >= memory_mb(os.getpid())["pss"] > 0
+    assert os.getpid() in process_tree(os.getpid())
