@@ -382,6 +382,54 @@ def test_the_query_string_comes_from_voila_s_environment(monkeypatch):
     assert Dashboard.from_query().share.sync_url is False  # inside JupyterLab: leave its address alone
 
 
+def open_widgets() -> set[str]:
+    from ipywidgets.widgets.widget import _instances  # what the page's request for every state reads
+
+    return set(_instances)
+
+
+def ready_kernel(monkeypatch, query: str) -> set[str]:
+    """Make this process a kernel Voila started before its page; the page's link arrives as ``query``.
+
+    Returns the widgets opened before the page arrived (filled then).
+    """
+    import morph.app.kernel as kernel
+
+    before = open_widgets()
+    opened: set[str] = set()
+
+    def page_arrives(url=None):
+        opened.update(open_widgets() - before)
+        monkeypatch.setenv("QUERY_STRING", query)
+        return {"QUERY_STRING": query}
+
+    monkeypatch.setenv("VOILA_PREHEAT", "True")
+    monkeypatch.delenv("QUERY_STRING", raising=False)
+    monkeypatch.setattr(kernel, "wait_for_page", page_arrives)
+    return opened
+
+
+@pytest.mark.parametrize("query", ["", "latency=2"])  # nothing set, or the default set again
+def test_a_ready_kernel_serves_a_plain_link_with_the_dashboard_it_built_before_the_page(monkeypatch, query):
+    opened = ready_kernel(monkeypatch, query)
+    board = Dashboard.from_query()
+    # Every widget of the page's dashboard was open before the page arrived: nothing built for it.
+    assert board.figure.model_id in opened and board.controls["latency_budget_s"].model_id in opened
+    assert board.share.sync_url is True
+    assert board.selection.selected["label"].iloc[0] == "1B_v8"  # the paper's choice (PAPER.md)
+
+
+def test_a_ready_kernel_builds_a_links_own_settings_and_closes_the_dashboard_built_before(monkeypatch):
+    opened = ready_kernel(monkeypatch, "latency=3&top_k=5&hardware=h100-sxm&nonsense=1")
+    board = Dashboard.from_query()
+    assert opened and board.figure.model_id not in opened
+    assert (board.settings.latency_budget_s, board.settings.top_k, board.settings.hardware) == (3.0, 5, "h100-sxm")
+    assert "nonsense" in board.messages.text  # the link's note reaches the page
+    assert board.share.sync_url is True
+    # The page asks for every open widget's state: the dashboard built before it is not among them.
+    assert not opened & open_widgets()
+
+
 def test_settings_out_of_range_given_in_python_are_clamped_too():
     board = Dashboard(DashboardSettings(top_k=99, hardware="nope"))
     assert board.settings.top_k == 20 and board.settings.hardware == "a100-40gb"

@@ -35,11 +35,12 @@ Under Voila the page's query string reaches the kernel as the
 
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import ipywidgets as widgets
 
-from .kernel import page_query, quick_plotly
+from .kernel import ReadyBuild, quick_plotly, ready_for_page
 
 quick_plotly()  # before anything loads plotly's renderers: lean in a served kernel
 
@@ -174,14 +175,29 @@ class Dashboard:
             ``QUERY_STRING`` environment variable of the page's kernel, or, in
             a kernel Voila started ahead of the request (``--preheat_kernel``),
             the request's query string once it arrives. When there is one the
-            browser's address is kept in step with the controls.
+            browser's address is kept in step with the controls. Such a kernel
+            builds the default dashboard before the request, and a page whose
+            link sets nothing else gets that one, built already.
         **options
             Passed to :class:`Dashboard`.
         """
         if query is None:
-            query = page_query(cls)
+            ready = ready_for_page(lambda: cls(**{"sync_url": True, **options}))
+            if ready is not None:
+                return cls._for_page(ready, {"sync_url": True, **options})
+            query = os.environ.get("QUERY_STRING")
             options.setdefault("sync_url", query is not None)
         settings, notes = settings_from_query(query)
+        return cls(settings, notes=notes, **options)
+
+    @classmethod
+    def _for_page(cls, ready: ReadyBuild["Dashboard"], options: dict[str, Any]) -> "Dashboard":
+        # A kernel's default dashboard, built before its page arrived, serves a page whose link
+        # sets nothing else (what a class opens): the page's kernel then has nothing to build.
+        settings, notes = settings_from_query(ready.query)
+        if settings == DashboardSettings() and not notes:
+            return ready.built
+        ready.discard()
         return cls(settings, notes=notes, **options)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:

@@ -1,10 +1,12 @@
 """The dashboard's kernel: a quick start, and the page's settings in a kernel Voila started early.
 
 Voila can keep a pool of kernels that ran the dashboard notebook before any
-page asked for one (``--preheat_kernel``). Such a kernel builds and discards
-one dashboard (the imports, the preset's bootstrap refits and plotly's first
-figure are most of a cold start), then waits for the page's request, whose
-settings the real dashboard is built with.
+page asked for one (``--preheat_kernel``). Such a kernel builds a dashboard with
+the default settings (the imports, the preset's bootstrap refits and plotly's
+first figure are most of a cold start), then waits for the page's request
+(:func:`ready_for_page`). A page with the default settings (a plain link, what
+a class opens) gets that dashboard as it is; a link with other settings gets a
+new one built with them, and the warm one's widgets are closed.
 
 Voila's own helper for that wait (``voila.utils.get_query_string``) imports
 Voila's server stack into the kernel: about 46 MB and 700 modules in every
@@ -29,10 +31,13 @@ import json
 import os
 import sys
 import warnings
-from typing import Any, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
 
-__all__ = ["left_out", "page_query", "warm_up", "wait_for_page", "request_info_url", "LEAN_ENV", "lean_plotly",
+__all__ = ["left_out", "ready_for_page", "ReadyBuild", "wait_for_page", "request_info_url", "LEAN_ENV", "lean_plotly",
            "quick_jsonschema", "quick_plotly"]
+
+T = TypeVar("T")
 
 LEAN_ENV = "MORPH_DASHBOARD_KERNEL"
 """Set to ``1`` in the kernels ``morph serve`` starts: they load plotly without its notebook-output stack."""
@@ -52,19 +57,53 @@ def left_out(module: str) -> Iterator[None]:
             del sys.modules[module]
 
 
-def page_query(build: Callable[[], Any]) -> str | None:
-    """The query string of the page this kernel serves under Voila (``None`` outside Voila).
+@dataclass
+class ReadyBuild(Generic[T]):
+    """What a kernel built before its page arrived, and the page's query string."""
+
+    query: str
+    """The page's query string (``""`` for none)."""
+    built: T
+    """What the build returned."""
+    widget_ids: frozenset[str]
+    """The widgets the build opened."""
+
+    def discard(self) -> None:
+        """Close the build's widgets: a page asks for the state of every open widget, and must not get these."""
+        from ipywidgets.widgets.widget import _instances
+
+        for model_id in self.widget_ids:
+            widget = _instances.get(model_id)
+            if widget is not None:
+                widget.close()
+        gc.collect()  # the closed widgets and figures hold cycles: free them before the page's own
+
+
+def ready_for_page(build: Callable[[], T]) -> ReadyBuild[T] | None:
+    """In a kernel Voila started ahead of its page: build now, then wait for the page's query string.
 
     Parameters
     ----------
     build : callable
-        Builds a default dashboard; called once to warm a pre-started kernel up.
+        Builds the dashboard a page without a query string gets.
+
+    Returns
+    -------
+    ReadyBuild or None
+        What ``build`` returned, the widgets it opened and the page's query
+        string; None outside such a kernel (there the page's query string, if
+        any, is the ``QUERY_STRING`` environment variable).
     """
-    if os.environ.get("VOILA_PREHEAT") == "True":
-        warm_up(build)
-        wait_for_page()
-        return os.environ.get("QUERY_STRING", "")
-    return os.environ.get("QUERY_STRING")
+    if os.environ.get("VOILA_PREHEAT") != "True":
+        return None
+    from ipywidgets.widgets.widget import _instances
+
+    before = set(_instances)
+    built = build()
+    made = frozenset(set(_instances) - before)
+    gc.collect()  # the build's garbage goes now, before a page waits on this kernel
+    wait_for_page()
+    return ReadyBuild(os.environ.get("QUERY_STRING", ""), built, made)
 
 
 def request_info_url(environ: Mapping[str, str] = os.environ) -> str:
@@ -100,19 +139,6 @@ def wait_for_page(url: str | None = None) -> dict[str, str]:
     found = {str(k): v for k, v in payload.items() if isinstance(v, str)} if isinstance(payload, dict) else {}
     os.environ.update(found)
     return found
-
-
-def warm_up(build: Callable[[], Any]) -> None:
-    """Build a default dashboard and close its widgets: what is left is warm code and caches."""
-    from ipywidgets.widgets.widget import _instances
-
-    before = set(_instances)
-    build()
-    for model_id in set(_instances) - before:
-        widget = _instances.get(model_id)
-        if widget is not None:
-            widget.close()
-    gc.collect()  # the closed widgets and figures hold cycles: free them before the page's own
 
 
 def lean_plotly() -> None:
