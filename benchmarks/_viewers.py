@@ -321,7 +321,11 @@ def process_tree(pid: int) -> list[int]:
 
 
 def tree_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) of ``pid``'s tree: live processes, and the children it has reaped."""
+    """CPU seconds (user + system) of ``pid``'s tree: live processes, and the children they have reaped.
+
+    An exited process's time is in its parent's cutime once reaped (the server's for a
+    launched kernel, the template's for a forked one), and in no live process's own time.
+    """
     import os
 
     tick = os.sysconf("SC_CLK_TCK")
@@ -332,9 +336,23 @@ def tree_cpu_s(pid: int) -> float:
         except (OSError, IndexError):
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14-15 of /proc/PID/stat)
-        if member == pid:
-            total += int(fields[13]) + int(fields[14])  # cutime, cstime: kernels that have exited
+        total += int(fields[13]) + int(fields[14])  # cutime, cstime: its children that have exited
     return total / tick
+
+
+def kernel_command_line(pid: int) -> bytes:
+    """A kernel's command line; for one forked from Morph's template, the ipykernel arguments it runs with.
+
+    Raises OSError for a process that is gone.
+    """
+    from morph.app.kernel_fork import forked_kernel_arguments
+
+    raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    if b"morph.app.kernel_fork" not in raw:
+        return raw
+    forked = forked_kernel_arguments(pid)
+    # The template itself is no kernel: its command line names ipykernel among the modules it imports.
+    return b"\0".join([b"ipykernel_launcher", *(a.encode() for a in forked)]) if forked else b"kernel template"
 
 
 def own_cpu_s(pid: int) -> float:
@@ -352,8 +370,7 @@ def kernel_cpu_by_id(server_pid: int) -> dict[str, float]:
     found = {}
     for pid in process_tree(server_pid)[1:]:
         try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
-            match = re.search(rb"kernel-([0-9a-f-]{36})\.json", command)
+            match = re.search(rb"kernel-([0-9a-f-]{36})\.json", kernel_command_line(pid))
             if match:
                 fields = _stat(pid)
                 found[match.group(1).decode()] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -398,7 +415,7 @@ def kernel_memory_mb(server_pid: int) -> list[dict[str, float]]:
     found = []
     for pid in process_tree(server_pid)[1:]:
         try:
-            if b"ipykernel" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if b"ipykernel" in kernel_command_line(pid):
                 found.append(memory_mb(pid))
         except OSError:
             continue

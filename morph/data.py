@@ -27,6 +27,7 @@ import csv
 import io
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Iterable, Union
 
@@ -83,7 +84,12 @@ def data_dir() -> Path:
     ``MORPH_DATA`` overrides it; otherwise the copy inside an installed wheel,
     else the repository's top-level ``data/`` (editable installs).
     """
-    override = os.environ.get("MORPH_DATA")
+    return _data_dir(os.environ.get("MORPH_DATA") or "")
+
+
+@lru_cache(maxsize=4)
+def _data_dir(override: str) -> Path:
+    # Looked up on every read of a shipped file (a dozen per slider move): once per process and setting.
     if override:
         return Path(override)
     here = Path(__file__).resolve().parent

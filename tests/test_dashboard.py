@@ -534,3 +534,18 @@ def test_dashboards_start_from_one_template_figure_without_sharing_it():
     assert x_first != x_second and max(x_first) <= 2.0 < max(x_second) <= 5.0
     template = _initial_figure_once()
     assert trace(template, SELECTED).x is None and template.layout.shapes[0].x0 == 1.0
+
+
+def test_the_ranked_tables_markup_is_pandas_markup_with_every_cell_escaped():
+    import re
+
+    from morph.app.dashboard_text import html_table
+
+    columns = {"rank": ["1", "2"], 'a <b>&"x"': ["<script>alert(1)</script>", "it's & more"],
+               "P(best) >= 0.05": ["0.51", "n/a"]}
+    ours = html_table(columns, "morph-selected")
+    # pandas' own writer is the reference (the table used to be written by it); its whitespace between tags aside.
+    reference = pd.DataFrame(columns).to_html(index=False, escape=True, border=0, classes="morph-selected",
+                                              justify="right")
+    assert ours == re.sub(r">\s+<", "><", reference).strip()
+    assert "<script>" not in ours and "&lt;script&gt;" in ours

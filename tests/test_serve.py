@@ -218,13 +218,13 @@ def test_class_mode_warms_up_n_kernels_and_replaces_a_taken_one_when_no_page_wai
     import time
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from _viewers import ProtocolViewer, kernel_memory_mb, process_tree
+    from _viewers import ProtocolViewer, kernel_command_line, kernel_memory_mb, process_tree
 
     def kernels(pid: int) -> set[int]:
         found = set()
         for member in process_tree(pid)[1:]:
             try:
-                if b"ipykernel" in Path(f"/proc/{member}/cmdline").read_bytes():
+                if b"ipykernel" in kernel_command_line(member):
                     found.add(member)
             except OSError:
                 continue
@@ -246,8 +246,9 @@ def test_class_mode_warms_up_n_kernels_and_replaces_a_taken_one_when_no_page_wai
         assert f"morph: class of {size} ready: {size} kernels warm in" in log.read_text()
         warm = kernels(process.pid)
         assert len(warm) == size and len(kernel_memory_mb(process.pid)) == size  # started before any page
-        for pid in warm:  # told to load plotly without nbformat (morph.app.kernel)
-            assert b"MORPH_DASHBOARD_KERNEL=1" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        for pid in warm:  # forked from the server's kernel template (morph.app.kernel_fork), which imported once
+            parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+            assert b"morph.app.kernel_fork" in Path(f"/proc/{parent}/cmdline").read_bytes()
         viewer = ProtocolViewer(base, query="latency=3", moves=1, pause_s=0.1)
         result = run_async(viewer.run())
         assert result.error is None and result.answered == 1

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import nbformat
 import pytest
 from jinja2 import DictLoader, Environment
 from nbconvert.exporters.templateexporter import TemplateExporter
 from nbconvert import HTMLExporter
 
+from conftest import run_async
 from morph.app.templates_once import SharedTemplateCache, install
 
 
@@ -51,7 +50,8 @@ def test_a_changed_template_or_other_options_compile_anew():
         environment = Environment(loader=DictLoader({"page": source}), bytecode_cache=cache, **options)
         template = environment.get_template("page")
         if environment.is_async:
-            return asyncio.run(template.render_async(x=2))
+            # On a thread of its own: a browser test in this process may own its event loop.
+            return run_async(template.render_async(x=2))
         return template.render(x=2)
 
     assert render("a{{ x }}") == "a2"

@@ -116,6 +116,19 @@ def initial_figure() -> go.Figure:
     return fig
 
 
+def prepare() -> None:
+    """Fill this process's caches that every dashboard reads: the empty figure, the default result's fits and data.
+
+    Widget-free: a process that forks kernels (:mod:`morph.app.kernel_fork`) calls
+    it once, and each kernel's first dashboard then starts from them.
+    """
+    from .dashboard_compute import DashboardComputation
+    from .settings import DashboardSettings
+
+    _initial_figure_once()
+    DashboardComputation().try_compute(DashboardSettings())
+
+
 @functools.lru_cache(maxsize=1)
 def _initial_figure_once() -> go.Figure:
     # Built once per process and copied: subplots and the template cost 45 ms a dashboard, a third of a page's

@@ -18,7 +18,10 @@ kernels it starts), the dashboard first loads plotly's renderers
 without nbformat (:func:`quick_plotly`): plotly imports it, and through it jsonschema, only for
 ``fig.show()``'s notebook output, which a dashboard kernel never uses (its
 figure is a widget). That is about 135 modules, 0.2 CPU s and 6 MB less per
-kernel. Elsewhere (a notebook, the tests) jsonschema is loaded at once without
+kernel (not in a kernel forked from ``morph serve``'s template,
+:mod:`morph.app.kernel_fork`, which has jsonschema loaded already: there plotly
+loads nbformat at the first figure, about 40 ms). Elsewhere
+(a notebook, the tests) jsonschema is loaded at once without
 its IRI format checker (:func:`quick_jsonschema`), which would cost 1.6 s at a
 lesson's first figure.
 """

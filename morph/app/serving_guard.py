@@ -444,6 +444,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     os.environ[LEAN_ENV] = "1"  # the dashboard's kernels load plotly without nbformat (morph.app.kernel)
     token = os.environ.pop("MORPH_TOKEN", None)
+    from . import kernel_fork
+
+    if sys.platform == "linux" and os.environ.get(kernel_fork.ENABLE_ENV, "1").strip() != "0":
+        # Kernels forked from one process that imported their libraries (morph.app.kernel_fork).
+        forker = kernel_fork.Forker()
+        forker.start()
+        kernel_fork.install(forker)
     if guard.class_size:
         from .class_pool import install as install_class_pool
 
