@@ -57,15 +57,26 @@ RELOADS = 2
 """Reloads after figures lost to that race, each reported; a figure missing after them fails the test."""
 
 
-def _all_drawn(page, expected: int) -> list[dict]:
-    """Wait (without touching the page) until ``expected`` figures all hold data; their points."""
-    try:
-        page.wait_for_function(
-            f"() => {{ const f = ({FIGURE_POINTS})(); return f.length >= {expected} && f.every(x => x.points > 0); }}",
-            timeout=120_000)
-    except Exception:  # the assertion below says what is missing
-        pass
-    return page.evaluate(FIGURE_POINTS)
+def _all_drawn(page, expected: int, limit_s: float = 120.0, settle_s: float = 10.0) -> list[dict]:
+    """Wait (without touching the page) until ``expected`` figures all hold data; their points.
+
+    A view the widget-model race has failed never draws: once that error is in the console and
+    nothing has changed for ``settle_s`` seconds, stop waiting (the caller reloads).
+    """
+    import time
+
+    deadline = time.monotonic() + limit_s
+    last, changed = None, time.monotonic()
+    while True:
+        found = page.evaluate(FIGURE_POINTS)
+        if len(found) >= expected and all(f["points"] > 0 for f in found):
+            return found
+        if found != last:
+            last, changed = found, time.monotonic()
+        raced = any(UPSTREAM_RACE in e for e in page.console_errors)
+        if time.monotonic() > deadline or (raced and time.monotonic() - changed > settle_s):
+            return found
+        page.wait_for_timeout(250)
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
