@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
@@ -62,12 +63,15 @@ async def run(client, code: str) -> str:
 
 
 @pytest.mark.slow
-def test_a_forked_kernel_runs_with_its_own_environment_group_and_widgets_and_is_interrupted_and_stopped(forking):
+def test_a_forked_kernel_runs_with_its_own_environment_group_and_widgets_and_is_interrupted_and_stopped(
+        forking, tmp_path):
+    folder = tmp_path  # the kernels' working folder
+
     async def scenario() -> dict:
         managers = [AsyncKernelManager(kernel_name="python3") for _ in range(2)]
         seen = {}
         for k, manager in enumerate(managers):
-            await manager.start_kernel(env={**os.environ, "MORPH_TEST_KERNEL": str(k)})
+            await manager.start_kernel(env={**os.environ, "MORPH_TEST_KERNEL": str(k)}, cwd=str(folder))
         clients = [m.client() for m in managers]
         try:
             for client in clients:
@@ -77,13 +81,14 @@ def test_a_forked_kernel_runs_with_its_own_environment_group_and_widgets_and_is_
             seen["processes"] = processes
             seen["registered"] = [forked_kernel_arguments(p.pid) for p in processes]
             seen["connection_files"] = [m.connection_file for m in managers]
-            code = ("import os, random, ipywidgets; "
+            code = ("import os, sys, random, ipywidgets; "
                     "print(os.environ['MORPH_TEST_KERNEL'], os.getpid(), os.getpgid(0), os.getppid(), "
-                    "random.random(), 'jupyter.widget.control' in get_ipython().kernel.comm_manager.targets)")
+                    "random.random(), 'jupyter.widget.control' in get_ipython().kernel.comm_manager.targets, "
+                    "os.getcwd() == sys.path[0])")
             seen["printed"] = [(await run(c, code)).split() for c in clients]
             # An interrupt reaches a busy kernel as it reaches a launched one (its process group).
             busy = clients[0].execute("import time; time.sleep(30)")
-            await asyncio_sleep(1.0)
+            await asyncio.sleep(1.0)
             await managers[0].interrupt_kernel()
             while True:
                 message = await clients[0].get_iopub_msg(timeout=20)
@@ -102,22 +107,17 @@ def test_a_forked_kernel_runs_with_its_own_environment_group_and_widgets_and_is_
     template = forking.process.pid
     for k, (printed, process) in enumerate(zip(seen["printed"], seen["processes"])):
         assert isinstance(process, ForkedProcess)
-        env, pid, group, parent, _, widgets = printed
+        env, pid, group, parent, _, widgets, importable = printed
         assert env == str(k) and int(pid) == process.pid
         assert int(group) == process.pid  # leads its own process group, as a launched kernel does
         assert int(parent) == template  # a fork of the template, not a new interpreter
         assert widgets == "True"  # ipywidgets' comm targets, although the template imported ipywidgets
+        assert importable == "True"  # the kernel's folder first on sys.path, as with `python -m` started there
     assert seen["printed"][0][4] != seen["printed"][1][4]  # each kernel draws its own random numbers
     # Its ipykernel arguments are found from its pid, although its command line is the template's.
     assert seen["registered"] == [["-f", m] for m in seen["connection_files"]]
     assert seen["interrupted"] == "KeyboardInterrupt"
     assert seen["after"] == [0, 0]  # shut down, and seen to be
-
-
-def asyncio_sleep(seconds: float):
-    import asyncio
-
-    return asyncio.sleep(seconds)
 
 
 @pytest.mark.slow

@@ -239,6 +239,8 @@ def _run_kernel(request: Mapping[str, Any]) -> None:
         os.environ.update(environment)
         if request.get("cwd"):
             os.chdir(request["cwd"])
+        if sys.path:
+            sys.path[0] = os.getcwd()  # as `python -m` started there sets it: the notebook's folder is importable
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
