@@ -152,12 +152,20 @@ def template_main(socket_path: str, modules: Sequence[str] = PRELOAD) -> None:
             except (OSError, ValueError) as exc:
                 _reply(connection, {"error": f"{exc.__class__.__name__}: {exc}"})
                 continue
+            # Not reaped before it is registered: a kernel that exits at once leaves no stale record.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
             pid = os.fork()
             if pid == 0:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
                 listener.close()
                 connection.close()
                 _run_kernel(request)  # never returns
-            _register(pid, request["argv"])
+            try:
+                _register(pid, request["argv"])
+            except OSError:
+                pass  # only the benchmarks read the record
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
             _reply(connection, {"pid": pid})
     os._exit(0)
 
