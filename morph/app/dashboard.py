@@ -182,9 +182,10 @@ class Dashboard:
             Passed to :class:`Dashboard`.
         """
         if query is None:
-            ready = ready_for_page(lambda: cls(**{"sync_url": True, **options}))
+            served = {"sync_url": True, **options}  # a Voila page: its address follows the controls
+            ready = ready_for_page(lambda: cls(**served))
             if ready is not None:
-                return cls._for_page(ready, {"sync_url": True, **options})
+                return cls._for_page(ready, served)
             query = os.environ.get("QUERY_STRING")
             options.setdefault("sync_url", query is not None)
         settings, notes = settings_from_query(query)
