@@ -208,16 +208,21 @@ def forked_kernel_arguments(pid: int) -> list[str] | None:
     return [str(a) for a in found] if isinstance(found, list) else None
 
 
-def _read_request(connection: socket.socket) -> dict[str, Any]:
+def _read_line(connection: socket.socket, limit: int = _MAX_REQUEST) -> bytes:
+    """One newline-ended message (requests and replies are one JSON object per line)."""
     data = b""
     while not data.endswith(b"\n"):
         chunk = connection.recv(65536)
         if not chunk:
             break
         data += chunk
-        if len(data) > _MAX_REQUEST:
-            raise ValueError("request too large")
-    request = json.loads(data)
+        if len(data) > limit:
+            raise ValueError("message too large")
+    return data
+
+
+def _read_request(connection: socket.socket) -> dict[str, Any]:
+    request = json.loads(_read_line(connection))
     if not (isinstance(request, dict) and isinstance(request.get("argv"), list)
             and all(isinstance(a, str) for a in request["argv"]) and isinstance(request.get("env"), dict)):
         raise ValueError("not a kernel request")
@@ -397,13 +402,7 @@ class Forker:
         try:
             with connection:
                 connection.sendall(request)
-                reply = b""
-                while not reply.endswith(b"\n"):
-                    chunk = connection.recv(4096)
-                    if not chunk:
-                        break
-                    reply += chunk
-            pid = json.loads(reply).get("pid")
+                pid = json.loads(_read_line(connection)).get("pid")
         except (OSError, ValueError, AttributeError):
             return None
         return ForkedProcess(pid) if isinstance(pid, int) and pid > 0 else None
