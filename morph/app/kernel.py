@@ -20,7 +20,7 @@ without nbformat (:func:`quick_plotly`): plotly imports it, and through it jsons
 figure is a widget). That is about 135 modules, 0.2 CPU s and 6 MB less per
 kernel (not in a kernel forked from ``morph serve``'s template,
 :mod:`morph.app.kernel_fork`, which has jsonschema loaded already: there plotly
-loads nbformat at the first figure, about 40 ms). Elsewhere
+loads nbformat at the first figure, about 10 ms more). Elsewhere
 (a notebook, the tests) jsonschema is loaded at once without
 its IRI format checker (:func:`quick_jsonschema`), which would cost 1.6 s at a
 lesson's first figure.
