@@ -39,6 +39,7 @@ from .decision_view import (
     selected_bars,
     selected_trace,
 )
+from .figure_edits import FigureEdits
 from .figures import si_format
 from .labels import label_size, place_caption, place_labels
 from .layout import FigureGeometry, figure_geometry, linear_range, log_range
@@ -61,7 +62,7 @@ MAX_LABELS = 8
 """At most this many selected shapes are named on the plot (all of them are in the table)."""
 
 # Unused annotation slots, with the keys of a caption and of a label, so that showing one later
-# edits it in place (see DashboardView.send_annotations).
+# edits it in place (see DashboardView.edit_annotations).
 HIDDEN_CAPTION: dict[str, Any] = dict(
     xref="x", yref="y domain", x=0.0, y=1, text="", showarrow=False, xanchor="left", yanchor="top", xshift=3,
     yshift=0.0, font=dict(color=ACCENT, size=11), name="unused", visible=False)
@@ -165,6 +166,7 @@ class DashboardView:
         self.label_slots = 0  # label annotations the figure holds, shown or hidden (it only grows)
         self.sent: dict[str, Any] = {}  # what the figure was last sent, by part: unchanged parts are not sent again
         self.reading_notes = ""  # the notes that follow only the evaluation
+        self.published: dict[str, Any] = dict(x=[], y=[], text=[], visible=False)  # the published models' trace
         fig = go.Figure(_initial_figure_once())  # a copy
         self.apply_geometry(fig)
         if first is not None:
@@ -183,11 +185,12 @@ class DashboardView:
         """Show ``result``: the figure (unless it was built with it), the notes and the table."""
         previous, self.drawn = self.drawn, result
         evaluation_changed = previous is None or previous.evaluation is not result.evaluation
-        if draw_figure:
+        if draw_figure and evaluation_changed:
             with self.figure.batch_update():
-                if evaluation_changed:
-                    self.draw_evaluation(result)
+                self.draw_evaluation(result)
                 self.draw_selection(result)
+        elif draw_figure:  # a budget or top-k move: one update, of what changed
+            self.draw_selection(result)
         self.table.value = selection_table_html(result)
         if evaluation_changed:
             self.price.value = price_of_speed_html(result)
@@ -224,49 +227,52 @@ class DashboardView:
         cloud.update(x=ev.latency_s[shown], y=ev.loss[shown], text=ev.candidates.labels(shown).tolist())
         f = sel.frontier_index
         frontier.update(x=ev.latency_s[f], y=ev.loss[f], text=ev.candidates.labels(f).tolist())
-        published.update(**published_points(result.settings.workload, result.settings.mode))
+        self.published = published_points(result.settings.workload, result.settings.mode)
+        published.update(**self.published)
         trace(fig, INFEASIBLE).update(**infeasible_points(sel, result.assessment))
         line = fig.layout.shapes[0]
         fig.layout.shapes = [line, *fit_range_shading(result.assessment.runs)]
 
     def draw_selection(self, result: Result, fig: Any = None) -> None:
-        """Views that change with the latency budget and top k (and the labels, which depend on both)."""
+        """Views that change with the latency budget and top k (and the labels, which depend on both).
+
+        Sent as one update of only the properties that change (:class:`~morph.app.figure_edits.FigureEdits`):
+        a budget move is the dashboard's most frequent edit.
+        """
         fig = self.figure if fig is None else fig
+        edits = FigureEdits(fig)
         ev, sel = result.evaluation, result.selection
         i = sel.selected_index
         labels = [f"{r}: {L}x{d}" for r, L, d in zip(sel.selected["rank"], sel.selected["n_layers"], sel.selected["d_model"])]
-        trace(fig, SELECTED).update(x=ev.latency_s[i], y=ev.loss[i], text=labels, **selected_bars(sel, result.assessment))
+        edits.trace(SELECTED, x=ev.latency_s[i], y=ev.loss[i], text=labels, **selected_bars(sel, result.assessment))
         if result.optima is not None or self.sent.get(OPTIMA, "unsent") is not None:  # hidden stays hidden, unsent
-            trace(fig, OPTIMA).update(**optima_points(sel, result.optima))
+            edits.trace(OPTIMA, **optima_points(sel, result.optima))
         self.sent[OPTIMA] = result.optima
         rule = budget_rule(sel)
-        line = fig.layout.shapes[0]
-        if rule is not None and line.x0 != rule[0]:
-            line.update(x0=rule[0], x1=rule[0])
-        if line.visible != (rule is not None):
-            line.visible = rule is not None
+        if rule is not None:
+            edits.relayout("shapes.0", dict(x0=rule[0], x1=rule[0]))
+        edits.relayout("shapes.0.visible", rule is not None)
         # Explicit ranges: the labels are placed in pixels, which needs the axes' extent.
-        published = trace(fig, PUBLISHED)
-        xs = [float(ev.latency_s.min()), float(ev.latency_s.max()), *(rule[:1] if rule else ()), *(published.x or ())]
+        published = self.published
+        xs = [float(ev.latency_s.min()), float(ev.latency_s.max()), *(rule[:1] if rule else ()), *published["x"]]
         low, high = linear_range([float(ev.loss.min()), float(ev.loss.max())], pad=0.12)
         # The published models' strip takes the top tenth of the plot: keep the loss dots below it.
-        y_range = (low, high + 0.15 * (high - low)) if published.visible else (low, high)
+        y_range = (low, high + 0.15 * (high - low)) if published["visible"] else (low, high)
         x_range = log_range(xs)
         # Set only when they move: an axis range sent again makes the page lay the axes out again.
         if self.sent.get("ranges") != (x_range, y_range):
-            fig.layout.xaxis.range, fig.layout.yaxis.range = x_range, y_range
+            edits.relayout("xaxis.range", x_range)
+            edits.relayout("yaxis.range", y_range)
             self.sent["ranges"] = (x_range, y_range)
         # Beyond a few, labels crowd the plot: the best MAX_LABELS are named, the table lists the rest.
         points = [(float(ev.latency_s[j]), float(ev.loss[j]), text, "y") for j, text in zip(i[:MAX_LABELS], labels)]
-        if published.visible:
-            points += [(x, y, text, "y3") for x, y, text in zip(published.x, published.y, published.text)]
-        # Built whole from the geometry: inside a batch_update the figure still reads its old annotations.
+        if published["visible"]:
+            points += [(x, y, text, "y3") for x, y, text in zip(published["x"], published["y"], published["text"])]
         placed = self.label_annotations(points, min(len(labels), MAX_LABELS), rule, x_range, y_range)
         # A fixed number of label slots, the unused ones hidden: a move then edits annotations in place.
         self.label_slots = max(self.label_slots, len(placed) - 1)
         annotations = [*self.geometry.titles(*TITLES), *placed,
                        *[HIDDEN_LABEL] * (self.label_slots - (len(placed) - 1))]
-        self.send_annotations(fig, annotations)
         # The law's curve over R at the top pick's N and D: the shape factor in isolation.
         top = int(i[0])
         N, D = float(ev.candidates.N[top]), float(ev.candidates.D[top])
@@ -275,17 +281,24 @@ class DashboardView:
             R = np.geomspace(8.0, 4096.0, 160)
             law = resolve_law(result.law)[0]
             # The name stays (it is how the trace is found); the hover says at which N and D.
-            trace(fig, LAW_CURVE).update(
-                x=R, y=law.predict(np.full_like(R, N), np.full_like(R, D), R),
+            edits.trace(
+                LAW_CURVE, x=R, y=law.predict(np.full_like(R, N), np.full_like(R, D), R),
                 hovertemplate=f"law at N = {si_format(N)}, D = {si_format(D)} (the top pick's)<br>"
                               "R %{x:.0f}<br>predicted loss %{y:.4f} nats/token<extra></extra>")
         aspect_key = (tuple(i.tolist()), tuple(labels), result.evaluation_key)
         if self.sent.get(ASPECT_SELECTED) != aspect_key:  # the same shapes on the law: nothing to send
-            trace(fig, ASPECT_SELECTED).update(x=ev.candidates.aspect_ratio[i], y=ev.loss[i], text=labels)
+            edits.trace(ASPECT_SELECTED, x=ev.candidates.aspect_ratio[i], y=ev.loss[i], text=labels)
             self.sent[ASPECT_SELECTED] = aspect_key
+        if self.edit_annotations(edits, annotations):
+            edits.send()
+        else:  # a new number of annotations: the array is replaced, in the same update as the rest
+            with fig.batch_update():
+                fig.layout.annotations = annotations
+                edits.send()
+        self.sent["annotations"] = (id(fig), annotations)
 
-    def send_annotations(self, fig: Any, annotations: list[dict[str, Any]]) -> None:
-        """Send the annotations that changed since the last time, each edit as small as it can be.
+    def edit_annotations(self, edits: FigureEdits, annotations: list[dict[str, Any]]) -> bool:
+        """Add the annotations that changed since the last time to ``edits``, each edit as small as it can be.
 
         plotly.js redraws the whole figure whenever the annotations array is replaced, while an
         edit of one item's properties is redrawn as that property's edit type asks (a label's
@@ -293,17 +306,21 @@ class DashboardView:
         figure holds the same number of annotations with the same properties, only the changed
         properties of the changed items are sent: smaller messages, and no redraw caused by the
         replacement itself (see benchmarks/README.md, "Where a slider move goes in the page").
+
+        Returns
+        -------
+        bool
+            False when the array must be replaced whole (the first time, or another number of items).
         """
         last = self.sent.get("annotations")
-        if last is not None and last[0] == id(fig) and len(last[1]) == len(annotations) and all(
-                a.keys() == b.keys() for a, b in zip(last[1], annotations)):
-            for k, (old, new) in enumerate(zip(last[1], annotations)):
-                changed = {key: value for key, value in new.items() if old[key] != value}
-                if changed:
-                    fig.layout.annotations[k].update(changed)
-        elif last is None or last[0] != id(fig) or last[1] != annotations:
-            fig.layout.annotations = annotations
-        self.sent["annotations"] = (id(fig), annotations)
+        if last is None or last[0] != id(edits.figure) or len(last[1]) != len(annotations) or any(
+                a.keys() != b.keys() for a, b in zip(last[1], annotations)):
+            return False
+        for k, (old, new) in enumerate(zip(last[1], annotations)):
+            changed = {key: value for key, value in new.items() if old[key] != value}
+            if changed:
+                edits.relayout(f"annotations.{k}", changed)
+        return True
 
     def label_annotations(
         self, points: list[tuple[float, float, str, str]], n_selected: int, rule: tuple[float, str] | None,

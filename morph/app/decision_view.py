@@ -184,7 +184,7 @@ def selected_bars(selection: Selection, assessment: Assessment) -> dict[str, Any
                         arrayminus=(y - low_y).tolist() if has_loss else [], color="rgba(214,39,40,0.6)",
                         thickness=1.5, width=4, visible=has_loss),
         "hovertext": hover,
-        "marker_symbol": ["star" if t else "circle" for t in plausibly],
+        "marker": {"symbol": ["star" if t else "circle" for t in plausibly]},
         "customdata": [[float(p) if np.isfinite(p) else None, t] for p, t in zip(probability, plausibly)],
     }
 
