@@ -145,9 +145,8 @@ def cold_load(browser, notebook: Path, figures: int = 1) -> float:
 def slider_moves(browser, notebook: Path, moves: int, pause_ms: int) -> list[float]:
     """Milliseconds from each latency-target key press to the redrawn frontier.
 
-    ``pause_ms`` between presses lets each move finish its traffic (plotly
-    reports every redraw back to the kernel) before the next: one move at a
-    time, as a person presses keys. With 0 the presses queue behind that traffic.
+    ``pause_ms`` between presses lets each move finish before the next: one
+    move at a time, as a person presses keys. With 0 the presses queue.
     """
     process, url = start_server(notebook)
     try:

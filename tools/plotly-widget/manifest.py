@@ -15,7 +15,7 @@ package = json.loads((modules / "plotly.js-cartesian-dist-min" / "package.json")
 manifest = {
     "bundle": package["name"],
     "plotly.js": package["version"],
-    "widget": "plotly.py js/src/widget.ts (tools/plotly-widget/widget.ts)",
+    "widget": "plotly.py js/src/widget.ts, its defaults not reported back (tools/plotly-widget/widget.ts)",
     "sha256": hashlib.sha256((out / "widget.js").read_bytes()).hexdigest(),
 }
 (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -1,6 +1,11 @@
 import _ from "lodash-es";
 import Plotly from "plotly.js";
 
+// Morph: after every edit, plotly.py's view sent the kernel what plotly.js computed (each
+// trace's and the layout's defaults), which Morph never reads: a deep merge and diff of every
+// trace in the page, and a message to the kernel that ipywidgets echoes back. Off.
+const REPORT_DEFAULTS = false;
+
 // @ts-ignore
 window.PlotlyConfig = { MathJaxConfig: "local" };
 
@@ -1527,6 +1532,8 @@ export class FigureView {
    * @private
    */
   _sendLayoutDelta(layout_edit_id: any) {
+    // Morph: plotly.js's computed defaults are not reported back to the kernel (see README.md).
+    if (!REPORT_DEFAULTS) return;
     // ### Handle layout delta ###
     var layout_delta = createDeltaObject(
       this.getFullLayout(),
@@ -1552,6 +1559,8 @@ export class FigureView {
    * @private
    */
   _sendTraceDeltas(trace_edit_id: any) {
+    // Morph: plotly.js's computed defaults are not reported back to the kernel (see README.md).
+    if (!REPORT_DEFAULTS) return;
     var trace_data = this.model.get("_widget_data");
     var traceIndexes = _.range(trace_data.length);
     var trace_deltas = new Array(traceIndexes.length);
