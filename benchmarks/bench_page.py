@@ -16,7 +16,7 @@ other processes hits both alike. Target: under 2.0 CPU s of browser per page
 with the cartesian build.
 
 Needs Debian's ``chromium`` on the PATH. Run:
-``python benchmarks/bench_page.py [--pages 3] [--bundle both|full|cartesian] [--json]``.
+``python benchmarks/bench_page.py [--pages 3] [--bundle both|full|cartesian] [--blank] [--json]``.
 Exits 1 when a target is missed, 2 without chromium.
 """
 
@@ -76,6 +76,34 @@ def _cpu(pids: set[int], only_chromium: bool = False) -> float:
     return total / TICKS
 
 
+def _kind(pid: int) -> str:
+    """What a Chromium process does: its ``--type`` (renderer, gpu-process, utility: network...), else the browser."""
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split()
+    except OSError:
+        return "gone"
+    kind = next((a.split("=", 1)[1] for a in arguments if a.startswith("--type=")), "browser")
+    sub = next((a.split("=", 1)[1].split(".")[0] for a in arguments if a.startswith("--utility-sub-type=")), "")
+    return f"{kind} ({sub})" if sub else kind
+
+
+def cpu_by_process(server_pid: int) -> dict[int, tuple[str, float]]:
+    """Each Chromium process under this script (the server's excluded): (what it does, CPU s so far)."""
+    tree = _children()
+    pids = _descendants(os.getpid(), tree) - _descendants(server_pid, tree) - {server_pid}
+    return {pid: (_kind(pid), _cpu({pid}, only_chromium=True)) for pid in pids}
+
+
+def by_kind(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU s spent between two readings, summed by what each process does (a new process counts from 0)."""
+    spent: dict[str, float] = {}
+    for pid, (kind, cpu) in after.items():
+        delta = cpu - before.get(pid, (kind, 0.0))[1]
+        if delta > 0:
+            spent[kind] = spent.get(kind, 0.0) + delta
+    return dict(sorted(spent.items(), key=lambda item: -item[1]))
+
+
 def cpu_now(server_pid: int) -> tuple[float, float]:
     """(browser, server) CPU seconds so far: Chromium under this script, and the server's tree."""
     tree = _children()
@@ -84,8 +112,13 @@ def cpu_now(server_pid: int) -> tuple[float, float]:
     return _cpu(browser, only_chromium=True), _cpu(server)
 
 
-def page_cpu(browser, notebook: Path, bundle: str, settle: float) -> tuple[float, float, float]:
-    """(browser CPU s, server CPU s, seconds to interactive) of one page on a fresh server."""
+def page_cpu(browser, notebook: Path, bundle: str, settle: float, blank: bool = False) -> tuple:
+    """(browser CPU s, server CPU s, seconds to interactive, browser CPU s by process kind) of one page.
+
+    Each page on a fresh server. With ``blank``, the same fresh context opens ``about:blank``
+    instead and is read after as long as the last dashboard page took: what Chromium spends
+    on an empty page, the floor under every page measured this way.
+    """
     previous = os.environ.get(BUNDLE_ENV)
     os.environ[BUNDLE_ENV] = bundle  # the server reads it, and passes it to its kernels
     try:
@@ -100,14 +133,20 @@ def page_cpu(browser, notebook: Path, bundle: str, settle: float) -> tuple[float
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         browser_before, server_before = cpu_now(process.pid)
+        processes_before = cpu_by_process(process.pid)
         start = time.perf_counter()
-        page.goto(url, wait_until="commit", timeout=120_000)
-        page.wait_for_function(READY, arg=1, polling=50, timeout=120_000)
+        if blank:
+            page.goto("about:blank")
+            page.wait_for_timeout(settle * 1000)
+        else:
+            page.goto(url, wait_until="commit", timeout=120_000)
+            page.wait_for_function(READY, arg=1, polling=50, timeout=120_000)
         interactive = time.perf_counter() - start
         page.wait_for_timeout(settle * 1000)
         browser_after, server_after = cpu_now(process.pid)
+        kinds = by_kind(processes_before, cpu_by_process(process.pid))
         context.close()
-        return browser_after - browser_before, server_after - server_before, interactive
+        return browser_after - browser_before, server_after - server_before, interactive, kinds
     finally:
         stop(process)
 
@@ -117,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", type=int, default=3, help="pages per script, each on a fresh server (default 3)")
     parser.add_argument("--bundle", choices=("both", "full", "cartesian"), default="both")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds after interactive before reading (3)")
+    parser.add_argument("--blank", action="store_true",
+                        help="also read an empty page (about:blank) opened the same way, as long as a dashboard page")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
     chromium = chromium_path()
@@ -127,13 +168,16 @@ def main(argv: list[str] | None = None) -> int:
     report = Report("bench_page", args.json)
     report.say(f"machine: {machine()}, morph {morph.__version__}; load average before: {load_average()}")
     bundles = ["full", "cartesian"] if args.bundle == "both" else [args.bundle]
-    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in bundles}
+    results: dict[str, list[tuple]] = {name: [] for name in bundles}
+    blanks: list[tuple] = []
     notebook = dashboard_notebook()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         for _ in range(args.pages):  # interleaved
             for name in bundles:
                 results[name].append(page_cpu(browser, notebook, name, args.settle))
+            if args.blank:  # as long as the page before it took to become interactive
+                blanks.append(page_cpu(browser, notebook, bundles[-1], results[bundles[-1]][-1][2], blank=True))
         browser.close()
     for name, runs in results.items():
         browser_cpu = statistics.median(r[0] for r in runs)
@@ -150,6 +194,14 @@ def main(argv: list[str] | None = None) -> int:
                    f"({', '.join(f'{r[0]:.2f}' for r in runs)}), server {server_cpu:.2f} CPU s "
                    f"({', '.join(f'{r[1]:.2f}' for r in runs)}), interactive after {interactive:.2f} s"
                    + (" (target < 2.0 CPU s in the browser)" if name == "cartesian" else ""))
+        report.say("  by process, median: " + ", ".join(
+            f"{kind} {statistics.median(r[3].get(kind, 0.0) for r in runs):.2f} s" for kind in runs[-1][3]))
+    if blanks:
+        empty = statistics.median(b[0] for b in blanks)
+        report.figure("browser CPU of an empty page opened the same way, median", empty, "s")
+        report.say(f"an empty page (about:blank) in a fresh context, read after as long: {empty:.2f} CPU s "
+                   f"({', '.join(f'{b[0]:.2f}' for b in blanks)}); by process: "
+                   + ", ".join(f"{kind} {cpu:.2f} s" for kind, cpu in blanks[-1][3].items()))
     report.say(f"load average after: {load_average()}")
     return report.finish()
 
