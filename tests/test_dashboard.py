@@ -287,8 +287,14 @@ def test_csv_exports_hold_the_current_frontier_and_selection(dashboard):
     chosen = pd.read_csv(io.StringIO(dashboard.selection_csv()), comment="#")
     assert chosen["rank"].tolist() == [1, 2, 3, 4, 5] and chosen["label"].iloc[0] == "1B_v8"
     assert chosen["speedup"].tolist() == pytest.approx(dashboard.selection.selected["speedup"].tolist(), rel=1e-6)
-    assert dashboard.share.selection_csv == dashboard.selection_csv()
-    assert dashboard.share.frontier_csv == dashboard.frontier_csv()
+    # The share bar writes a table when the page asks for it, and answers nothing else.
+    answers: list[dict] = []
+    dashboard.share.send = lambda content, buffers=None: answers.append(content)
+    for asked in ({"want": "selection"}, {"want": "frontier"}, {"want": "../settings"}, {"want": ["frontier"]}, "frontier",
+                  None, {}):
+        dashboard.share._handle_custom_msg(asked, [])
+    assert answers == [{"table": "selection", "csv": dashboard.selection_csv()},
+                       {"table": "frontier", "csv": dashboard.frontier_csv()}]
 
 
 # --- links ----------------------------------------------------------------------------------------

@@ -151,7 +151,7 @@ class Dashboard:
         self.view = DashboardView(FigureWidget, first, self.max_cloud_points)
         self.figure, self.table, self.price, self.notes_html = (
             self.view.figure, self.view.table, self.view.price, self.view.notes_html)
-        self.share = ShareBar(query=settings.to_query(), sync_url=sync_url)
+        self.share = ShareBar(query=settings.to_query(), sync_url=sync_url, tables=self.table_csv)
         if first is not None:
             self._commit(first, draw_figure=False)
         warnings = [*notes, *adjusted]
@@ -273,9 +273,6 @@ class Dashboard:
 
     def _commit(self, result: Result, draw_figure: bool) -> None:
         self.view.draw(result, draw_figure)
-        # Both downloads name the settings that produced them, the budget included.
-        self.share.frontier_csv = self.frontier_csv()
-        self.share.selection_csv = self.selection_csv()
 
     # -- exports ---------------------------------------------------------------------------
 
@@ -290,6 +287,13 @@ class Dashboard:
     def selection_csv(self) -> str:
         """The current selection (best first) as CSV text, after its settings; empty before a first result."""
         return compute.selection_csv(self.result)
+
+    def table_csv(self, name: str) -> str:
+        """The CSV the share bar's download ``name`` offers (``"frontier"`` or ``"selection"``), written now.
+
+        Both name the settings that produced them, the budget included.
+        """
+        return self.frontier_csv() if name == "frontier" else self.selection_csv()
 
     # -- layout ----------------------------------------------------------------------------
 

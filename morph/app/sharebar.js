@@ -17,11 +17,11 @@ function render({ model, el }) {
   const frontier = document.createElement("a");
   frontier.className = "morph-download-frontier";
   frontier.textContent = "Download frontier (CSV)";
-  frontier.download = "morph-frontier.csv";
+  frontier.href = "#";
   const selection = document.createElement("a");
   selection.className = "morph-download-selection";
   selection.textContent = "Download selection (CSV)";
-  selection.download = "morph-selection.csv";
+  selection.href = "#";
   bar.append(copy, field, status, frontier, selection);
   el.appendChild(bar);
 
@@ -47,8 +47,28 @@ function render({ model, el }) {
       window.history.replaceState(window.history.state, "", href);
     }
   }
-  function csv(anchor, name) {
-    anchor.href = "data:text/csv;charset=utf-8," + encodeURIComponent(model.get(name));
+  // A table is written by the kernel when its download is clicked (not sent on every move):
+  // ask for it, then save what comes back under the table's file name.
+  function ask(name) {
+    return (event) => {
+      event.preventDefault();
+      model.send({ want: name });
+    };
+  }
+  function save(message) {
+    if (!message || typeof message.csv !== "string" || !message.csv) return;
+    const files = { frontier: "morph-frontier.csv", selection: "morph-selection.csv" };
+    const file = files[message.table];
+    if (!file) return;
+    const url = URL.createObjectURL(new Blob([message.csv], { type: "text/csv;charset=utf-8" }));
+    const anchor = document.createElement("a");
+    anchor.href = url;
+    anchor.download = file;
+    anchor.style.display = "none";
+    bar.appendChild(anchor);
+    anchor.click();
+    anchor.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
   }
   copy.addEventListener("click", async () => {
     sync();
@@ -64,10 +84,9 @@ function render({ model, el }) {
   });
   field.addEventListener("focus", () => field.select());
   model.on("change:query", sync);
-  model.on("change:frontier_csv", () => csv(frontier, "frontier_csv"));
-  model.on("change:selection_csv", () => csv(selection, "selection_csv"));
+  frontier.addEventListener("click", ask("frontier"));
+  selection.addEventListener("click", ask("selection"));
+  model.on("msg:custom", save);
   sync();
-  csv(frontier, "frontier_csv");
-  csv(selection, "selection_csv");
 }
 export default { render };
