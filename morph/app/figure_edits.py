@@ -10,8 +10,11 @@ when the page reports an edit (``plotly_update``), and sends them in one
 message: the page receives what plotly's own ``batch_update`` would have sent
 (``tests/test_figure_edits.py`` checks both against each other on real moves).
 
-Only values Morph computes go through here; anything a user typed is validated
-before it reaches a figure. ``FigureEdits(figure, validate=True)`` applies the
+It relies on plotly's figure internals (``_data``, ``_layout``, ``_set_in``,
+``_send_update_msg``), as plotly's own widget code does; the tests compare it with
+plotly's public, validated path on every run, so a plotly release that changes them
+fails there first. Only values Morph computes go through here; anything a user typed
+is validated before it reaches a figure. ``FigureEdits(figure, validate=True)`` applies the
 same edits through plotly's validated setters, the reference the tests compare
 against.
 """
