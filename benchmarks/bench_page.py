@@ -16,7 +16,7 @@ other processes hits both alike. Target: under 2.0 CPU s of browser per page
 with the cartesian build.
 
 Needs Debian's ``chromium`` on the PATH. Run:
-``python benchmarks/bench_page.py [--pages 3] [--bundle both|full|cartesian] [--blank] [--json]``.
+``python benchmarks/bench_page.py [--pages 3] [--bundle both|full|cartesian] [--blank] [--without-plotly] [--json]``.
 Exits 1 when a target is missed, 2 without chromium.
 """
 
@@ -112,12 +112,23 @@ def cpu_now(server_pid: int) -> tuple[float, float]:
     return _cpu(browser, only_chromium=True), _cpu(server)
 
 
-def page_cpu(browser, notebook: Path, bundle: str, settle: float, blank: bool = False) -> tuple:
+# Stands in for the figure widget's script when the page is read without plotly (``--without-plotly``).
+NO_PLOTLY = "export default () => ({initialize() {}, render({el}) { el.textContent = 'figure'; return () => {}; }});"
+CONTROLS_READY = "() => !!document.querySelector('.widget-slider .noUi-handle') && !!document.querySelector('.morph-table table')"
+
+
+def page_cpu(browser, notebook: Path, bundle: str, settle: float, kind: str = "dashboard", hold: float = 0.0) -> tuple:
     """(browser CPU s, server CPU s, seconds to interactive, browser CPU s by process kind) of one page.
 
-    Each page on a fresh server. With ``blank``, the same fresh context opens ``about:blank``
-    instead and is read after as long as the last dashboard page took: what Chromium spends
-    on an empty page, the floor under every page measured this way.
+    Each page on a fresh server, in a fresh browser context. ``kind``:
+
+    - ``"dashboard"``: the dashboard, read ``settle`` s after it is interactive;
+    - ``"blank"``: ``about:blank`` instead, read after ``hold`` s (a dashboard page's time to
+      interactive) and ``settle`` s more: what Chromium spends on an empty page, the floor
+      under every page measured this way;
+    - ``"no-plotly"``: the dashboard with the figure widget's script replaced by a stub that
+      draws nothing, read ``settle`` s after its controls and table are there: the page
+      without plotly.js, what Voila's page and the widgets cost alone.
     """
     previous = os.environ.get(BUNDLE_ENV)
     os.environ[BUNDLE_ENV] = bundle  # the server reads it, and passes it to its kernels
@@ -132,15 +143,19 @@ def page_cpu(browser, notebook: Path, bundle: str, settle: float, blank: bool = 
         time.sleep(3.0)  # the server's own start is not the page's cost
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
+        if kind == "no-plotly":
+            page.route("**/plotly-widget-*.js", lambda route: route.fulfill(
+                status=200, content_type="text/javascript", body=NO_PLOTLY))
         browser_before, server_before = cpu_now(process.pid)
         processes_before = cpu_by_process(process.pid)
         start = time.perf_counter()
-        if blank:
+        if kind == "blank":
             page.goto("about:blank")
-            page.wait_for_timeout(settle * 1000)
+            page.wait_for_timeout(hold * 1000)
         else:
             page.goto(url, wait_until="commit", timeout=120_000)
-            page.wait_for_function(READY, arg=1, polling=50, timeout=120_000)
+            ready = CONTROLS_READY if kind == "no-plotly" else READY
+            page.wait_for_function(ready, arg=1, polling=50, timeout=120_000)
         interactive = time.perf_counter() - start
         page.wait_for_timeout(settle * 1000)
         browser_after, server_after = cpu_now(process.pid)
@@ -158,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=3.0, help="seconds after interactive before reading (3)")
     parser.add_argument("--blank", action="store_true",
                         help="also read an empty page (about:blank) opened the same way, as long as a dashboard page")
+    parser.add_argument("--without-plotly", action="store_true",
+                        help="also read the dashboard with a stub for the figure widget's script (no plotly.js)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
     chromium = chromium_path()
@@ -170,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     bundles = ["full", "cartesian"] if args.bundle == "both" else [args.bundle]
     results: dict[str, list[tuple]] = {name: [] for name in bundles}
     blanks: list[tuple] = []
+    stubbed: list[tuple] = []
     notebook = dashboard_notebook()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
@@ -177,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
             for name in bundles:
                 results[name].append(page_cpu(browser, notebook, name, args.settle))
             if args.blank:  # as long as the page before it took to become interactive
-                blanks.append(page_cpu(browser, notebook, bundles[-1], results[bundles[-1]][-1][2], blank=True))
+                blanks.append(page_cpu(browser, notebook, bundles[-1], args.settle, "blank",
+                                       hold=results[bundles[-1]][-1][2]))
+            if args.without_plotly:
+                stubbed.append(page_cpu(browser, notebook, bundles[-1], args.settle, "no-plotly"))
         browser.close()
     for name, runs in results.items():
         browser_cpu = statistics.median(r[0] for r in runs)
@@ -196,6 +217,12 @@ def main(argv: list[str] | None = None) -> int:
                    + (" (target < 2.0 CPU s in the browser)" if name == "cartesian" else ""))
         report.say("  by process, median: " + ", ".join(
             f"{kind} {statistics.median(r[3].get(kind, 0.0) for r in runs):.2f} s" for kind in runs[-1][3]))
+    if stubbed:
+        alone = statistics.median(b[0] for b in stubbed)
+        report.figure("browser CPU per page without plotly.js, median", alone, "s")
+        report.say(f"the same page with a stub for the figure's script (no plotly.js): {alone:.2f} CPU s "
+                   f"({', '.join(f'{b[0]:.2f}' for b in stubbed)}); by process: "
+                   + ", ".join(f"{kind} {cpu:.2f} s" for kind, cpu in stubbed[-1][3].items()))
     if blanks:
         empty = statistics.median(b[0] for b in blanks)
         report.figure("browser CPU of an empty page opened the same way, median", empty, "s")
