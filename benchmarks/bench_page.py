@@ -114,7 +114,8 @@ def cpu_now(server_pid: int) -> tuple[float, float]:
 
 # Stands in for the figure widget's script when the page is read without plotly (``--without-plotly``).
 NO_PLOTLY = "export default () => ({initialize() {}, render({el}) { el.textContent = 'figure'; return () => {}; }});"
-CONTROLS_READY = "() => !!document.querySelector('.widget-slider .noUi-handle') && !!document.querySelector('.morph-table table')"
+CONTROLS_READY = ("() => !!document.querySelector('.widget-slider .noUi-handle')"
+                  " && !!document.querySelector('.morph-table table')")
 
 
 def page_cpu(browser, notebook: Path, bundle: str, settle: float, kind: str = "dashboard", hold: float = 0.0) -> tuple:
