@@ -218,18 +218,16 @@ def main(argv: list[str] | None = None) -> int:
                    + (" (target < 2.0 CPU s in the browser)" if name == "cartesian" else ""))
         report.say("  by process, median: " + ", ".join(
             f"{kind} {statistics.median(r[3].get(kind, 0.0) for r in runs):.2f} s" for kind in runs[-1][3]))
-    if stubbed:
-        alone = statistics.median(b[0] for b in stubbed)
-        report.figure("browser CPU per page without plotly.js, median", alone, "s")
-        report.say(f"the same page with a stub for the figure's script (no plotly.js): {alone:.2f} CPU s "
-                   f"({', '.join(f'{b[0]:.2f}' for b in stubbed)}); by process: "
-                   + ", ".join(f"{kind} {cpu:.2f} s" for kind, cpu in stubbed[-1][3].items()))
-    if blanks:
-        empty = statistics.median(b[0] for b in blanks)
-        report.figure("browser CPU of an empty page opened the same way, median", empty, "s")
-        report.say(f"an empty page (about:blank) in a fresh context, read after as long: {empty:.2f} CPU s "
-                   f"({', '.join(f'{b[0]:.2f}' for b in blanks)}); by process: "
-                   + ", ".join(f"{kind} {cpu:.2f} s" for kind, cpu in blanks[-1][3].items()))
+    comparisons = (("browser CPU per page without plotly.js, median",
+                    "the same page with a stub for the figure's script (no plotly.js)", stubbed),
+                   ("browser CPU of an empty page opened the same way, median",
+                    "an empty page (about:blank) in a fresh context, read after as long", blanks))
+    for figure, description, pages in comparisons:
+        if pages:
+            cpu = statistics.median(b[0] for b in pages)
+            report.figure(figure, cpu, "s")
+            report.say(f"{description}: {cpu:.2f} CPU s ({', '.join(f'{b[0]:.2f}' for b in pages)}); by process: "
+                       + ", ".join(f"{kind} {spent:.2f} s" for kind, spent in pages[-1][3].items()))
     report.say(f"load average after: {load_average()}")
     return report.finish()
 
