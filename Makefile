@@ -79,22 +79,23 @@ benchmarks: $(VENV)/.test-installed
 	  $(PY) $$script || failed="$$failed $$script"; done; \
 	if [ -n "$$failed" ]; then echo "missed a target or failed:$$failed"; exit 1; fi
 
-# The figure widget's script on plotly.js's cartesian partial bundle (about 1.6 MB instead of 5 MB).
+# The figure widget's script on a partial plotly.js: lib/core (with scatter) and the trace types
+# Morph draws, listed in tools/plotly-widget/plotly-partial.js (about 1.4 MB instead of 5 MB).
 # Versions are pinned in tools/plotly-widget/package.json and checked by npm ci against the
-# integrity hashes in its package-lock.json; the built file is committed, so installing Morph
-# never needs npm. Rerun when plotly.py's plotly.js version changes (tests/test_bundle.py says so).
+# integrity hashes in its package-lock.json; the built file is committed with the licence of
+# every package in it, so installing Morph never needs npm. Rerun when plotly.py's plotly.js
+# version changes (tests/test_bundle.py says so). esbuild's settings are plotly.js's own
+# (global, define.amd); map traces' stylesheet is left empty, as no map trace is built.
 WIDGET_SRC := tools/plotly-widget
 WIDGET_OUT := morph/app/plotly_widget
 plotly-bundle:
 	cd $(WIDGET_SRC) && npm ci --no-audit --no-fund --ignore-scripts
 	mkdir -p $(WIDGET_OUT)
-	cd $(WIDGET_SRC) && node_modules/.bin/esbuild --bundle --alias:plotly.js=plotly.js-cartesian-dist-min \
-	  --format=esm --minify --log-level=warning --outfile=$(CURDIR)/$(WIDGET_OUT)/widget.js widget.ts
-	{ echo "widget.js bundles three MIT-licensed works; their licences follow."; echo; \
-	  echo "== plotly.js (plotly.js-cartesian-dist-min)"; cat $(WIDGET_SRC)/node_modules/plotly.js-cartesian-dist-min/LICENSE; echo; \
-	  echo "== plotly.py's figure widget (js/src/widget.ts)"; cat $(WIDGET_SRC)/LICENSE.plotly.py.txt; echo; \
-	  echo "== lodash-es"; cat $(WIDGET_SRC)/node_modules/lodash-es/LICENSE; } > $(WIDGET_OUT)/LICENSE
-	$(PYTHON) $(WIDGET_SRC)/manifest.py $(WIDGET_OUT) $(WIDGET_SRC)/node_modules
+	cd $(WIDGET_SRC) && node_modules/.bin/esbuild --bundle --alias:plotly.js=./plotly-partial.js \
+	  --define:global=window --define:define.amd=false --loader:.css=empty \
+	  --format=esm --minify --log-level=warning --metafile=node_modules/.widget-meta.json \
+	  --outfile=$(CURDIR)/$(WIDGET_OUT)/widget.js widget.ts
+	$(PYTHON) $(WIDGET_SRC)/manifest.py $(WIDGET_OUT) $(WIDGET_SRC) $(WIDGET_SRC)/node_modules/.widget-meta.json
 
 strip: $(VENV)/.test-installed
 	$(VENV)/bin/nbstripout notebooks/*.ipynb

@@ -10,13 +10,13 @@ after it is interactive (sliders present, frontier drawn), with the page still
 open: a closed renderer's CPU leaves /proc with it.
 
 ``--bundle full`` measures with plotly's own script (all of plotly.js, as
-before Morph's cartesian build), ``--bundle cartesian`` with Morph's build,
-``--bundle both`` (default) alternates the two on one server each, so load from
-other processes hits both alike. Target: under 2.0 CPU s of browser per page
-with the cartesian build.
+before Morph's partial build), ``--bundle partial`` with Morph's build (the
+trace types Morph draws), ``--bundle both`` (default) alternates the two on one
+server each, so load from other processes hits both alike. Target: under 2.0
+CPU s of browser per page with the partial build.
 
 Needs Debian's ``chromium`` on the PATH. Run:
-``python benchmarks/bench_page.py [--pages 3] [--bundle both|full|cartesian] [--blank] [--without-plotly] [--json]``.
+``python benchmarks/bench_page.py [--pages 3] [--bundle both|full|partial] [--blank] [--without-plotly] [--json]``.
 Exits 1 when a target is missed, 2 without chromium.
 """
 
@@ -170,7 +170,7 @@ def page_cpu(browser, notebook: Path, bundle: str, settle: float, kind: str = "d
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=3, help="pages per script, each on a fresh server (default 3)")
-    parser.add_argument("--bundle", choices=("both", "full", "cartesian"), default="both")
+    parser.add_argument("--bundle", choices=("both", "full", "partial"), default="both")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds after interactive before reading (3)")
     parser.add_argument("--blank", action="store_true",
                         help="also read an empty page (about:blank) opened the same way, as long as a dashboard page")
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = Report("bench_page", args.json)
     report.say(f"machine: {machine()}, morph {morph.__version__}; load average before: {load_average()}")
-    bundles = ["full", "cartesian"] if args.bundle == "both" else [args.bundle]
+    bundles = ["full", "partial"] if args.bundle == "both" else [args.bundle]
     results: dict[str, list[tuple]] = {name: [] for name in bundles}
     blanks: list[tuple] = []
     stubbed: list[tuple] = []
@@ -205,9 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         browser_cpu = statistics.median(r[0] for r in runs)
         server_cpu = statistics.median(r[1] for r in runs)
         interactive = statistics.median(r[2] for r in runs)
-        label = "plotly's full script" if name == "full" else "Morph's cartesian build"
-        if name == "cartesian":
-            report.target("browser CPU per page, cartesian build, median", browser_cpu, 2.0, "s")
+        label = "plotly's full script" if name == "full" else "Morph's partial build"
+        if name == "partial":
+            report.target("browser CPU per page, partial build, median", browser_cpu, 2.0, "s")
         else:
             report.figure("browser CPU per page, full plotly.js, median", browser_cpu, "s")
         report.figure(f"server CPU per page, {name}, median", server_cpu, "s")
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         report.say(f"{label}: browser {browser_cpu:.2f} CPU s per page "
                    f"({', '.join(f'{r[0]:.2f}' for r in runs)}), server {server_cpu:.2f} CPU s "
                    f"({', '.join(f'{r[1]:.2f}' for r in runs)}), interactive after {interactive:.2f} s"
-                   + (" (target < 2.0 CPU s in the browser)" if name == "cartesian" else ""))
+                   + (" (target < 2.0 CPU s in the browser)" if name == "partial" else ""))
         report.say("  by process, median: " + ", ".join(
             f"{kind} {statistics.median(r[3].get(kind, 0.0) for r in runs):.2f} s" for kind in runs[-1][3]))
     comparisons = (("browser CPU per page without plotly.js, median",

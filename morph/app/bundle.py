@@ -19,10 +19,12 @@ that path, so the environment variable :data:`URL_ENV` is unset and the loader
 carries the script inline, as a string evaluated only when imported.
 
 The script is Morph's own build of plotly.py's widget (``make plotly-bundle``,
-``morph/app/plotly_widget/``) on plotly.js's *cartesian* partial bundle: 1.6 MB
-instead of 5 MB, with every trace type Morph draws (scatter, bar, box, heatmap,
-histogram, contour, pie, ...). Evaluating the full bundle cost each page about
-a second of browser CPU for 49 trace types the dashboard never draws. When the
+``morph/app/plotly_widget/``) on a partial plotly.js holding the trace types
+Morph's figures draw (scatter, bar and contour; ``manifest.json`` lists them):
+1.3 MB instead of 5 MB. Every page evaluates the script, and the evaluation
+grows with the trace types in it: the full bundle cost each page about a second
+of browser CPU for 49 trace types the dashboard never draws, and plotly.js's
+cartesian partial bundle, used before, still twice as long as this build. When the
 installed plotly.py carries another plotly.js than the one the build pinned,
 plotly's own full script is used instead (:func:`bundle_file`), as it is with
 ``MORPH_PLOTLY_BUNDLE=full`` in the environment.
@@ -48,7 +50,7 @@ URL_ENV = "MORPH_PLOTLY_WIDGET_URL"
 
 
 PARTIAL_DIR = Path(__file__).with_name("plotly_widget")
-"""Morph's build of the widget script on the cartesian partial bundle, with its licence and manifest."""
+"""Morph's build of the widget script on a partial plotly.js, with its licences and manifest."""
 
 
 def _plotly_dir() -> Path:
@@ -119,7 +121,7 @@ def bundle_path(base_url: str) -> str:
 def _plotly_version() -> str:
     if uses_partial_bundle():
         manifest = partial_manifest() or {}
-        plotly_version = f"cartesian-{manifest.get('plotly.js', '')}-{str(manifest.get('sha256', ''))[:12]}"
+        plotly_version = f"partial-{manifest.get('plotly.js', '')}-{str(manifest.get('sha256', ''))[:12]}"
     else:
         try:
             plotly_version = version("plotly")
