@@ -16,7 +16,7 @@ server each, so load from other processes hits both alike. Target: under 2.0
 CPU s of browser per page with the partial build.
 
 Needs Debian's ``chromium`` on the PATH. Run:
-``python benchmarks/bench_page.py [--pages 3] [--bundle both|full|partial] [--blank] [--without-plotly] [--json]``.
+``python benchmarks/bench_page.py [--pages 3] [--bundle both|full|partial] [--blank] [--without-plotly] [--floor] [--json]``.
 Exits 1 when a target is missed, 2 without chromium.
 """
 
@@ -26,6 +26,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -117,6 +118,22 @@ NO_PLOTLY = "export default () => ({initialize() {}, render({el}) { el.textConte
 CONTROLS_READY = ("() => !!document.querySelector('.widget-slider .noUi-handle')"
                   " && !!document.querySelector('.morph-table table')")
 
+# The least a Voila page with widgets can be: one slider and one HTML table, served as the dashboard is (``--floor``).
+FLOOR_SOURCE = ("import ipywidgets as widgets\n"
+                "widgets.VBox([widgets.IntSlider(description='x'),\n"
+                "              widgets.HTML('<div class=\"morph-table\"><table><tr><td>1</td></tr></table></div>')])")
+
+
+def floor_notebook(folder: Path) -> Path:
+    """Write the one-cell notebook of ``--floor`` into ``folder``; its path."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(FLOOR_SOURCE)])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / "one-slider.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
 
 def page_cpu(browser, notebook: Path, bundle: str, settle: float, kind: str = "dashboard", hold: float = 0.0) -> tuple:
     """(browser CPU s, server CPU s, seconds to interactive, browser CPU s by process kind) of one page.
@@ -129,7 +146,9 @@ def page_cpu(browser, notebook: Path, bundle: str, settle: float, kind: str = "d
       under every page measured this way;
     - ``"no-plotly"``: the dashboard with the figure widget's script replaced by a stub that
       draws nothing, read ``settle`` s after its controls and table are there: the page
-      without plotly.js, what Voila's page and the widgets cost alone.
+      without plotly.js, what Voila's page and the widgets cost alone;
+    - ``"floor"``: ``notebook`` is :func:`floor_notebook`'s, one slider and one table, read
+      like ``"no-plotly"``: what Voila's page costs before any dashboard is on it.
     """
     previous = os.environ.get(BUNDLE_ENV)
     os.environ[BUNDLE_ENV] = bundle  # the server reads it, and passes it to its kernels
@@ -155,7 +174,7 @@ def page_cpu(browser, notebook: Path, bundle: str, settle: float, kind: str = "d
             page.wait_for_timeout(hold * 1000)
         else:
             page.goto(url, wait_until="commit", timeout=120_000)
-            ready = CONTROLS_READY if kind == "no-plotly" else READY
+            ready = CONTROLS_READY if kind in ("no-plotly", "floor") else READY
             page.wait_for_function(ready, arg=1, polling=50, timeout=120_000)
         interactive = time.perf_counter() - start
         page.wait_for_timeout(settle * 1000)
@@ -176,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also read an empty page (about:blank) opened the same way, as long as a dashboard page")
     parser.add_argument("--without-plotly", action="store_true",
                         help="also read the dashboard with a stub for the figure widget's script (no plotly.js)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also read a Voila page holding one slider and one table, served the same way")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
     chromium = chromium_path()
@@ -189,8 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[tuple]] = {name: [] for name in bundles}
     blanks: list[tuple] = []
     stubbed: list[tuple] = []
+    floors: list[tuple] = []
     notebook = dashboard_notebook()
-    with sync_playwright() as playwright:
+    folder = tempfile.TemporaryDirectory()
+    with folder, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         for _ in range(args.pages):  # interleaved
             for name in bundles:
@@ -200,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                                        hold=results[bundles[-1]][-1][2]))
             if args.without_plotly:
                 stubbed.append(page_cpu(browser, notebook, bundles[-1], args.settle, "no-plotly"))
+            if args.floor:
+                floors.append(page_cpu(browser, floor_notebook(Path(folder.name)), bundles[-1], args.settle, "floor"))
         browser.close()
     for name, runs in results.items():
         browser_cpu = statistics.median(r[0] for r in runs)
@@ -220,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{kind} {statistics.median(r[3].get(kind, 0.0) for r in runs):.2f} s" for kind in runs[-1][3]))
     comparisons = (("browser CPU per page without plotly.js, median",
                     "the same page with a stub for the figure's script (no plotly.js)", stubbed),
+                   ("browser CPU of a Voila page with one slider and one table, median",
+                    "a Voila page with one slider and one table, served the same way", floors),
                    ("browser CPU of an empty page opened the same way, median",
                     "an empty page (about:blank) in a fresh context, read after as long", blanks))
     for figure, description, pages in comparisons:
