@@ -80,7 +80,7 @@ benchmarks: $(VENV)/.test-installed
 	if [ -n "$$failed" ]; then echo "missed a target or failed:$$failed"; exit 1; fi
 
 # The figure widget's script on a partial plotly.js: lib/core (with scatter) and the trace types
-# Morph draws, listed in tools/plotly-widget/plotly-partial.js (about 1.4 MB instead of 5 MB).
+# Morph draws, listed in tools/plotly-widget/plotly-partial.js (about 1.3 MB instead of 5 MB).
 # Versions are pinned in tools/plotly-widget/package.json and checked by npm ci against the
 # integrity hashes in its package-lock.json; the built file is committed with the licence of
 # every package in it, so installing Morph never needs npm. Rerun when plotly.py's plotly.js
