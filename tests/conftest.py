@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -211,11 +210,6 @@ def browser() -> Iterator[object]:
         chromium.close()
 
 
-# Offline, the lab template's icon-font stylesheets (Font Awesome, from a CDN) fail
-# to load: two harmless console errors, the only ones a test may ignore.
-_OFFLINE_FONT_CSS = re.compile(r"^https://cdn\.jsdelivr\.net/npm/@fortawesome/fontawesome-free@[^/]+/css/[\w.-]+\.css$")
-
-
 @pytest.fixture
 def page(browser, request) -> Iterator[object]:
     """A fresh page (1400 x 1000) collecting console errors in ``page.console_errors``; screenshot kept."""
@@ -228,8 +222,6 @@ def page(browser, request) -> Iterator[object]:
         if message.type != "error":
             return
         url = (message.location or {}).get("url", "")
-        if message.text.startswith("Failed to load resource: net::ERR_") and _OFFLINE_FONT_CSS.match(url):
-            return
         page.console_errors.append(f"{message.text} ({url})")  # type: ignore[attr-defined]
 
     page.on("console", on_console)

@@ -42,7 +42,7 @@ def test_voila_command_keeps_the_safe_defaults():
     assert set(guard) == {"--closed-grace=5", "--allow-host=localhost:9999", "--allow-host=127.0.0.1:9999",
                           "--allow-host=[::1]:9999", "--base-url=/"}  # plotly's widget script is served under it
     for flag in (
-        "--port=9999", "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--template=lab", "--strip_sources=True",
+        "--port=9999", "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--template=morph", "--strip_sources=True",
         "--show_tracebacks=False", "--VoilaConfiguration.allow_template_override=NO",
         "--VoilaConfiguration.allow_theme_override=NO",
         # A page that never connected is shut down within a minute (cull after 60 s, checked every 10 s).

@@ -26,6 +26,20 @@ def record_traffic(page) -> tuple[list[str], list[int]]:
     return requested, frames
 
 
+def off_server(page, server: str) -> list[str]:
+    """Filled as the page runs: every URL it requests from anywhere but ``server`` (data: and blob: are local)."""
+    origin = urllib.parse.urlparse(server)
+    elsewhere: list[str] = []
+
+    def check(request) -> None:
+        url = urllib.parse.urlparse(request.url)
+        if url.scheme not in ("data", "blob") and (url.scheme, url.netloc) != (origin.scheme, origin.netloc):
+            elsewhere.append(request.url)
+
+    page.on("request", check)
+    return elsewhere
+
+
 def morph_1b_leaves_at_a_lower_budget(page, before: dict) -> None:
     handle = slider(page, "Latency budget (s)").locator(".noUi-handle")
     handle.focus()
@@ -93,10 +107,14 @@ def test_a_page_loads_plotly_once_from_the_server_and_no_extension_it_does_not_n
     from morph.app.bundle import bundle_path
 
     requested, frames = record_traffic(page)
+    elsewhere = off_server(page, pooled_server)
     page.goto(f"{pooled_server}/")
     page.wait_for_function(READY, polling=100)
     assert_no_python_errors(page)
     assert requested.count(bundle_path("/")) == 1  # the figure's script, from the server
+    # Nothing from a third party: Voila's lab template linked two icon stylesheets from a CDN.
+    page.wait_for_timeout(1000)
+    assert elsewhere == []
     # plotly's JupyterLab renderer (jupyterlab-plotly, 4.8 MB) and every other extension not
     # named in morph serve's allowlist stay out of a served page.
     assert not [path for path in requested if "/labextensions/jupyterlab-plotly/" in path]
@@ -153,9 +171,12 @@ def test_on_a_hub_the_dashboard_imports_plotly_from_its_server_and_follows_the_c
     from morph.app.bundle import bundle_path
 
     requested, frames = record_traffic(page)
+    elsewhere = off_server(page, hub_server)
     page.goto(f"{hub_server}/voila/render/notebooks/dashboard.ipynb")
     page.wait_for_function(READY, polling=100)
     assert requested.count(bundle_path("/")) == 1
+    # The deployed configuration renders Morph's template too: no icon stylesheets from a CDN.
+    assert not [url for url in elsewhere if "fontawesome" in url]
     assert sum(frames) < 1_000_000  # the widgets' state, without plotly's 5 MB script
     before = page.evaluate(PLOT)
     morph_1b_leaves_at_a_lower_budget(page, before)

@@ -392,9 +392,11 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
     # plotly's figure-widget script is served here too, once per browser instead of once per kernel.
     script = bundle_path(server_app.base_url)
     install(GuardSettings(max_sessions=None, allowed_hosts=frozenset(), closed_grace_s=-1.0, bundle_path=script))
-    from . import templates_once
+    from . import page_template, templates_once
 
     templates_once.install()  # Voila's pages under this server: templates compiled once, not once per page
+    # Morph's page template (deploy/ names it), found by Voila's extension, which loads after this one.
+    page_template.install()
     os.environ[URL_ENV] = script  # the kernels this server starts inherit it: their figures import the script
     server_app.web_app.settings["kernel_websocket_connection_class"] = guarded_connection_class()
     server_app.log.info("morph: kernel websocket guards installed; plotly's widget script served at %s", script)
@@ -426,12 +428,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     environment before any kernel starts.
     """
     guard, voila_args = _parse(sys.argv[1:] if argv is None else argv)
-    from . import templates_once
+    from . import page_template, templates_once
     from .kernel import quick_jsonschema
 
     # Voila's server stack imports jsonschema (jupyter_events): without its IRI grammars, 1.6 s less per start.
     quick_jsonschema()
     templates_once.install()  # each page's templates compiled once per server, not once per page
+    page_template.install()  # Voila finds Morph's page template (morph.app.page_template)
     install(GuardSettings(
         max_sessions=guard.max_sessions,
         allowed_hosts=frozenset(h.lower() for h in guard.allow_host),

@@ -497,7 +497,7 @@ class FittingApp(widgets.VBox):
         self.fit_set = widgets.Dropdown(description="fit set", style=_WIDE, layout=widgets.Layout(width="300px"))
         self.bootstrap = widgets.BoundedIntText(value=0, min=0, max=2000, step=10, description="bootstrap refits",
                                                 style=_WIDE, layout=widgets.Layout(width="200px"))
-        self.fit_button = widgets.Button(description="Fit", button_style="primary", icon="play")
+        self.fit_button = widgets.Button(description="Fit", button_style="primary")
         self.residual_axis = widgets.Dropdown(description="residuals against", style=_WIDE)
         self.report = widgets.HTML()
         self.parameters = widgets.HTML()

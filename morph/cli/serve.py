@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from ..app.page_template import TEMPLATE as PAGE_TEMPLATE
 from ..errors import MorphError
 from .common import positive_int
 
@@ -137,7 +138,8 @@ def voila_command(
         # Voila quietly moves to the next free port otherwise: an error is clearer.
         "--Voila.port_retries=0",
         f"--Voila.base_url={normalize_base_url(base_url)}",
-        "--template=lab",
+        # Voila's lab template without its links to a CDN (morph.app.page_template).
+        f"--template={PAGE_TEMPLATE}",
         "--VoilaConfiguration.allow_template_override=NO",
         # Voila's lab template writes ?theme= into the page unescaped: a link could carry script.
         "--VoilaConfiguration.allow_theme_override=NO",
