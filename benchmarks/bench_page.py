@@ -212,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     stubbed: list[tuple] = []
     floors: list[tuple] = []
     notebook = dashboard_notebook()
-    folder = tempfile.TemporaryDirectory()
-    with folder, sync_playwright() as playwright:
+    with tempfile.TemporaryDirectory() as folder, sync_playwright() as playwright:
+        floor = floor_notebook(Path(folder)) if args.floor else None
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         for _ in range(args.pages):  # interleaved
             for name in bundles:
@@ -223,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                                        hold=results[bundles[-1]][-1][2]))
             if args.without_plotly:
                 stubbed.append(page_cpu(browser, notebook, bundles[-1], args.settle, "no-plotly"))
-            if args.floor:
-                floors.append(page_cpu(browser, floor_notebook(Path(folder.name)), bundles[-1], args.settle, "floor"))
+            if floor is not None:
+                floors.append(page_cpu(browser, floor, bundles[-1], args.settle, "floor"))
         browser.close()
     for name, runs in results.items():
         browser_cpu = statistics.median(r[0] for r in runs)
