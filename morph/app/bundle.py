@@ -24,7 +24,7 @@ Morph's figures draw (scatter, bar and contour; ``manifest.json`` lists them):
 1.3 MB instead of 5 MB. Every page evaluates the script, and the evaluation
 grows with the trace types in it: the full bundle cost each page about a second
 of browser CPU for 49 trace types the dashboard never draws, and plotly.js's
-cartesian partial bundle, used before, still twice as long as this build. When the
+cartesian partial bundle, used before, took twice as long as this build. When the
 installed plotly.py carries another plotly.js than the one the build pinned,
 plotly's own full script is used instead (:func:`bundle_file`), as it is with
 ``MORPH_PLOTLY_BUNDLE=full`` in the environment.
