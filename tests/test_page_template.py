@@ -37,6 +37,13 @@ def _lab_index() -> Path:
     raise AssertionError("Voila's lab template is not installed")
 
 
+def test_the_server_command_names_this_template():
+    from morph.cli.serve import PAGE_TEMPLATE, voila_command
+
+    assert PAGE_TEMPLATE == TEMPLATE
+    assert f"--template={TEMPLATE}" in voila_command("x.ipynb", port=1)
+
+
 def test_install_puts_morphs_data_folder_first_on_jupyter_path_once():
     environ = {"JUPYTER_PATH": os.pathsep.join(["/a", "/b"])}
     install(environ)

@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..app.page_template import TEMPLATE as PAGE_TEMPLATE
 from ..errors import MorphError
 from .common import positive_int
 
@@ -39,6 +38,10 @@ KERNEL_MB = 160
 PAGE_EXTENSIONS = ("@voila-dashboards/widgets-manager8", "@jupyter-widgets/jupyterlab-manager", "anywidget")
 """JupyterLab extensions a served page loads: Voila's widget manager, ipywidgets, and anywidget
 (plotly's FigureWidget, the share bar)."""
+
+PAGE_TEMPLATE = "morph"
+"""The Voila template pages render with: lab's without its links to a CDN (``morph.app.page_template``,
+which the server's process puts where Voila finds it; named here, since the command line never imports the app)."""
 
 IOPUB_TIMEOUT_S = 60
 """Seconds Voila waits for the dashboard cell's outputs (see :func:`voila_command`)."""
