@@ -395,7 +395,8 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
     from . import page_template, templates_once
 
     templates_once.install()  # Voila's pages under this server: templates compiled once, not once per page
-    # Morph's page template (deploy/ names it), found by Voila's extension, which loads after this one.
+    # Morph's page template (deploy/ names it), found by Voila's extension, which collects its template
+    # paths when it loads: after this one, as jupyter_server loads extensions in alphabetical order.
     page_template.install()
     os.environ[URL_ENV] = script  # the kernels this server starts inherit it: their figures import the script
     server_app.web_app.settings["kernel_websocket_connection_class"] = guarded_connection_class()
