@@ -112,8 +112,8 @@ def test_a_page_loads_plotly_once_from_the_server_and_no_extension_it_does_not_n
     page.wait_for_function(READY, polling=100)
     assert_no_python_errors(page)
     assert requested.count(bundle_path("/")) == 1  # the figure's script, from the server
-    # Nothing from a third party: Voila's lab template linked two icon stylesheets from a CDN.
-    page.wait_for_timeout(1000)
+    # Nothing from a third party: Voila's lab template linked two icon stylesheets from a CDN
+    # (requested from the page's head, long before it is interactive).
     assert elsewhere == []
     # plotly's JupyterLab renderer (jupyterlab-plotly, 4.8 MB) and every other extension not
     # named in morph serve's allowlist stay out of a served page.
