@@ -4,9 +4,11 @@ Voila's ``lab`` template links two Font Awesome stylesheets from ``cdn.jsdelivr.
 every page, for ipywidgets' button icons. Every viewer of a shared link then asked a third
 party for them (and offline, each page logged two failed requests), though no Morph page
 draws an icon. The ``morph`` template (``voila_templates/voila/templates/morph/``) is
-``lab`` with those two links left out and nothing else changed; ``morph serve`` renders
-every page with it. Voila looks for templates in Jupyter's data folders: :func:`install`
-puts Morph's first on ``JUPYTER_PATH`` in the server's process, before Voila starts.
+``lab`` with those two links left out and nothing else changed; ``morph serve`` and the
+deployed server configuration (``deploy/``) render every page with it. Voila looks for
+templates in Jupyter's data folders: :func:`install` puts Morph's first on ``JUPYTER_PATH``
+in the server's process, before Voila collects them (from ``morph serve``'s process, and from
+the server extension in ``morph.app.serving_guard``).
 """
 
 from __future__ import annotations
