@@ -153,6 +153,34 @@ def test_the_budget_can_be_set_on_throughput_from_the_page(page, voila_url):
     assert_no_python_errors(page)
 
 
+# The dashboard figure's draws: its width when the page first sees it (drawn, or null), then
+# the width of every draw after that.
+COUNT_DRAWS = """
+window.__morphDraws = {first: undefined, after: []};
+new MutationObserver((_, observer) => {
+  const gd = document.querySelector('.morph-dashboard .js-plotly-plot');
+  if (!gd || !gd.on) return;
+  observer.disconnect();
+  window.__morphDraws.first = gd._fullLayout ? gd._fullLayout.width : null;
+  gd.on('plotly_afterplot', () => window.__morphDraws.after.push(gd._fullLayout.width));
+}).observe(document, {subtree: true, childList: true});
+"""
+
+
+def test_the_figure_is_drawn_once_at_its_box_width(page, voila_url):
+    # The kernel builds the figure for an assumed 900 px and lays it out again once the page
+    # reports its box's width; the page holds the first draw for that layout (figure_loader.js).
+    page.add_init_script(COUNT_DRAWS)
+    open_dashboard(page, voila_url(NOTEBOOK))
+    page.wait_for_timeout(1000)  # a second draw would follow the first within a round trip
+    box = page.evaluate("() => document.querySelector('.morph-dashboard .morph-figure-box').clientWidth")
+    assert box != 900  # the test's viewport: a width other than the assumed one
+    draws = page.evaluate("() => window.__morphDraws")
+    # Seen before its first draw ended, or just after it: one draw either way, at the box's width.
+    assert (draws["first"], draws["after"]) in ((None, [box]), (box, [box]), (box, []))
+    assert_no_python_errors(page)
+
+
 def test_a_link_restores_its_settings(page, voila_url):
     query = "latency=3.0&top_k=5&hardware=h100-sxm"
     plot = open_dashboard(page, voila_url(NOTEBOOK, query))

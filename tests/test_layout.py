@@ -217,3 +217,22 @@ def test_what_the_lessons_show():
     # The replication's published values (Besiroglu et al. 2024): E = 1.817, alpha = 0.3478.
     assert card.loc["E", "value"] == "1.817" and card.loc["alpha", "value"] == "0.3478"
     assert card.loc["E", "meaning"]  # each parameter says what it is
+
+
+@pytest.mark.parametrize("width", [900, 1014, 360])
+def test_the_page_holds_the_first_draw_until_the_figure_is_laid_out_for_its_width(width):
+    # 900 px is the width assumed before the page reports one (figure_geometry(None)):
+    # nothing to lay out again, and the hold is released all the same.
+    board = Dashboard()
+    assert board.figure._morph_hold is True
+    seen = []
+    board.figure.observe(lambda change: seen.append((change["new"], board.figure.layout.width)), names="_morph_hold")
+    board.probe.width = width
+    # Released once, after the layout for the width is in the figure (its edits are sent first).
+    assert seen == [(False, max(300, width))]
+
+
+def test_figures_outside_the_dashboard_are_never_held():
+    from morph.app.bundle import figure_widget_class
+
+    assert figure_widget_class()()._morph_hold is False

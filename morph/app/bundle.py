@@ -152,12 +152,17 @@ def _inline_import() -> str:
 
 @lru_cache(maxsize=None)
 def _figure_widget(path: str | None) -> type:
+    import traitlets
     from plotly.graph_objs import FigureWidget
 
     # anywidget reads _esm from the class when a widget is made: a subclass's own _esm
     # keeps plotly's from ever being read.
     plotly_import = _served_import(path) if path is not None else _inline_import()
-    return type("FigureWidget", (FigureWidget,), {"_esm": _loader(plotly_import), "__module__": __name__})
+    # ``_morph_hold``: while true, the page holds the figure's first draw (at most HOLD_MS in
+    # figure_loader.js) because the kernel is about to lay it out for the page's width.
+    hold = traitlets.Bool(False).tag(sync=True)
+    return type("FigureWidget", (FigureWidget,), {"_esm": _loader(plotly_import), "_morph_hold": hold,
+                                                  "__module__": __name__})
 
 
 def figure_widget_class() -> type:

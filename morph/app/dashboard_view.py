@@ -173,6 +173,9 @@ class DashboardView:
             self.draw_evaluation(first, fig)
             self.draw_selection(first, fig)
         self.figure = figure_class(fig)
+        if self.figure.has_trait("_morph_hold"):
+            # Built for an assumed width: the page holds the first draw until set_width lays it out.
+            self.figure._morph_hold = True
         if "annotations" in self.sent:  # the widget was built from that figure: it holds those annotations
             self.sent["annotations"] = (id(self.figure), self.sent["annotations"][1])
         self.table = widgets.HTML()
@@ -200,15 +203,23 @@ class DashboardView:
         self.notes_html.value = validity_notes_html(result) + self.reading_notes
 
     def set_width(self, width: int) -> None:
-        """The figure's box is ``width`` pixels wide: lay the plots out again and re-place the labels."""
-        geometry = figure_geometry(int(width))
-        if geometry == self.geometry:
-            return
-        self.geometry = geometry
-        with self.figure.batch_update():
-            self.apply_geometry(self.figure)
-            if self.drawn is not None:
-                self.draw_selection(self.drawn)
+        """The figure's box is ``width`` pixels wide: lay the plots out again and re-place the labels.
+
+        Then the page may draw the figure (a view waiting for its first draw was held
+        for this layout; the edits above reach it first).
+        """
+        try:
+            geometry = figure_geometry(int(width))
+            if geometry == self.geometry:
+                return
+            self.geometry = geometry
+            with self.figure.batch_update():
+                self.apply_geometry(self.figure)
+                if self.drawn is not None:
+                    self.draw_selection(self.drawn)
+        finally:
+            if self.figure.has_trait("_morph_hold"):
+                self.figure._morph_hold = False
 
     def apply_geometry(self, fig: Any) -> None:
         """Size, subplot domains, titles and colour bar for the current :attr:`geometry`."""

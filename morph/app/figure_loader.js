@@ -23,6 +23,28 @@ function loadPlotly() {
   return globalThis[key];
 }
 
+// A dashboard's figure is built before the page says how wide it is, and the kernel lays it
+// out again once it knows (morph.app.layout.WidthProbe). Drawing it before that layout arrives
+// draws it twice, the first time at the wrong size. While the model's "_morph_hold" is true, the
+// first draw waits for it to turn false (the kernel sends the layout first), or HOLD_MS at most:
+// a page whose width is never reported (a hidden output, a busy kernel) still gets its figure.
+const HOLD_MS = 3000;
+
+function released(model, signal) {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      model.off("change:_morph_hold", check);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const check = () => { if (!model.get("_morph_hold")) done(); };
+    const timer = setTimeout(done, HOLD_MS);
+    model.on("change:_morph_hold", check);
+    signal?.addEventListener("abort", done);
+  });
+}
+
 export default () => {
   let plotly = null;
 
@@ -67,6 +89,7 @@ export default () => {
 
     async render(context) {
       const definition = await plotly;
+      if (context.model?.get("_morph_hold")) await released(context.model, context.signal);
       if (context.signal?.aborted) return undefined;
       return definition.render?.(context);
     },
